@@ -1,0 +1,119 @@
+//! Subcommands. Flags fall back to `WICK_*` environment variables.
+mod eval;
+mod label;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use wick::engine::{self, Device, LoadOptions, LoadedModel};
+use wick::tasks::classify::ClassifierOptions;
+use wick::tasks::labeler::{Labeler, Task};
+use wick::tasks::labels::LabelSet;
+use wick::tasks::prompt::PromptTemplate;
+
+#[derive(Parser)]
+#[command(name = "wick", version, about = "Labeling server for NLP teams, with an in-process language model")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Label a JSONL file zero-shot with the model.
+    Label(label::LabelArgs),
+    /// Label a JSONL file with gold labels and report accuracy, macro-F1, ECE or span F1.
+    Eval(eval::EvalArgs),
+}
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Label(args) => label::run(args),
+        Command::Eval(args) => eval::run(args),
+    }
+}
+
+/// What every model-using command takes.
+#[derive(Args, Clone)]
+pub struct ModelArgs {
+    /// A .gguf path, or hf:OWNER/REPO/FILE.gguf[@REVISION] from the Hugging Face cache.
+    #[arg(long, env = "WICK_MODEL", default_value = engine::source::DEFAULT_MODEL)]
+    pub model: String,
+    #[arg(long, env = "WICK_DEVICE", value_enum, default_value_t = Device::Cpu)]
+    pub device: Device,
+    /// CPU threads for the model (default: all cores).
+    #[arg(long, env = "WICK_THREADS")]
+    pub threads: Option<usize>,
+}
+
+impl ModelArgs {
+    pub fn load(&self) -> Result<LoadedModel> {
+        engine::configure_threads(self.threads);
+        let path = engine::source::resolve(&self.model)?;
+        LoadedModel::load(&path, &LoadOptions { device: self.device })
+            .with_context(|| format!("loading model {}", self.model))
+    }
+}
+
+/// The task and its label set.
+#[derive(Args, Clone)]
+pub struct TaskArgs {
+    #[arg(long, value_enum)]
+    pub task: Task,
+    /// Labels (or entity types for ner), comma-separated.
+    #[arg(long, conflicts_with = "labels_file")]
+    pub labels: Option<String>,
+    /// A JSON list of labels, or an object mapping each label to the phrase the model scores.
+    #[arg(long)]
+    pub labels_file: Option<PathBuf>,
+    /// A prompt template file to use instead of the built-in one for the task.
+    #[arg(long)]
+    pub prompt: Option<PathBuf>,
+    /// Skip contextual calibration (for comparison only).
+    #[arg(long, hide = true)]
+    pub no_calibration: bool,
+    /// Recompute the shared prompt prefix for every item (for comparison only).
+    #[arg(long, hide = true)]
+    pub no_prefix_cache: bool,
+}
+
+impl TaskArgs {
+    pub fn label_set(&self) -> Result<LabelSet> {
+        Ok(match (&self.labels, &self.labels_file, self.task.default_labels()) {
+            (Some(list), _, _) => LabelSet::parse_list(list)?,
+            (None, Some(path), _) => LabelSet::from_file(path)?,
+            (None, None, Some(default)) => LabelSet::parse_list(default)?,
+            (None, None, None) => anyhow::bail!(
+                "--task {} needs --labels a,b,c or --labels-file FILE.json",
+                self.task.name()
+            ),
+        })
+    }
+
+    pub fn labeler<'m>(&self, model: &'m LoadedModel) -> Result<Labeler<'m>> {
+        let template = match &self.prompt {
+            Some(path) => PromptTemplate::from_file(path)?,
+            None => PromptTemplate::builtin(self.task.name())?,
+        };
+        let opts = ClassifierOptions {
+            calibrate: !self.no_calibration,
+            prefix_cache: !self.no_prefix_cache,
+            ..ClassifierOptions::default()
+        };
+        Ok(Labeler::new(model, self.task, &template, self.label_set()?, opts)?)
+    }
+}
+
+/// Progress on stderr with items/s (hidden when stderr is not a terminal).
+pub fn progress(total: u64) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {per_sec} eta {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// Items per batch handed to the labeler: enough to pack forwards well.
+pub const CHUNK: usize = 32;

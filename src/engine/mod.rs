@@ -1,0 +1,24 @@
+//! Everything candle: loading GGUF models, tokenizing, chat templates, the transformer
+//! forward with prefix KV caches and tree-shaped batches, and sampling.
+mod chat;
+mod config;
+mod error;
+mod generate;
+mod kv;
+mod loader;
+mod model;
+pub mod source;
+mod threads;
+mod tokenizer;
+
+pub use chat::{ChatTemplate, Message};
+pub use config::{Architecture, ModelConfig, RopeStyle};
+pub use error::EngineError;
+pub use generate::{generate, Generation, SamplingParams};
+pub use kv::KvCache;
+pub use loader::{Device, LoadOptions, LoadedModel};
+pub use model::{log_softmax_rows, Job, Transformer};
+pub use threads::configure_threads;
+pub use tokenizer::TextTokenizer;
+
+pub type Result<T> = std::result::Result<T, EngineError>;

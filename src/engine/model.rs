@@ -1,0 +1,239 @@
+//! The decoder-only transformer (llama and qwen2 layouts), owned by the project so that a
+//! forward can take a tree of new tokens after a cached prefix and return logits only for
+//! the positions asked for. candle's own quantized models return only the last position and
+//! cannot share a prefix between branches, which label scoring needs.
+use super::config::{ModelConfig, RopeStyle};
+use super::kv::KvCache;
+use candle_core::quantized::QMatMul;
+use candle_core::{DType, Device, Module, Result, Tensor, D};
+
+/// Which weight copy a forward uses. Scoring feeds many tokens at once and is compute-bound:
+/// f32 weights through candle's gemm are fastest. Generation feeds one token at a time and is
+/// memory-bound: 8-bit weights are fastest (ENGINE-NOTES.md has the measurements).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Job {
+    Scoring,
+    Generation,
+}
+
+pub(crate) struct Linear {
+    pub(crate) w: QMatMul,
+    pub(crate) b: Option<Tensor>,
+}
+
+impl Linear {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = self.w.forward(x)?;
+        match &self.b {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
+        }
+    }
+}
+
+pub(crate) struct Block {
+    pub(crate) attn_norm: Tensor,
+    /// q, k and v projections stacked into one matmul.
+    pub(crate) qkv: Linear,
+    pub(crate) out: Linear,
+    pub(crate) ffn_norm: Tensor,
+    /// gate and up projections stacked into one matmul.
+    pub(crate) gate_up: Linear,
+    pub(crate) down: Linear,
+}
+
+pub(crate) struct Weights {
+    pub(crate) blocks: Vec<Block>,
+    pub(crate) head: Linear,
+}
+
+pub struct Transformer {
+    pub(crate) cfg: ModelConfig,
+    pub(crate) embed: Tensor,
+    pub(crate) final_norm: Tensor,
+    pub(crate) cos: Tensor,
+    pub(crate) sin: Tensor,
+    /// None when scoring shares the generation weights (large models, where an f32 copy
+    /// would not fit comfortably in memory).
+    pub(crate) scoring: Option<Weights>,
+    pub(crate) generation: Weights,
+    pub(crate) device: Device,
+}
+
+impl Transformer {
+    pub fn config(&self) -> &ModelConfig {
+        &self.cfg
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn weights(&self, job: Job) -> &Weights {
+        match (job, &self.scoring) {
+            (Job::Scoring, Some(w)) => w,
+            _ => &self.generation,
+        }
+    }
+
+    /// Feeds a chain of tokens after `prefix`; returns the logits at `want` (indices into
+    /// `tokens`) and the cache entries of the new tokens.
+    pub fn forward_chain(
+        &self,
+        job: Job,
+        prefix: &KvCache,
+        tokens: &[u32],
+        want: &[usize],
+    ) -> Result<(Tensor, KvCache)> {
+        let parents: Vec<Option<usize>> = (0..tokens.len()).map(|i| i.checked_sub(1)).collect();
+        self.forward_tree(job, prefix, tokens, &parents, want)
+    }
+
+    /// Feeds a forest of new tokens after `prefix`. `parents[i]` is the index of token i's
+    /// parent among `tokens` (it must come earlier), or None when token i follows the prefix
+    /// directly. Each token sees the whole prefix and its own ancestors, at position
+    /// `prefix.len() + depth`: one call scores many items, or every label of a label trie.
+    /// Returns logits (len(want), vocab) for the rows in `want`, and the new cache entries.
+    pub fn forward_tree(
+        &self,
+        job: Job,
+        prefix: &KvCache,
+        tokens: &[u32],
+        parents: &[Option<usize>],
+        want: &[usize],
+    ) -> Result<(Tensor, KvCache)> {
+        let t = tokens.len();
+        if t == 0 || parents.len() != t {
+            candle_core::bail!("forward_tree needs one parent entry per token (got {t} tokens)");
+        }
+        let p = prefix.len();
+        let mut depth = vec![0usize; t];
+        for (i, parent) in parents.iter().enumerate() {
+            if let Some(j) = *parent {
+                if j >= i {
+                    candle_core::bail!("token {i} has parent {j}, which does not come before it");
+                }
+                depth[i] = depth[j] + 1;
+            }
+        }
+        let max_pos = p + depth.iter().max().copied().unwrap_or(0);
+        if max_pos >= self.cos.dim(0)? {
+            candle_core::bail!(
+                "position {max_pos} is beyond the model's context of {}",
+                self.cos.dim(0)?
+            );
+        }
+        let positions: Vec<u32> = depth.iter().map(|d| (p + d) as u32).collect();
+        let positions = Tensor::new(positions.as_slice(), &self.device)?;
+        let cos = self.cos.index_select(&positions, 0)?;
+        let sin = self.sin.index_select(&positions, 0)?;
+        let mask = self.tree_mask(p, parents)?;
+
+        let ids = Tensor::new(tokens, &self.device)?;
+        let mut x = self.embed.index_select(&ids, 0)?;
+        let weights = self.weights(job);
+        let mut new_layers = Vec::with_capacity(weights.blocks.len());
+        for (layer, block) in weights.blocks.iter().enumerate() {
+            let cached = prefix.layers.get(layer);
+            let (y, kv) = self.block_forward(block, &x, cached, &cos, &sin, mask.as_ref())?;
+            x = y;
+            new_layers.push(kv);
+        }
+        let want: Vec<u32> = want.iter().map(|&i| i as u32).collect();
+        let rows = x.index_select(&Tensor::new(want.as_slice(), &self.device)?, 0)?;
+        let rows = candle_nn::ops::rms_norm(&rows, &self.final_norm, self.cfg.rms_eps as f32)?;
+        let logits = weights.head.forward(&rows)?.to_dtype(DType::F32)?;
+        Ok((logits, KvCache::from_layers(new_layers)?))
+    }
+
+    /// Additive attention mask (t, p + t): every token sees the prefix and its ancestors.
+    /// None for a single token, which sees everything there is.
+    fn tree_mask(&self, p: usize, parents: &[Option<usize>]) -> Result<Option<Tensor>> {
+        let t = parents.len();
+        if t == 1 {
+            return Ok(None);
+        }
+        let width = p + t;
+        let mut mask = vec![f32::NEG_INFINITY; t * width];
+        for i in 0..t {
+            let row = &mut mask[i * width..(i + 1) * width];
+            row[..p].fill(0.0);
+            let mut node = Some(i);
+            while let Some(j) = node {
+                row[p + j] = 0.0;
+                node = parents[j];
+            }
+        }
+        Tensor::from_vec(mask, (t, width), &self.device).map(Some)
+    }
+
+    fn block_forward(
+        &self,
+        block: &Block,
+        x: &Tensor,
+        cached: Option<&(Tensor, Tensor)>,
+        cos: &Tensor,
+        sin: &Tensor,
+        mask: Option<&Tensor>,
+    ) -> Result<(Tensor, (Tensor, Tensor))> {
+        let cfg = &self.cfg;
+        let (t, _) = x.dims2()?;
+        let (h, hkv, hd) = (cfg.n_heads, cfg.n_kv_heads, cfg.head_dim);
+        let group = h / hkv;
+
+        let normed = candle_nn::ops::rms_norm(x, &block.attn_norm, cfg.rms_eps as f32)?;
+        let qkv = block.qkv.forward(&normed)?;
+        let heads = |start: usize, n: usize| -> Result<Tensor> {
+            qkv.narrow(1, start * hd, n * hd)?
+                .reshape((t, n, hd))?
+                .transpose(0, 1)?
+                .contiguous()?
+                .unsqueeze(0)
+        };
+        let q = self.rope(&heads(0, h)?, cos, sin)?;
+        let k = self.rope(&heads(h, hkv)?, cos, sin)?.squeeze(0)?;
+        let v = heads(h + hkv, hkv)?.squeeze(0)?;
+
+        let (k_all, v_all) = match cached {
+            Some((k0, v0)) => (Tensor::cat(&[k0, &k], 1)?, Tensor::cat(&[v0, &v], 1)?),
+            None => (k.clone(), v.clone()),
+        };
+        let width = k_all.dim(1)?;
+        // Query heads that share a kv head are stacked along the rows, so no kv copy is made.
+        let q = (q.squeeze(0)? * (1.0 / (hd as f64).sqrt()))?.reshape((hkv, group * t, hd))?;
+        let mut att = q.matmul(&k_all.t()?)?;
+        if let Some(mask) = mask {
+            att = att
+                .reshape((hkv, group, t, width))?
+                .broadcast_add(mask)?
+                .reshape((hkv, group * t, width))?;
+        }
+        let att = candle_nn::ops::softmax_last_dim(&att)?;
+        let out = att
+            .matmul(&v_all.contiguous()?)?
+            .reshape((h, t, hd))?
+            .transpose(0, 1)?
+            .reshape((t, h * hd))?;
+        let x = (x + block.out.forward(&out)?)?;
+
+        let normed = candle_nn::ops::rms_norm(&x, &block.ffn_norm, cfg.rms_eps as f32)?;
+        let gate_up = block.gate_up.forward(&normed)?;
+        let d_ff = gate_up.dim(D::Minus1)? / 2;
+        let gate = candle_nn::ops::silu(&gate_up.narrow(1, 0, d_ff)?)?;
+        let up = gate_up.narrow(1, d_ff, d_ff)?;
+        let x = (x + block.down.forward(&(gate * up)?)?)?;
+        Ok((x, (k, v)))
+    }
+
+    fn rope(&self, x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+        match self.cfg.rope_style {
+            RopeStyle::Interleaved => candle_nn::rotary_emb::rope_i(x, cos, sin),
+            RopeStyle::Halves => candle_nn::rotary_emb::rope(x, cos, sin),
+        }
+    }
+}
+
+/// Natural-log softmax of each row, as plain vectors.
+pub fn log_softmax_rows(logits: &Tensor) -> Result<Vec<Vec<f32>>> {
+    candle_nn::ops::log_softmax(logits, D::Minus1)?.to_vec2::<f32>()
+}

@@ -1,0 +1,106 @@
+//! JSONL input for the command line: one object per line with a `text` field. A bad line is
+//! reported with its number and skipped; the rest go on.
+use serde_json::{Map, Value};
+use std::io::BufRead;
+
+/// One good input row: the whole object (written back out with the prediction added).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextRow {
+    pub line: usize,
+    pub text: String,
+    pub fields: Map<String, Value>,
+}
+
+/// A line that could not be used, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadLine {
+    pub line: usize,
+    pub reason: String,
+}
+
+impl std::fmt::Display for BadLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {}: {}", self.line, self.reason)
+    }
+}
+
+/// Parses one line (1-based `line` for messages). Blank lines are skipped (None).
+pub fn parse_line(line: usize, raw: &str) -> Option<Result<TextRow, BadLine>> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return None;
+    }
+    let bad = |reason: String| Some(Err(BadLine { line, reason }));
+    let fields = match serde_json::from_str::<Value>(raw) {
+        Ok(Value::Object(map)) => map,
+        Ok(other) => return bad(format!("expected a JSON object, got {}", kind(&other))),
+        Err(e) => return bad(format!("not valid JSON ({e})")),
+    };
+    let text = match fields.get("text") {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => return bad(format!("field \"text\" is {}, not a string", kind(other))),
+        None => return bad("missing field \"text\"".into()),
+    };
+    Some(Ok(TextRow { line, text, fields }))
+}
+
+/// Every row of a reader, good or bad, in order. An I/O error ends the stream as a bad line.
+pub fn rows<R: BufRead>(reader: R) -> impl Iterator<Item = Result<TextRow, BadLine>> {
+    let mut failed = false;
+    reader
+        .lines()
+        .enumerate()
+        .map_while(move |(i, line)| {
+            if failed {
+                return None;
+            }
+            Some(match line {
+                Ok(l) => parse_line(i + 1, &l),
+                Err(e) => {
+                    failed = true;
+                    Some(Err(BadLine {
+                        line: i + 1,
+                        reason: format!("cannot read: {e}"),
+                    }))
+                }
+            })
+        })
+        .flatten()
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn good_bad_and_blank_lines() {
+        let input = "{\"id\":\"a\",\"text\":\"hi\"}\n\nnot json\n{\"id\":1}\n{\"text\":5}\n[1]\n{\"text\":\"\"}\n";
+        let out: Vec<_> = rows(input.as_bytes()).collect();
+        assert_eq!(out.len(), 6);
+        assert_eq!(out[0].as_ref().unwrap().text, "hi");
+        assert_eq!(out[0].as_ref().unwrap().fields["id"], "a");
+        let bad: Vec<(usize, String)> = out
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .map(|b| (b.line, b.reason.clone()))
+            .collect();
+        assert_eq!(bad[0].0, 3);
+        assert!(bad[0].1.starts_with("not valid JSON"));
+        assert_eq!(bad[1], (4, "missing field \"text\"".into()));
+        assert_eq!(bad[2], (5, "field \"text\" is a number, not a string".into()));
+        assert_eq!(bad[3], (6, "expected a JSON object, got an array".into()));
+        // Empty text is a valid item.
+        assert_eq!(out[5].as_ref().unwrap().line, 7);
+    }
+}

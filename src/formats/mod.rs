@@ -1,0 +1,2 @@
+//! Reading input rows and writing output rows.
+pub mod jsonl;

@@ -1,0 +1,7 @@
+//! Wick: a labeling server for NLP teams with an in-process small language model.
+//!
+//! Layers point downwards only: `tasks` (zero-shot labelers) and `formats` (row parsing)
+//! build on `engine` (everything candle); `engine` knows nothing of labels.
+pub mod engine;
+pub mod formats;
+pub mod tasks;

@@ -1,0 +1,107 @@
+//! One front for every task, so the command line (and later the server) treats
+//! classification and entity extraction alike.
+use super::classify::{ClassPrediction, Classifier, ClassifierOptions, TaskError};
+use super::labels::LabelSet;
+use super::ner::{Entity, Extractor};
+use super::prompt::PromptTemplate;
+use crate::engine::LoadedModel;
+use serde_json::{json, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Task {
+    Sentiment,
+    Intent,
+    Ner,
+    Classify,
+}
+
+impl Task {
+    pub fn name(self) -> &'static str {
+        match self {
+            Task::Sentiment => "sentiment",
+            Task::Intent => "intent",
+            Task::Ner => "ner",
+            Task::Classify => "classify",
+        }
+    }
+
+    /// The label set used when none is given, if the task has one.
+    pub fn default_labels(self) -> Option<&'static str> {
+        match self {
+            Task::Sentiment => Some("positive,negative"),
+            Task::Ner => Some("PER,ORG,LOC,MISC"),
+            Task::Intent | Task::Classify => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Prediction {
+    Class(ClassPrediction),
+    Entities { entities: Vec<Entity>, truncated: bool },
+}
+
+impl Prediction {
+    /// The `prediction` object of an output row.
+    pub fn to_json(&self) -> Value {
+        let mut v = match self {
+            Prediction::Class(p) => json!({
+                "label": p.label,
+                "confidence": p.confidence,
+                "scores": p.scores.iter().map(|(l, s)| (l.clone(), json!(s))).collect::<serde_json::Map<_, _>>(),
+            }),
+            Prediction::Entities { entities, .. } => json!({ "entities": entities }),
+        };
+        if self.truncated() {
+            v["truncated"] = json!(true);
+        }
+        v
+    }
+
+    pub fn truncated(&self) -> bool {
+        match self {
+            Prediction::Class(p) => p.truncated,
+            Prediction::Entities { truncated, .. } => *truncated,
+        }
+    }
+}
+
+pub enum Labeler<'m> {
+    Classifier(Classifier<'m>),
+    Extractor(Extractor<'m>),
+}
+
+impl<'m> Labeler<'m> {
+    pub fn new(
+        model: &'m LoadedModel,
+        task: Task,
+        template: &PromptTemplate,
+        labels: LabelSet,
+        opts: ClassifierOptions,
+    ) -> Result<Self, TaskError> {
+        Ok(match task {
+            Task::Ner => Labeler::Extractor(Extractor::new(model, template, labels.names)?),
+            _ => Labeler::Classifier(Classifier::new(model, template, labels, opts)?),
+        })
+    }
+
+    pub fn label(&self, texts: &[&str]) -> Result<Vec<Prediction>, TaskError> {
+        match self {
+            Labeler::Classifier(c) => Ok(c.classify(texts)?.into_iter().map(Prediction::Class).collect()),
+            Labeler::Extractor(x) => texts
+                .iter()
+                .map(|t| {
+                    let (entities, truncated) = x.extract(t)?;
+                    Ok(Prediction::Entities { entities, truncated })
+                })
+                .collect(),
+        }
+    }
+
+    pub fn prompt_version(&self) -> &str {
+        match self {
+            Labeler::Classifier(c) => &c.prompt_version,
+            Labeler::Extractor(x) => &x.prompt_version,
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! Zero-shot labelers built on the engine, and the figures that judge them.
+pub mod classify;
+pub mod labeler;
+pub mod labels;
+pub mod metrics;
+pub mod ner;
+pub mod prompt;

@@ -1,0 +1,314 @@
+//! Zero-shot entity extraction by constrained decoding. The model writes lines
+//! `entity (type)`, but at every step it may only choose tokens that keep the entity a
+//! substring of the input starting and ending at word boundaries, and types from the set;
+//! so every span it returns is real text with exact character offsets.
+use super::classify::TaskError;
+use super::prompt::{item_tokens, PromptTemplate};
+use crate::engine::{log_softmax_rows, Job, KvCache, LoadedModel};
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Entity {
+    /// Offsets in Unicode scalar values, end exclusive.
+    pub start: usize,
+    pub end: usize,
+    pub label: String,
+    pub text: String,
+    pub confidence: f64,
+}
+
+/// Most entities one text may yield: a small model can otherwise repeat itself until the
+/// context runs out.
+const MAX_ENTITIES: usize = 12;
+/// Longest entity, in tokens.
+const MAX_SPAN_TOKENS: usize = 16;
+
+pub struct Extractor<'m> {
+    model: &'m LoadedModel,
+    pub types: Vec<String>,
+    pub prompt_version: String,
+    prefix: KvCache,
+    after_ids: Vec<u32>,
+    lead: String,
+    /// Token ids whose bytes start with each byte value.
+    by_first_byte: Vec<Vec<u32>>,
+    /// Type names as token sequences (written after the opening parenthesis).
+    type_tokens: Vec<Vec<u32>>,
+    open: Vec<u32>,
+    close: Vec<u32>,
+    /// Tokens the model uses to say "nothing (more)": end of turn, or "none".
+    stop: Vec<u32>,
+    max_text: usize,
+}
+
+impl<'m> Extractor<'m> {
+    pub fn new(model: &'m LoadedModel, template: &PromptTemplate, types: Vec<String>) -> Result<Self, TaskError> {
+        let tok = &model.tokenizer;
+        let rendered = template.render(&model.chat, &[], &types)?;
+        let prefix_ids = tok.encode_prompt(&rendered.before)?;
+        let prefix = match prefix_ids.len() {
+            0 => KvCache::empty(),
+            n => model.transformer.forward_chain(Job::Scoring, &KvCache::empty(), &prefix_ids, &[n - 1])?.1,
+        };
+        let after_ids = tok.encode_prompt(&rendered.after)?;
+        let mut by_first_byte = vec![Vec::new(); 256];
+        for id in 0..tok.vocab_size() as u32 {
+            if tok.stop_ids().contains(&id) {
+                continue;
+            }
+            if let Some(&b) = tok.bytes(id).first() {
+                by_first_byte[b as usize].push(id);
+            }
+        }
+        let type_tokens = types.iter().map(|t| tok.encode_text(t)).collect::<Result<Vec<_>, _>>()?;
+        let mut stop = tok.stop_ids().to_vec();
+        for word in ["none", "None"] {
+            if let Some(&first) = tok.encode_text(word)?.first() {
+                stop.push(first);
+            }
+        }
+        let context = model.transformer.config().context_length;
+        let budget = MAX_ENTITIES * (MAX_SPAN_TOKENS + 8);
+        let max_text = context
+            .checked_sub(prefix_ids.len() + after_ids.len() + budget)
+            .filter(|&n| n > 0)
+            .ok_or(TaskError::NoRoom(context))?
+            .min(super::classify::MAX_TEXT_TOKENS);
+        Ok(Self {
+            model,
+            types,
+            prompt_version: template.version.clone(),
+            prefix,
+            after_ids,
+            lead: rendered.lead.clone(),
+            by_first_byte,
+            type_tokens,
+            open: tok.encode_text(" (")?,
+            close: tok.encode_text(")\n")?,
+            stop,
+            max_text,
+        })
+    }
+
+    /// Entities in `text`, and whether the text was cut to fit the context.
+    pub fn extract(&self, text: &str) -> Result<(Vec<Entity>, bool), TaskError> {
+        let item = item_tokens(&self.model.tokenizer, &self.lead, text, self.max_text)?;
+        // Only the part the model saw can hold entities.
+        let seen = match item.truncated {
+            true => {
+                let decoded = self.model.tokenizer.decode(&item.text);
+                decoded.strip_prefix(self.lead.as_str()).unwrap_or(&decoded).to_string()
+            }
+            false => text.to_string(),
+        };
+        let seen = &text[..common_prefix_len(text, &seen)];
+        let bounds = Boundaries::of(seen);
+        let mut feed: Vec<u32> = item.text.clone();
+        feed.extend_from_slice(&self.after_ids);
+        let mut session = Session { x: self, cache: self.prefix.clone(), dist: Vec::new() };
+        session.feed(&feed)?;
+
+        let mut entities: Vec<Entity> = Vec::new();
+        let mut used = Vec::new();
+        while entities.len() < MAX_ENTITIES {
+            let Some(span) = session.span(seen, &bounds)? else { break };
+            if used.contains(&span.start) {
+                break; // a repeated entity means the model has started to loop
+            }
+            session.feed(&self.open)?;
+            let (label, type_lp) = session.choose_type()?;
+            session.feed(&self.close)?;
+            used.push(span.start);
+            let start = seen[..span.start].chars().count();
+            let piece = &seen[span.start..span.end];
+            entities.push(Entity {
+                start,
+                end: start + piece.chars().count(),
+                label: self.types[label].clone(),
+                text: piece.to_string(),
+                confidence: (span.logprob + type_lp).exp(),
+            });
+        }
+        entities.sort_by_key(|e| (e.start, e.end));
+        Ok((entities, item.truncated))
+    }
+}
+
+struct Span {
+    start: usize,
+    end: usize,
+    logprob: f64,
+}
+
+/// One text being decoded: the cache so far and the next-token distribution.
+struct Session<'a, 'm> {
+    x: &'a Extractor<'m>,
+    cache: KvCache,
+    dist: Vec<f32>,
+}
+
+impl Session<'_, '_> {
+    fn feed(&mut self, tokens: &[u32]) -> Result<(), TaskError> {
+        if tokens.is_empty() {
+            return Ok(());
+        }
+        // Many tokens at once are compute-bound (f32 weights); one at a time, memory-bound.
+        let job = if tokens.len() > 1 { Job::Scoring } else { Job::Generation };
+        let last = tokens.len() - 1;
+        let (logits, kv) = self.x.model.transformer.forward_chain(job, &self.cache, tokens, &[last])?;
+        self.cache = self.cache.extend(&kv)?;
+        self.dist = log_softmax_rows(&logits)?.remove(0);
+        Ok(())
+    }
+
+    /// Decodes one entity, or None when the model prefers to stop. Starts are byte offsets
+    /// into `text` that the text written so far matches.
+    fn span(&mut self, text: &str, bounds: &Boundaries) -> Result<Option<Span>, TaskError> {
+        let bytes = text.as_bytes();
+        let mut starts: Vec<usize> = bounds.starts.clone();
+        let mut len = 0usize;
+        let mut logprob = 0f64;
+        for step in 0..=MAX_SPAN_TOKENS {
+            let ends_here: Vec<usize> = starts.iter().copied().filter(|&s| bounds.is_end(s + len)).collect();
+            let mut options: Vec<(u32, f32)> = Vec::new();
+            if step < MAX_SPAN_TOKENS {
+                let mut seen = std::collections::HashSet::new();
+                for &s in &starts {
+                    let Some(&b) = bytes.get(s + len) else { continue };
+                    for &id in &self.x.by_first_byte[b as usize] {
+                        if bytes[s + len..].starts_with(self.x.model.tokenizer.bytes(id)) && seen.insert(id) {
+                            options.push((id, self.dist[id as usize]));
+                        }
+                    }
+                }
+            }
+            // Closing the span ("entity (" ...) or, before anything is written, stopping.
+            let close_lp = match (step, ends_here.is_empty()) {
+                (0, _) => logsumexp(self.x.stop.iter().map(|&t| self.dist[t as usize])),
+                (_, false) => self.dist[self.x.open[0] as usize],
+                _ => f32::NEG_INFINITY,
+            };
+            let norm = logsumexp(options.iter().map(|o| o.1).chain([close_lp]));
+            let best = options.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1));
+            match best {
+                Some((id, lp)) if lp > close_lp => {
+                    logprob += (lp - norm) as f64;
+                    let piece = self.x.model.tokenizer.bytes(id);
+                    starts.retain(|&s| bytes[s + len..].starts_with(piece));
+                    len += piece.len();
+                    self.feed(&[id])?;
+                }
+                _ if step == 0 || ends_here.is_empty() => return Ok(None),
+                _ => {
+                    logprob += (close_lp - norm) as f64;
+                    let start = ends_here[0];
+                    return Ok(Some(Span { start, end: start + len, logprob }));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Walks the type names token by token, allowing only continuations of some type name.
+    fn choose_type(&mut self) -> Result<(usize, f64), TaskError> {
+        let types = &self.x.type_tokens;
+        let mut alive: Vec<usize> = (0..types.len()).collect();
+        let mut logprob = 0f64;
+        let mut depth = 0;
+        loop {
+            let done: Vec<usize> = alive.iter().copied().filter(|&t| types[t].len() == depth).collect();
+            let mut next: Vec<u32> = alive.iter().filter_map(|&t| types[t].get(depth).copied()).collect();
+            next.sort_unstable();
+            next.dedup();
+            if next.is_empty() || (done.len() == alive.len()) {
+                return Ok((done.first().copied().unwrap_or(alive[0]), logprob));
+            }
+            let stop_lp = match done.is_empty() {
+                true => f32::NEG_INFINITY,
+                false => self.dist[self.x.close[0] as usize],
+            };
+            let norm = logsumexp(next.iter().map(|&t| self.dist[t as usize]).chain([stop_lp]));
+            let (id, lp) = next
+                .iter()
+                .map(|&t| (t, self.dist[t as usize]))
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+                .expect("next is not empty");
+            if stop_lp >= lp {
+                return Ok((done[0], logprob + (stop_lp - norm) as f64));
+            }
+            logprob += (lp - norm) as f64;
+            alive.retain(|&t| types[t].get(depth) == Some(&id));
+            depth += 1;
+            if alive.iter().any(|&t| types[t].len() > depth) {
+                self.feed(&[id])?;
+            }
+        }
+    }
+}
+
+fn logsumexp(values: impl Iterator<Item = f32>) -> f32 {
+    let v: Vec<f32> = values.collect();
+    let max = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if max == f32::NEG_INFINITY {
+        return max;
+    }
+    max + v.iter().map(|x| (x - max).exp()).sum::<f32>().ln()
+}
+
+fn common_prefix_len(a: &str, b: &str) -> usize {
+    a.char_indices()
+        .zip(b.chars())
+        .find(|((_, ca), cb)| ca != cb)
+        .map_or_else(|| a.len().min(b.len()), |((i, _), _)| i)
+}
+
+/// Where an entity may start and end, as byte offsets: at word boundaries, so a span never
+/// cuts a word in two.
+struct Boundaries {
+    starts: Vec<usize>,
+    ends: Vec<bool>,
+}
+
+impl Boundaries {
+    fn of(text: &str) -> Self {
+        let chars: Vec<(usize, char)> = text.char_indices().collect();
+        let mut starts = Vec::new();
+        let mut ends = vec![false; text.len() + 1];
+        for (k, &(i, c)) in chars.iter().enumerate() {
+            let prev = k.checked_sub(1).map(|p| chars[p].1);
+            let next = chars.get(k + 1).map(|n| n.1);
+            if !c.is_whitespace() && prev.is_none_or(|p| !p.is_alphanumeric() || p.is_whitespace()) && (c.is_alphanumeric() || prev.is_none_or(char::is_whitespace)) {
+                starts.push(i);
+            }
+            // A span may end after this char if the word ends here.
+            let end = i + c.len_utf8();
+            if !c.is_whitespace() && next.is_none_or(|n| !n.is_alphanumeric()) && (c.is_alphanumeric() || next.is_none_or(char::is_whitespace)) {
+                ends[end] = true;
+            }
+        }
+        Self { starts, ends }
+    }
+
+    fn is_end(&self, pos: usize) -> bool {
+        self.ends.get(pos).copied().unwrap_or(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boundaries_follow_words() {
+        let b = Boundaries::of("Hi @bob, U.S. é");
+        assert_eq!(b.starts, vec![0, 3, 4, 9, 11, 14]);
+        assert!(b.is_end(2) && b.is_end(7) && !b.is_end(8) && b.is_end(13) && b.is_end(16));
+        assert!(!b.is_end(5));
+    }
+
+    #[test]
+    fn common_prefix_stops_at_a_char() {
+        assert_eq!(common_prefix_len("héllo", "hé"), 3);
+        assert_eq!(common_prefix_len("abc", "abd"), 2);
+    }
+}

@@ -1,0 +1,255 @@
+//! Prompt templates: files in `prompts/`, one per task, compiled into the binary (a user may
+//! pass their own). A file has `### system`, `### user` and `### assistant` sections, each a
+//! minijinja template over `text`, `labels` and `types`. The sha256 of the file's bytes is the
+//! prompt version every prediction records.
+use crate::engine::{ChatTemplate, EngineError, Message, TextTokenizer};
+use minijinja::{context, Environment};
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PromptError {
+    #[error("prompt {name}: {message}")]
+    Invalid { name: String, message: String },
+    #[error("cannot read prompt file {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// Stands in for the item text while rendering, so the prompt splits into the part before
+/// the text (cached once per task) and the part after it.
+const TEXT_SLOT: &str = "\u{E000}wick-text\u{E000}";
+
+#[derive(Debug, Clone)]
+pub struct PromptTemplate {
+    pub name: String,
+    /// First 12 hex digits of the sha256 of the template file.
+    pub version: String,
+    system: Option<String>,
+    user: String,
+    assistant: String,
+    pub settings: PromptSettings,
+}
+
+/// The `### settings` section: `key: value` lines tuned together with the prompt's wording.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PromptSettings {
+    /// Temperature applied to the calibrated label scores (fit on dev data for the
+    /// built-in prompts: below 1 sharpens an under-confident prompt).
+    pub temperature: f64,
+    /// Whether to divide out the label distribution of content-free inputs.
+    pub calibrate: bool,
+}
+
+impl Default for PromptSettings {
+    fn default() -> Self {
+        Self {
+            temperature: 1.0,
+            calibrate: true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sections_settings_and_version() {
+        let t = PromptTemplate::parse("t", "### user\nSay {{ text }}\n### assistant\nIt is\n### settings\ntemperature: 0.5\n").unwrap();
+        assert_eq!(t.user, "Say {{ text }}");
+        assert_eq!(t.assistant, "It is");
+        assert_eq!(t.settings.temperature, 0.5);
+        assert!(t.settings.calibrate);
+        assert_eq!(t.version.len(), 12);
+        let other = PromptTemplate::parse("t", "### user\nSay {{ text }}\n").unwrap();
+        assert_ne!(t.version, other.version);
+    }
+
+    #[test]
+    fn bad_templates_say_what_is_wrong() {
+        let err = |src: &str| PromptTemplate::parse("t", src).unwrap_err().to_string();
+        assert!(err("### user\nno slot\n").contains("{{ text }}"));
+        assert!(err("### bogus\n").contains("unknown section"));
+        assert!(err("### user\n{{ text }}\n### settings\ntemperature: -1\n").contains("temperature"));
+        assert!(err("stray\n### user\n{{ text }}\n").contains("before the first section"));
+    }
+}
+
+/// A rendered prompt, split around the item text.
+#[derive(Debug, Clone)]
+pub struct RenderedPrompt {
+    /// Everything before the text: the same for every item, so its KV cache is shared.
+    pub before: String,
+    /// Everything after the text, up to where the answer begins.
+    pub after: String,
+    /// Spaces that stood right before the text. They are tokenized with the text, as they
+    /// would be in one piece ("Review: great" is `Review`, `:`, `Ġgreat`); cached apart from
+    /// it they would become a lone space token the model never saw in training.
+    pub lead: String,
+}
+
+impl PromptTemplate {
+    pub fn builtin(task: &str) -> Result<Self, PromptError> {
+        let source = match task {
+            "sentiment" => include_str!("../../prompts/sentiment.txt"),
+            "intent" => include_str!("../../prompts/intent.txt"),
+            "classify" => include_str!("../../prompts/classify.txt"),
+            "ner" => include_str!("../../prompts/ner.txt"),
+            other => {
+                return Err(PromptError::Invalid {
+                    name: other.into(),
+                    message: "no built-in prompt for this task".into(),
+                })
+            }
+        };
+        Self::parse(task, source)
+    }
+
+    pub fn from_file(path: &std::path::Path) -> Result<Self, PromptError> {
+        let source = std::fs::read_to_string(path).map_err(|source| PromptError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let name = path
+            .file_stem()
+            .map_or_else(|| "prompt".into(), |s| s.to_string_lossy().into_owned());
+        Self::parse(&name, &source)
+    }
+
+    pub fn parse(name: &str, source: &str) -> Result<Self, PromptError> {
+        let invalid = |message: String| PromptError::Invalid {
+            name: name.into(),
+            message,
+        };
+        let mut sections: Vec<(String, String)> = Vec::new();
+        for line in source.lines() {
+            if let Some(section) = line.strip_prefix("### ") {
+                sections.push((section.trim().to_string(), String::new()));
+            } else if let Some((_, body)) = sections.last_mut() {
+                body.push_str(line);
+                body.push('\n');
+            } else if !line.trim().is_empty() && !line.starts_with("{#") {
+                return Err(invalid(format!("text before the first section: {line:?}")));
+            }
+        }
+        let mut system = None;
+        let mut settings = PromptSettings::default();
+        let mut user = None;
+        let mut assistant = String::new();
+        for (section, body) in sections {
+            // A section's final newline belongs to the file layout, not to the prompt.
+            let body = body.strip_suffix('\n').unwrap_or(&body).to_string();
+            match section.as_str() {
+                "system" => system = Some(body),
+                "user" => user = Some(body),
+                "assistant" => assistant = body,
+                "settings" => settings = parse_settings(&body).map_err(invalid)?,
+                other => return Err(invalid(format!("unknown section '### {other}'"))),
+            }
+        }
+        let user = user.ok_or_else(|| invalid("no '### user' section".into()))?;
+        if !user.contains("{{ text }}") {
+            return Err(invalid("the user section must contain {{ text }}".into()));
+        }
+        let digest = Sha256::digest(source.as_bytes());
+        Ok(Self {
+            name: name.into(),
+            version: digest.iter().take(6).map(|b| format!("{b:02x}")).collect(),
+            system,
+            user,
+            assistant,
+            settings,
+        })
+    }
+
+    /// Renders the chat prompt for a task with `labels` (classification) or `types` (NER).
+    pub fn render(
+        &self,
+        chat: &ChatTemplate,
+        labels: &[String],
+        types: &[String],
+    ) -> Result<RenderedPrompt, PromptError> {
+        let invalid = |message: String| PromptError::Invalid {
+            name: self.name.clone(),
+            message,
+        };
+        let env = Environment::new();
+        let fill = |source: &str| -> Result<String, PromptError> {
+            env.render_str(
+                source,
+                context! { text => TEXT_SLOT, labels => labels.to_vec(), types => types.to_vec() },
+            )
+            .map_err(|e| invalid(e.to_string()))
+        };
+        let mut messages = Vec::new();
+        if let Some(system) = &self.system {
+            messages.push(Message::new("system", fill(system)?));
+        }
+        messages.push(Message::new("user", fill(&self.user)?));
+        let full = chat.render(&messages)? + &fill(&self.assistant)?;
+        let mut parts = full.split(TEXT_SLOT);
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some(before), Some(after), None) => {
+                let kept = before.trim_end_matches([' ', '\t']);
+                Ok(RenderedPrompt {
+                    before: kept.to_string(),
+                    after: after.to_string(),
+                    lead: before[kept.len()..].to_string(),
+                })
+            }
+            _ => Err(invalid("{{ text }} must appear exactly once".into())),
+        }
+    }
+}
+
+fn parse_settings(body: &str) -> Result<PromptSettings, String> {
+    let mut settings = PromptSettings::default();
+    for line in body.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let (key, value) = line
+            .split_once(':')
+            .ok_or_else(|| format!("settings line {line:?} is not `key: value`"))?;
+        let value = value.trim();
+        match key.trim() {
+            "temperature" => {
+                settings.temperature = value
+                    .parse()
+                    .ok()
+                    .filter(|t: &f64| *t > 0.0)
+                    .ok_or_else(|| format!("temperature {value:?} is not a positive number"))?
+            }
+            "calibrate" => {
+                settings.calibrate = value
+                    .parse()
+                    .map_err(|_| format!("calibrate {value:?} is not true or false"))?
+            }
+            other => return Err(format!("unknown setting {other:?}")),
+        }
+    }
+    Ok(settings)
+}
+
+/// Token ids of a rendered prompt around one item's text, with the text cut to `max_text`
+/// tokens (the flag says whether it was cut).
+pub struct ItemTokens {
+    pub text: Vec<u32>,
+    pub truncated: bool,
+}
+
+pub fn item_tokens(
+    tok: &TextTokenizer,
+    lead: &str,
+    text: &str,
+    max_text: usize,
+) -> Result<ItemTokens, EngineError> {
+    let mut ids = tok.encode_text(&format!("{lead}{text}"))?;
+    let truncated = ids.len() > max_text;
+    ids.truncate(max_text);
+    Ok(ItemTokens {
+        text: ids,
+        truncated,
+    })
+}
