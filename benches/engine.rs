@@ -1,45 +1,123 @@
 //! Engine throughput on the embedded model: prefill at 128 and 512 tokens, token-by-token
-//! generation, and (with a data file) labels per second with and without the prefix cache.
+//! generation, sentiment labels per second on the SST-2 dev file with and without the prefix
+//! cache, intent labels per second on Banking77, and peak RSS.
 //! Run through scripts/bench-engine.sh, which also runs llama.cpp on the same GGUF.
 use std::time::Instant;
 use wick::engine::{configure_threads, Job, KvCache, LoadOptions, LoadedModel};
+use wick::tasks::classify::{Classifier, ClassifierOptions};
+use wick::tasks::labels::LabelSet;
+use wick::tasks::prompt::PromptTemplate;
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn texts(path: &str) -> anyhow::Result<Vec<String>> {
+    let body = std::fs::read_to_string(path)?;
+    body.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l)?;
+            Ok(v["text"].as_str().unwrap_or_default().to_string())
+        })
+        .collect()
+}
+
+fn labels_per_second(classifier: &Classifier, texts: &[String]) -> anyhow::Result<f64> {
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let start = Instant::now();
+    for chunk in refs.chunks(32) {
+        classifier.classify(chunk)?;
+    }
+    Ok(texts.len() as f64 / start.elapsed().as_secs_f64())
+}
+
+/// Peak resident set size of this process, from /proc (Linux).
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
 }
 
 fn main() -> anyhow::Result<()> {
     let threads = configure_threads(arg("--threads").and_then(|t| t.parse().ok()));
     let path = arg("--model").unwrap_or_else(|| "models/SmolLM2-135M-Instruct.Q4_1.gguf".into());
+    let data = arg("--data").unwrap_or_else(|| "../shared/data".into());
     let reps: usize = arg("--reps").and_then(|r| r.parse().ok()).unwrap_or(3);
     let model = LoadedModel::load(path.as_ref(), &LoadOptions::default())?;
     let t = &model.transformer;
     println!("model {} threads {threads}", model.id);
-    let text = "The quick brown fox jumps over the lazy dog while the cat watches from the window. ";
-    let ids = model.tokenizer.encode_text(&text.repeat(64))?;
-    for job in [Job::Scoring, Job::Generation] {
-        for n in [128usize, 512] {
-            let toks = &ids[..n];
-            t.forward_chain(job, &KvCache::empty(), toks, &[n - 1])?; // warm-up
-            let start = Instant::now();
-            for _ in 0..reps {
-                t.forward_chain(job, &KvCache::empty(), toks, &[n - 1])?;
-            }
-            let tps = (n * reps) as f64 / start.elapsed().as_secs_f64();
-            println!("prefill {n} {job:?}: {tps:.1} tokens/s");
-        }
-    }
-    for job in [Job::Generation, Job::Scoring] {
-        let (_, mut cache) = t.forward_chain(job, &KvCache::empty(), &ids[..16], &[15])?;
-        let n = 64;
+    let filler =
+        "The quick brown fox jumps over the lazy dog while the cat watches from the window. ";
+    let ids = model.tokenizer.encode_text(&filler.repeat(64))?;
+    for n in [128usize, 512] {
+        let toks = &ids[..n];
+        t.forward_chain(Job::Scoring, &KvCache::empty(), toks, &[n - 1])?; // warm-up
         let start = Instant::now();
-        for i in 0..n {
-            let (_, kv) = t.forward_chain(job, &cache, &ids[16 + i..17 + i], &[0])?;
+        for _ in 0..reps {
+            t.forward_chain(Job::Scoring, &KvCache::empty(), toks, &[n - 1])?;
+        }
+        let tps = (n * reps) as f64 / start.elapsed().as_secs_f64();
+        println!("prefill_{n}_tokens_per_s {tps:.1}");
+    }
+    // Generation as llama-bench's tg64 measures it: 64 tokens after an empty context.
+    let mut gen_tps = Vec::new();
+    for _ in 0..reps {
+        let (_, mut cache) =
+            t.forward_chain(Job::Generation, &KvCache::empty(), &ids[..1], &[0])?;
+        let start = Instant::now();
+        for i in 1..=64 {
+            let (_, kv) = t.forward_chain(Job::Generation, &cache, &ids[i..i + 1], &[0])?;
             cache = cache.extend(&kv)?;
         }
-        let tps = n as f64 / start.elapsed().as_secs_f64();
-        println!("generate {n} {job:?}: {tps:.1} tokens/s");
+        gen_tps.push(64.0 / start.elapsed().as_secs_f64());
+    }
+    println!(
+        "generate_64_tokens_per_s {:.1}",
+        gen_tps.iter().sum::<f64>() / reps as f64
+    );
+
+    let sst2 = texts(&format!("{data}/sentiment_sst2_dev.jsonl"))?;
+    let template = PromptTemplate::builtin("sentiment")?;
+    for cache in [true, false] {
+        let opts = ClassifierOptions {
+            prefix_cache: cache,
+            ..Default::default()
+        };
+        let c = Classifier::new(
+            &model,
+            &template,
+            LabelSet::parse_list("positive,negative")?,
+            opts,
+        )?;
+        let name = if cache { "with" } else { "without" };
+        println!(
+            "sentiment_items_per_s_{name}_prefix_cache {:.2}",
+            labels_per_second(&c, &sst2)?
+        );
+    }
+    let banking = texts(&format!("{data}/intent_banking77_dev.jsonl"))?;
+    let labels = LabelSet::from_file(format!("{data}/intent_banking77_dev.labels.json").as_ref())?;
+    let c = Classifier::new(
+        &model,
+        &PromptTemplate::builtin("intent")?,
+        labels,
+        ClassifierOptions::default(),
+    )?;
+    let n = arg("--intent-rows")
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(100)
+        .min(banking.len());
+    println!(
+        "banking77_intent_items_per_s {:.2}",
+        labels_per_second(&c, &banking[..n])?
+    );
+    if let Some(mb) = peak_rss_mb() {
+        println!("peak_rss_mb {mb:.0}");
     }
     Ok(())
 }

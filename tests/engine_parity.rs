@@ -6,15 +6,30 @@ use wick::engine::{log_softmax_rows, Job, KvCache};
 #[test]
 fn tokenizer_matches_llama_cpp_on_every_reference_line() {
     let model = common::model();
-    let text = std::fs::read_to_string(common::shared_data("reference_tokens_smollm2.jsonl")).unwrap();
+    let text =
+        std::fs::read_to_string(common::shared_data("reference_tokens_smollm2.jsonl")).unwrap();
     let mut checked = 0;
-    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         let row: Value = serde_json::from_str(line).unwrap();
         let input = row["text"].as_str().unwrap();
-        let want: Vec<u32> = row["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        let want: Vec<u32> = row["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
         let got = model.tokenizer.encode_prompt(input).unwrap();
         assert_eq!(got, want, "line {}: {input:?}", n + 1);
-        assert_eq!(model.tokenizer.decode(&got), input, "line {} does not round-trip", n + 1);
+        assert_eq!(
+            model.tokenizer.decode(&got),
+            input,
+            "line {} does not round-trip",
+            n + 1
+        );
         checked += 1;
     }
     assert!(checked >= 20, "only {checked} reference lines");
@@ -28,7 +43,12 @@ fn chat_template_and_logits_match_llama_cpp() {
     )
     .unwrap();
     let run = &reference["runs"]["stop_on_eos"];
-    let prompt_ids: Vec<u32> = run["prompt_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+    let prompt_ids: Vec<u32> = run["prompt_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u32)
+        .collect();
     let prompt = reference["prompt"].as_str().unwrap();
     assert_eq!(model.tokenizer.encode_prompt(prompt).unwrap(), prompt_ids);
 
@@ -49,7 +69,11 @@ fn chat_template_and_logits_match_llama_cpp() {
             let id = pair[0].as_u64().unwrap() as usize;
             let want = pair[1].as_f64().unwrap() as f32;
             let want_top = run["top5_logits_first3"][0][0][1].as_f64().unwrap() as f32;
-            assert!((logits[id] - want).abs() < 1.0, "{job:?}: logit of {id} is {} where llama.cpp has {want}", logits[id]);
+            assert!(
+                (logits[id] - want).abs() < 1.0,
+                "{job:?}: logit of {id} is {} where llama.cpp has {want}",
+                logits[id]
+            );
             assert!(
                 ((logits[id] - top) - (want - want_top)).abs() < tolerance,
                 "{job:?}: logit of {id} relative to the top is {} where llama.cpp has {}",
@@ -57,9 +81,21 @@ fn chat_template_and_logits_match_llama_cpp() {
                 want - want_top
             );
         }
-        let argmax = logits.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
+        let argmax = logits
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .unwrap()
+            .0;
         assert_eq!(argmax, 504, "{job:?}: first token should be 'The'");
-        let lp = log_softmax_rows(&model.transformer.forward_chain(job, &KvCache::empty(), &prompt_ids, &[last]).unwrap().0).unwrap();
+        let lp = log_softmax_rows(
+            &model
+                .transformer
+                .forward_chain(job, &KvCache::empty(), &prompt_ids, &[last])
+                .unwrap()
+                .0,
+        )
+        .unwrap();
         assert!(lp[0][504] > -1.0);
     }
 }
@@ -72,11 +108,31 @@ fn greedy_generation_answers_like_llama_cpp() {
     )
     .unwrap();
     let run = &reference["runs"]["stop_on_eos"];
-    let prompt = model.chat.render(&[wick::engine::Message::new("user", "What is the capital of France?")]).unwrap();
+    let prompt = model
+        .chat
+        .render(&[wick::engine::Message::new(
+            "user",
+            "What is the capital of France?",
+        )])
+        .unwrap();
     // The GGUF's template adds SmolLM's default system turn; llama.cpp's reference has none.
-    assert!(prompt.ends_with(reference["prompt"].as_str().unwrap()), "{prompt:?}");
-    let ids = model.tokenizer.encode_prompt(reference["prompt"].as_str().unwrap()).unwrap();
-    let out = wick::engine::generate(model, &ids, &wick::engine::SamplingParams { max_tokens: 32, ..Default::default() }).unwrap();
+    assert!(
+        prompt.ends_with(reference["prompt"].as_str().unwrap()),
+        "{prompt:?}"
+    );
+    let ids = model
+        .tokenizer
+        .encode_prompt(reference["prompt"].as_str().unwrap())
+        .unwrap();
+    let out = wick::engine::generate(
+        model,
+        &ids,
+        &wick::engine::SamplingParams {
+            max_tokens: 32,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert!(out.stopped);
     assert_eq!(out.text, run["text"].as_str().unwrap());
 }

@@ -34,7 +34,8 @@ enum Gold {
 }
 
 pub fn run(args: EvalArgs) -> Result<ExitCode> {
-    let file = File::open(&args.data).with_context(|| format!("opening {}", args.data.display()))?;
+    let file =
+        File::open(&args.data).with_context(|| format!("opening {}", args.data.display()))?;
     let labels = args.task.label_set()?;
     let is_ner = args.task.task == Task::Ner;
     let mut items: Vec<(TextRow, Gold)> = Vec::new();
@@ -75,11 +76,24 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
     report.insert("task".into(), json!(args.task.task.name()));
     report.insert("n".into(), json!(items.len()));
     if is_ner {
-        let gold: Vec<Vec<Span>> = items.iter().map(|(_, g)| match g { Gold::Spans(s) => s.clone(), Gold::Label(_) => Vec::new() }).collect();
+        let gold: Vec<Vec<Span>> = items
+            .iter()
+            .map(|(_, g)| match g {
+                Gold::Spans(s) => s.clone(),
+                Gold::Label(_) => Vec::new(),
+            })
+            .collect();
         let pred: Vec<Vec<Span>> = predictions
             .iter()
             .map(|p| match p {
-                Prediction::Entities { entities, .. } => entities.iter().map(|e| Span { start: e.start, end: e.end, label: e.label.clone() }).collect(),
+                Prediction::Entities { entities, .. } => entities
+                    .iter()
+                    .map(|e| Span {
+                        start: e.start,
+                        end: e.end,
+                        label: e.label.clone(),
+                    })
+                    .collect(),
                 Prediction::Class(_) => Vec::new(),
             })
             .collect();
@@ -103,22 +117,35 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
         report.insert("macro_f1".into(), json!(r.macro_f1));
         report.insert("ece".into(), json!(r.ece));
     }
-    report.insert("items_per_s".into(), json!(items.len() as f64 / seconds.max(1e-9)));
+    report.insert(
+        "items_per_s".into(),
+        json!(items.len() as f64 / seconds.max(1e-9)),
+    );
     if args.json {
         println!("{}", Value::Object(report));
     } else {
         for (k, v) in &report {
             match v.as_f64() {
                 Some(f) if !v.is_u64() => println!("{k:>12}  {f:.4}"),
-                _ => println!("{k:>12}  {}", v.as_str().map_or_else(|| v.to_string(), String::from)),
+                _ => println!(
+                    "{k:>12}  {}",
+                    v.as_str().map_or_else(|| v.to_string(), String::from)
+                ),
             }
         }
     }
-    Ok(if bad > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
+    Ok(if bad > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn gold_of(row: &TextRow, is_ner: bool, labels: &[String]) -> Result<Gold, BadLine> {
-    let bad = |reason: String| BadLine { line: row.line, reason };
+    let bad = |reason: String| BadLine {
+        line: row.line,
+        reason,
+    };
     if is_ner {
         let Some(Value::Array(list)) = row.fields.get("entities") else {
             return Err(bad("missing gold \"entities\" list".into()));
@@ -132,16 +159,24 @@ fn gold_of(row: &TextRow, is_ner: bool, labels: &[String]) -> Result<Gold, BadLi
                 let end = e.get("end").and_then(Value::as_u64);
                 let label = e.get("label").and_then(Value::as_str);
                 match (start, end, label) {
-                    (Some(s), Some(t), Some(l)) if s < t && t as usize <= n_chars => {
-                        Ok(Span { start: s as usize, end: t as usize, label: l.to_string() })
-                    }
-                    _ => Err(bad(format!("entities[{i}] needs start < end <= {n_chars} and a label"))),
+                    (Some(s), Some(t), Some(l)) if s < t && t as usize <= n_chars => Ok(Span {
+                        start: s as usize,
+                        end: t as usize,
+                        label: l.to_string(),
+                    }),
+                    _ => Err(bad(format!(
+                        "entities[{i}] needs start < end <= {n_chars} and a label"
+                    ))),
                 }
             })
             .collect::<Result<Vec<_>, _>>()?;
         return Ok(Gold::Spans(spans));
     }
-    let label = row.fields.get("label").and_then(Value::as_str).ok_or_else(|| bad("missing gold \"label\"".into()))?;
+    let label = row
+        .fields
+        .get("label")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("missing gold \"label\"".into()))?;
     labels
         .iter()
         .position(|l| l == label)

@@ -23,7 +23,8 @@ pub struct LabelArgs {
 }
 
 pub fn run(args: LabelArgs) -> Result<ExitCode> {
-    let input = File::open(&args.input).with_context(|| format!("opening {}", args.input.display()))?;
+    let input =
+        File::open(&args.input).with_context(|| format!("opening {}", args.input.display()))?;
     let total = count_lines(&args.input)?;
     let model = args.model.load()?;
     let labeler = args.task.labeler(&model)?;
@@ -36,7 +37,7 @@ pub fn run(args: LabelArgs) -> Result<ExitCode> {
     let bar = super::progress(total);
     let mut bad = 0usize;
     let mut chunk: Vec<TextRow> = Vec::with_capacity(CHUNK);
-    let mut flush = |chunk: &mut Vec<TextRow>, out: &mut dyn Write| -> Result<()> {
+    let flush = |chunk: &mut Vec<TextRow>, out: &mut dyn Write| -> Result<()> {
         let texts: Vec<&str> = chunk.iter().map(|r| r.text.as_str()).collect();
         let predictions = labeler.label(&texts)?;
         for (row, prediction) in chunk.drain(..).zip(predictions) {
@@ -78,5 +79,9 @@ pub fn run(args: LabelArgs) -> Result<ExitCode> {
 pub fn count_lines(path: &std::path::Path) -> Result<u64> {
     use std::io::BufRead;
     let f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    Ok(BufReader::new(f).lines().map_while(Result::ok).filter(|l| !l.trim().is_empty()).count() as u64)
+    Ok(BufReader::new(f)
+        .lines()
+        .map_while(Result::ok)
+        .filter(|l| !l.trim().is_empty())
+        .count() as u64)
 }

@@ -13,7 +13,11 @@ use wick::tasks::labels::LabelSet;
 use wick::tasks::prompt::PromptTemplate;
 
 #[derive(Parser)]
-#[command(name = "wick", version, about = "Labeling server for NLP teams, with an in-process language model")]
+#[command(
+    name = "wick",
+    version,
+    about = "Labeling server for NLP teams, with an in-process language model"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -51,8 +55,13 @@ impl ModelArgs {
     pub fn load(&self) -> Result<LoadedModel> {
         engine::configure_threads(self.threads);
         let path = engine::source::resolve(&self.model)?;
-        LoadedModel::load(&path, &LoadOptions { device: self.device })
-            .with_context(|| format!("loading model {}", self.model))
+        LoadedModel::load(
+            &path,
+            &LoadOptions {
+                device: self.device,
+            },
+        )
+        .with_context(|| format!("loading model {}", self.model))
     }
 }
 
@@ -80,15 +89,17 @@ pub struct TaskArgs {
 
 impl TaskArgs {
     pub fn label_set(&self) -> Result<LabelSet> {
-        Ok(match (&self.labels, &self.labels_file, self.task.default_labels()) {
-            (Some(list), _, _) => LabelSet::parse_list(list)?,
-            (None, Some(path), _) => LabelSet::from_file(path)?,
-            (None, None, Some(default)) => LabelSet::parse_list(default)?,
-            (None, None, None) => anyhow::bail!(
-                "--task {} needs --labels a,b,c or --labels-file FILE.json",
-                self.task.name()
-            ),
-        })
+        Ok(
+            match (&self.labels, &self.labels_file, self.task.default_labels()) {
+                (Some(list), _, _) => LabelSet::parse_list(list)?,
+                (None, Some(path), _) => LabelSet::from_file(path)?,
+                (None, None, Some(default)) => LabelSet::parse_list(default)?,
+                (None, None, None) => anyhow::bail!(
+                    "--task {} needs --labels a,b,c or --labels-file FILE.json",
+                    self.task.name()
+                ),
+            },
+        )
     }
 
     pub fn labeler<'m>(&self, model: &'m LoadedModel) -> Result<Labeler<'m>> {
@@ -99,9 +110,14 @@ impl TaskArgs {
         let opts = ClassifierOptions {
             calibrate: !self.no_calibration,
             prefix_cache: !self.no_prefix_cache,
-            ..ClassifierOptions::default()
         };
-        Ok(Labeler::new(model, self.task, &template, self.label_set()?, opts)?)
+        Ok(Labeler::new(
+            model,
+            self.task,
+            &template,
+            self.label_set()?,
+            opts,
+        )?)
     }
 }
 

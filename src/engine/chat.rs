@@ -35,11 +35,12 @@ impl ChatTemplate {
             .get("tokenizer.chat_template")
             .and_then(|v| v.to_string().ok())
             .cloned()
-            .filter(|_| std::env::var("XCHATML").is_err())
             .unwrap_or_else(|| CHATML.to_string());
         let token = |key: &str| -> String {
             let id = md.get(key).and_then(|v| v.to_u32().ok());
-            let tokens = md.get("tokenizer.ggml.tokens").and_then(|v| v.to_vec().ok());
+            let tokens = md
+                .get("tokenizer.ggml.tokens")
+                .and_then(|v| v.to_vec().ok());
             match (id, tokens) {
                 (Some(id), Some(tokens)) => tokens
                     .get(id as usize)
@@ -60,9 +61,12 @@ impl ChatTemplate {
         let mut env = Environment::new();
         // Templates written for Python's Jinja call str methods (`.strip()`, `.startswith()`).
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        env.add_function("raise_exception", |msg: String| -> std::result::Result<String, Error> {
-            Err(Error::new(ErrorKind::InvalidOperation, msg))
-        });
+        env.add_function(
+            "raise_exception",
+            |msg: String| -> std::result::Result<String, Error> {
+                Err(Error::new(ErrorKind::InvalidOperation, msg))
+            },
+        );
         env.add_template_owned("chat", source)
             .map_err(|e| EngineError::ChatTemplate(e.to_string()))?;
         Ok(Self { env, bos, eos })

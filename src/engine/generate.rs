@@ -32,7 +32,11 @@ pub struct Generation {
 }
 
 /// Continues `prompt_ids` until a stop token or `max_tokens`.
-pub fn generate(model: &LoadedModel, prompt_ids: &[u32], params: &SamplingParams) -> Result<Generation> {
+pub fn generate(
+    model: &LoadedModel,
+    prompt_ids: &[u32],
+    params: &SamplingParams,
+) -> Result<Generation> {
     let sampling = match (params.temperature, params.top_p) {
         (t, _) if t <= 0.0 => Sampling::ArgMax,
         (temperature, Some(p)) => Sampling::TopP { p, temperature },
@@ -42,10 +46,15 @@ pub fn generate(model: &LoadedModel, prompt_ids: &[u32], params: &SamplingParams
     let t = &model.transformer;
     let mut ids = Vec::new();
     if prompt_ids.is_empty() || params.max_tokens == 0 {
-        return Ok(Generation { ids, text: String::new(), stopped: false });
+        return Ok(Generation {
+            ids,
+            text: String::new(),
+            stopped: false,
+        });
     }
     let last = prompt_ids.len() - 1;
-    let (mut logits, mut cache) = t.forward_chain(Job::Scoring, &KvCache::empty(), prompt_ids, &[last])?;
+    let (mut logits, mut cache) =
+        t.forward_chain(Job::Scoring, &KvCache::empty(), prompt_ids, &[last])?;
     let room = t.config().context_length.saturating_sub(prompt_ids.len());
     let mut stopped = false;
     while ids.len() < params.max_tokens.min(room) {

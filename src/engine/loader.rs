@@ -101,10 +101,17 @@ impl LoadedModel {
             let attn_norm = w("attn_norm.weight")?;
             let ffn_norm = w("ffn_norm.weight")?;
             let qkv = Tensor::cat(
-                &[w("attn_q.weight")?, w("attn_k.weight")?, w("attn_v.weight")?],
+                &[
+                    w("attn_q.weight")?,
+                    w("attn_k.weight")?,
+                    w("attn_v.weight")?,
+                ],
                 0,
             )?;
-            let qkv_bias = match content.tensor_infos.contains_key(&format!("blk.{i}.attn_q.bias")) {
+            let qkv_bias = match content
+                .tensor_infos
+                .contains_key(&format!("blk.{i}.attn_q.bias"))
+            {
                 true => Some(Tensor::cat(
                     &[w("attn_q.bias")?, w("attn_k.bias")?, w("attn_v.bias")?],
                     0,

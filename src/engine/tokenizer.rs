@@ -243,7 +243,11 @@ fn pre_tokenizer(name: &str) -> Result<PreTokenizerWrapper> {
             false,
         )
         .map_err(|e| EngineError::Tokenizer(e.to_string()))?;
-        Ok(Sequence::new(vec![split.into(), ByteLevel::new(false, true, false).into()]).into())
+        Ok(Sequence::new(vec![
+            split.into(),
+            ByteLevel::new(false, true, false).into(),
+        ])
+        .into())
     };
     match name {
         "smollm" | "starcoder" | "refact" => Ok(Sequence::new(vec![

@@ -98,7 +98,10 @@ mod tests {
         assert_eq!(bad[0].0, 3);
         assert!(bad[0].1.starts_with("not valid JSON"));
         assert_eq!(bad[1], (4, "missing field \"text\"".into()));
-        assert_eq!(bad[2], (5, "field \"text\" is a number, not a string".into()));
+        assert_eq!(
+            bad[2],
+            (5, "field \"text\" is a number, not a string".into())
+        );
         assert_eq!(bad[3], (6, "expected a JSON object, got an array".into()));
         // Empty text is a valid item.
         assert_eq!(out[5].as_ref().unwrap().line, 7);

@@ -200,7 +200,9 @@ impl<'m> Classifier<'m> {
         while start < items.len() {
             let mut end = start;
             let mut budget = 0;
-            while end < items.len() && (end == start || budget + self.cost(&items[end]) <= PACK_TOKENS) {
+            while end < items.len()
+                && (end == start || budget + self.cost(&items[end]) <= PACK_TOKENS)
+            {
                 budget += self.cost(&items[end]);
                 end += 1;
             }
@@ -211,7 +213,11 @@ impl<'m> Classifier<'m> {
     }
 
     fn chain_len(&self, item: &ItemTokens) -> usize {
-        let prefix = if self.opts.prefix_cache { 0 } else { self.prefix_ids.len() };
+        let prefix = if self.opts.prefix_cache {
+            0
+        } else {
+            self.prefix_ids.len()
+        };
         prefix + item.text.len() + self.after_ids.len()
     }
 
@@ -248,10 +254,13 @@ impl<'m> Classifier<'m> {
             }
             layout.push((root_row, node_row));
         }
-        let (logits, _) =
-            self.model
-                .transformer
-                .forward_tree(Job::Scoring, &self.prefix, &tokens, &parents, &want)?;
+        let (logits, _) = self.model.transformer.forward_tree(
+            Job::Scoring,
+            &self.prefix,
+            &tokens,
+            &parents,
+            &want,
+        )?;
         let rows = log_softmax_rows(&logits)?;
         Ok(layout
             .iter()

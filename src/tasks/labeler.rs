@@ -38,7 +38,10 @@ impl Task {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Prediction {
     Class(ClassPrediction),
-    Entities { entities: Vec<Entity>, truncated: bool },
+    Entities {
+        entities: Vec<Entity>,
+        truncated: bool,
+    },
 }
 
 impl Prediction {
@@ -80,19 +83,29 @@ impl<'m> Labeler<'m> {
         opts: ClassifierOptions,
     ) -> Result<Self, TaskError> {
         Ok(match task {
-            Task::Ner => Labeler::Extractor(Extractor::new(model, template, labels.names)?),
+            Task::Ner => {
+                let typing = PromptTemplate::builtin("ner-type")?;
+                Labeler::Extractor(Extractor::new(model, template, &typing, labels)?)
+            }
             _ => Labeler::Classifier(Classifier::new(model, template, labels, opts)?),
         })
     }
 
     pub fn label(&self, texts: &[&str]) -> Result<Vec<Prediction>, TaskError> {
         match self {
-            Labeler::Classifier(c) => Ok(c.classify(texts)?.into_iter().map(Prediction::Class).collect()),
+            Labeler::Classifier(c) => Ok(c
+                .classify(texts)?
+                .into_iter()
+                .map(Prediction::Class)
+                .collect()),
             Labeler::Extractor(x) => texts
                 .iter()
                 .map(|t| {
                     let (entities, truncated) = x.extract(t)?;
-                    Ok(Prediction::Entities { entities, truncated })
+                    Ok(Prediction::Entities {
+                        entities,
+                        truncated,
+                    })
                 })
                 .collect(),
         }

@@ -145,7 +145,10 @@ impl LabelTrie {
                     Some(p) => &trie.nodes[p].children,
                     None => &trie.roots,
                 };
-                let found = siblings.iter().copied().find(|&c| trie.nodes[c].token == token);
+                let found = siblings
+                    .iter()
+                    .copied()
+                    .find(|&c| trie.nodes[c].token == token);
                 let node = match found {
                     Some(n) => n,
                     None => {
@@ -190,7 +193,12 @@ impl LabelTrie {
     /// and at each inner node (`at[node]`). A label that is also the start of a longer label
     /// ("gas" / "gas type") is charged the probability of stopping there: one minus the mass
     /// on its continuations, else it could never beat the longer one.
-    pub fn score(&self, root: &[f32], at: &dyn Fn(usize) -> Option<usize>, rows: &[Vec<f32>]) -> Vec<f64> {
+    pub fn score(
+        &self,
+        root: &[f32],
+        at: &dyn Fn(usize) -> Option<usize>,
+        rows: &[Vec<f32>],
+    ) -> Vec<f64> {
         let dist = |parent: Option<usize>| -> &[f32] {
             match parent.and_then(at) {
                 Some(row) => &rows[row],
@@ -263,9 +271,18 @@ mod tests {
 
     #[test]
     fn label_lists_parse_and_reject_duplicates() {
-        assert_eq!(LabelSet::parse_list("a, b,c").unwrap().names, vec!["a", "b", "c"]);
-        assert!(matches!(LabelSet::parse_list("a,a"), Err(LabelError::Duplicate(_))));
-        assert!(matches!(LabelSet::parse_list(" , "), Err(LabelError::Empty)));
+        assert_eq!(
+            LabelSet::parse_list("a, b,c").unwrap().names,
+            vec!["a", "b", "c"]
+        );
+        assert!(matches!(
+            LabelSet::parse_list("a,a"),
+            Err(LabelError::Duplicate(_))
+        ));
+        assert!(matches!(
+            LabelSet::parse_list(" , "),
+            Err(LabelError::Empty)
+        ));
         assert_eq!(set(&["card_arrival"]).phrases, vec!["card arrival"]);
     }
 }

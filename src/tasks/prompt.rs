@@ -59,7 +59,11 @@ mod tests {
 
     #[test]
     fn sections_settings_and_version() {
-        let t = PromptTemplate::parse("t", "### user\nSay {{ text }}\n### assistant\nIt is\n### settings\ntemperature: 0.5\n").unwrap();
+        let t = PromptTemplate::parse(
+            "t",
+            "### user\nSay {{ text }}\n### assistant\nIt is\n### settings\ntemperature: 0.5\n",
+        )
+        .unwrap();
         assert_eq!(t.user, "Say {{ text }}");
         assert_eq!(t.assistant, "It is");
         assert_eq!(t.settings.temperature, 0.5);
@@ -74,7 +78,9 @@ mod tests {
         let err = |src: &str| PromptTemplate::parse("t", src).unwrap_err().to_string();
         assert!(err("### user\nno slot\n").contains("{{ text }}"));
         assert!(err("### bogus\n").contains("unknown section"));
-        assert!(err("### user\n{{ text }}\n### settings\ntemperature: -1\n").contains("temperature"));
+        assert!(
+            err("### user\n{{ text }}\n### settings\ntemperature: -1\n").contains("temperature")
+        );
         assert!(err("stray\n### user\n{{ text }}\n").contains("before the first section"));
     }
 }
@@ -99,6 +105,7 @@ impl PromptTemplate {
             "intent" => include_str!("../../prompts/intent.txt"),
             "classify" => include_str!("../../prompts/classify.txt"),
             "ner" => include_str!("../../prompts/ner.txt"),
+            "ner-type" => include_str!("../../prompts/ner-type.txt"),
             other => {
                 return Err(PromptError::Invalid {
                     name: other.into(),

@@ -11,7 +11,11 @@ pub fn root() -> PathBuf {
 /// The embedded default model; the test command runs scripts/fetch-model.sh first.
 pub fn model_path() -> PathBuf {
     let p = root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(p.exists(), "{} is missing: run scripts/fetch-model.sh", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/fetch-model.sh",
+        p.display()
+    );
     p
 }
 
