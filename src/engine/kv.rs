@@ -52,26 +52,4 @@ impl KvCache {
             len: self.len + more.len,
         })
     }
-
-    /// Only the entries at `rows` (positions within this cache), in that order: used to keep
-    /// one branch of a tree-shaped forward as a chain.
-    pub fn select(&self, rows: &[u32]) -> Result<KvCache> {
-        let idx = Tensor::new(rows, self.device()?)?;
-        let layers = self
-            .layers
-            .iter()
-            .map(|(k, v)| Ok((k.index_select(&idx, 1)?, v.index_select(&idx, 1)?)))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(KvCache {
-            layers,
-            len: rows.len(),
-        })
-    }
-
-    fn device(&self) -> Result<&candle_core::Device> {
-        match self.layers.first() {
-            Some((k, _)) => Ok(k.device()),
-            None => candle_core::bail!("empty kv cache has no device"),
-        }
-    }
 }

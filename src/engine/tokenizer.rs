@@ -128,10 +128,6 @@ impl TextTokenizer {
     pub fn stop_ids(&self) -> &[u32] {
         &self.stop_ids
     }
-
-    pub fn token_id(&self, token: &str) -> Option<u32> {
-        self.with_special.token_to_id(token)
-    }
 }
 
 fn encode(tok: &Tokenizer, text: &str) -> Result<Vec<u32>> {
