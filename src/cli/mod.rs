@@ -93,7 +93,7 @@ impl TaskArgs {
             match (&self.labels, &self.labels_file, self.task.default_labels()) {
                 (Some(list), _, _) => LabelSet::parse_list(list)?,
                 (None, Some(path), _) => LabelSet::from_file(path)?,
-                (None, None, Some(default)) => LabelSet::parse_list(default)?,
+                (None, None, Some(default)) => default,
                 (None, None, None) => anyhow::bail!(
                     "--task {} needs --labels a,b,c or --labels-file FILE.json",
                     self.task.name()

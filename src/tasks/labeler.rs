@@ -25,11 +25,19 @@ impl Task {
         }
     }
 
-    /// The label set used when none is given, if the task has one.
-    pub fn default_labels(self) -> Option<&'static str> {
+    /// The label set used when none is given, if the task has one. The CoNLL-style entity
+    /// types are scored as words: a 135M model reads "person" but not "PER".
+    pub fn default_labels(self) -> Option<LabelSet> {
+        let set = |names: &[&str], phrases: &[&str]| {
+            let own = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+            LabelSet::new(own(names), own(phrases)).ok()
+        };
         match self {
-            Task::Sentiment => Some("positive,negative"),
-            Task::Ner => Some("PER,ORG,LOC,MISC"),
+            Task::Sentiment => set(&["positive", "negative"], &["positive", "negative"]),
+            Task::Ner => set(
+                &["PER", "ORG", "LOC", "MISC"],
+                &["person", "organization", "location", "miscellaneous"],
+            ),
             Task::Intent | Task::Classify => None,
         }
     }
