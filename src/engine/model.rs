@@ -76,6 +76,16 @@ impl Transformer {
         }
     }
 
+    /// The KV cache of a prompt prefix shared by many items (empty for no tokens).
+    pub fn prefill(&self, tokens: &[u32]) -> Result<KvCache> {
+        match tokens.len() {
+            0 => Ok(KvCache::empty()),
+            n => Ok(self
+                .forward_chain(Job::Scoring, &KvCache::empty(), tokens, &[n - 1])?
+                .1),
+        }
+    }
+
     /// Feeds a chain of tokens after `prefix`; returns the logits at `want` (indices into
     /// `tokens`) and the cache entries of the new tokens.
     pub fn forward_chain(

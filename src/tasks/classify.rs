@@ -112,15 +112,9 @@ impl<'m> Classifier<'m> {
             .filter(|&n| n > 0)
             .ok_or(TaskError::NoRoom(context))?
             .min(MAX_TEXT_TOKENS);
-        let prefix = match (opts.prefix_cache, prefix_ids.is_empty()) {
-            (true, false) => {
-                let last = prefix_ids.len() - 1;
-                model
-                    .transformer
-                    .forward_chain(Job::Scoring, &KvCache::empty(), &prefix_ids, &[last])?
-                    .1
-            }
-            _ => KvCache::empty(),
+        let prefix = match opts.prefix_cache {
+            true => model.transformer.prefill(&prefix_ids)?,
+            false => KvCache::empty(),
         };
         let mut this = Self {
             model,

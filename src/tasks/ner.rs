@@ -2,8 +2,9 @@
 //! entities one per line, but at every step it may only choose tokens that keep the entity a
 //! substring of the input starting and ending at word boundaries, so every span is real text
 //! with exact character offsets. Then each span's type is chosen by label scoring, like any
-//! classification (calibrated, always a type from the set). A 135M model finds mentions far
-//! better from type-free examples than it names types while writing them.
+//! classification (always a type from the set; `prompts/ner-type.txt` decides calibration).
+//! A 135M model finds mentions far better from type-free examples than it names types while
+//! writing them.
 use super::classify::{Classifier, ClassifierOptions, TaskError};
 use super::labels::LabelSet;
 use super::prompt::{item_tokens, PromptTemplate};
@@ -31,7 +32,6 @@ const MAX_RETRIES: usize = 3;
 
 pub struct Extractor<'m> {
     model: &'m LoadedModel,
-    pub types: Vec<String>,
     pub prompt_version: String,
     prefix: KvCache,
     after_ids: Vec<u32>,
@@ -59,15 +59,7 @@ impl<'m> Extractor<'m> {
         let tok = &model.tokenizer;
         let rendered = template.render(&model.chat, &[], &types.names)?;
         let prefix_ids = tok.encode_prompt(&rendered.before)?;
-        let prefix = match prefix_ids.len() {
-            0 => KvCache::empty(),
-            n => {
-                model
-                    .transformer
-                    .forward_chain(Job::Scoring, &KvCache::empty(), &prefix_ids, &[n - 1])?
-                    .1
-            }
-        };
+        let prefix = model.transformer.prefill(&prefix_ids)?;
         let after_ids = tok.encode_prompt(&rendered.after)?;
         let mut by_first_byte = vec![Vec::new(); 256];
         for id in 0..tok.vocab_size() as u32 {
@@ -101,15 +93,9 @@ impl<'m> Extractor<'m> {
             .filter(|&n| n > 0)
             .ok_or(TaskError::NoRoom(context))?
             .min(super::classify::MAX_TEXT_TOKENS);
-        let typer = Classifier::new(
-            model,
-            type_template,
-            types.clone(),
-            ClassifierOptions::default(),
-        )?;
+        let typer = Classifier::new(model, type_template, types, ClassifierOptions::default())?;
         Ok(Self {
             model,
-            types: types.names,
             prompt_version: format!("{}+{}", template.version, type_template.version),
             prefix,
             after_ids,
