@@ -4,4 +4,7 @@
 //! build on `engine` (everything candle); `engine` knows nothing of labels.
 pub mod engine;
 pub mod formats;
+pub mod jobs;
+pub mod store;
 pub mod tasks;
+pub mod web;

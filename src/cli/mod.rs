@@ -1,6 +1,8 @@
 //! Subcommands. Flags fall back to `WICK_*` environment variables.
+mod admin;
 mod eval;
 mod label;
+mod serve;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -29,12 +31,40 @@ enum Command {
     Label(label::LabelArgs),
     /// Label a JSONL file with gold labels and report accuracy, macro-F1, ECE or span F1.
     Eval(eval::EvalArgs),
+    /// Run the labeling server.
+    Serve(serve::ServeArgs),
+    /// Import a JSONL or CSV file into a project.
+    Import(admin::ImportArgs),
+    /// Manage users.
+    #[command(subcommand)]
+    User(admin::UserCommand),
+    /// Create an API token for a user and print it.
+    Token {
+        #[command(subcommand)]
+        cmd: TokenCommand,
+    },
+    /// Manage projects.
+    #[command(subcommand)]
+    Project(admin::ProjectCommand),
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token.
+    Create(admin::TokenArgs),
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Label(args) => label::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Import(args) => admin::import(args),
+        Command::User(cmd) => admin::user(cmd),
+        Command::Token {
+            cmd: TokenCommand::Create(args),
+        } => admin::token(args),
+        Command::Project(cmd) => admin::project(cmd),
     }
 }
 

@@ -1,2 +1,3 @@
 //! Reading input rows and writing output rows.
+pub mod import;
 pub mod jsonl;

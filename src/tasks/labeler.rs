@@ -7,7 +7,7 @@ use super::prompt::PromptTemplate;
 use crate::engine::LoadedModel;
 use serde_json::{json, Value};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum Task {
     Sentiment,
     Intent,

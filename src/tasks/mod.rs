@@ -5,3 +5,4 @@ pub mod labels;
 pub mod metrics;
 pub mod ner;
 pub mod prompt;
+pub mod worker;

@@ -1,0 +1,186 @@
+//! Commands that work on the database directly: users, tokens, projects, import.
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use wick::formats::import::{self as rows, Format};
+use wick::store::projects::{self, NewProject, QueueOrder, TaskKind};
+use wick::store::users::{self, Role};
+use wick::store::{import, Actor, Store};
+
+#[derive(Args)]
+pub struct DbArg {
+    #[arg(long, env = "WICK_DB", default_value = "wick.db")]
+    db: PathBuf,
+}
+
+impl DbArg {
+    fn open(&self) -> Result<Store> {
+        Store::open(&self.db).with_context(|| format!("opening {}", self.db.display()))
+    }
+}
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Add a user; the password comes from WICK_PASSWORD or is asked on stdin.
+    Add {
+        name: String,
+        #[arg(long, value_enum, default_value_t = Role::Annotator)]
+        role: Role,
+        #[command(flatten)]
+        db: DbArg,
+    },
+}
+
+pub fn user(cmd: UserCommand) -> Result<ExitCode> {
+    match cmd {
+        UserCommand::Add { name, role, db } => {
+            let password = match std::env::var("WICK_PASSWORD") {
+                Ok(p) => p,
+                Err(_) => {
+                    eprint!("password for {name}: ");
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    line.trim_end_matches(['\r', '\n']).to_string()
+                }
+            };
+            let u = db
+                .open()?
+                .write(|tx| users::create(tx, &Actor::system(), &name, role, &password))?;
+            println!("added {} ({}) with id {}", u.name, u.role.as_str(), u.id);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct TokenArgs {
+    /// The user the token acts as.
+    name: String,
+    #[command(flatten)]
+    db: DbArg,
+}
+
+/// Prints a new API token (only its hash is stored).
+pub fn token(args: TokenArgs) -> Result<ExitCode> {
+    let store = args.db.open()?;
+    let token = store.write(|tx| {
+        let u = users::by_name(tx, &args.name)?;
+        users::create_token(tx, &Actor::system(), u.id)
+    })?;
+    println!("{token}");
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Subcommand)]
+pub enum ProjectCommand {
+    /// Create a project.
+    Create {
+        name: String,
+        #[arg(long, value_parser = ["classification", "ner"])]
+        task: String,
+        /// Labels or entity types, comma-separated.
+        #[arg(long)]
+        labels: String,
+        /// Built-in prompt: classify, sentiment, intent (classification) or ner.
+        #[arg(long)]
+        prompt: Option<String>,
+        #[arg(long, value_parser = ["uncertainty", "sequential", "random"])]
+        queue_order: Option<String>,
+        #[arg(long)]
+        overlap: Option<i64>,
+        /// A Markdown file with the guidelines.
+        #[arg(long)]
+        guidelines: Option<PathBuf>,
+        /// Users (by name) to add as members.
+        #[arg(long, value_delimiter = ',')]
+        members: Vec<String>,
+        #[command(flatten)]
+        db: DbArg,
+    },
+}
+
+pub fn project(cmd: ProjectCommand) -> Result<ExitCode> {
+    let ProjectCommand::Create {
+        name,
+        task,
+        labels,
+        prompt,
+        queue_order,
+        overlap,
+        guidelines,
+        members,
+        db,
+    } = cmd;
+    let guidelines = guidelines
+        .map(|p| std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display())))
+        .transpose()?;
+    let parse = |s: &str| serde_json::Value::String(s.to_string());
+    let new = NewProject {
+        name,
+        task: serde_json::from_value::<TaskKind>(parse(&task))?,
+        labels: labels
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+        prompt,
+        guidelines,
+        queue_order: queue_order
+            .map(|q| serde_json::from_value::<QueueOrder>(parse(&q)))
+            .transpose()?,
+        overlap,
+    };
+    let p = db.open()?.write(|tx| {
+        let p = projects::create(tx, &Actor::system(), &new)?;
+        for m in &members {
+            let u = users::by_name(tx, m)?;
+            projects::set_member(tx, &Actor::system(), p.id, u.id, true)?;
+        }
+        Ok(p)
+    })?;
+    println!("created project {} with id {}", p.name, p.id);
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    db: DbArg,
+    /// The project's name.
+    #[arg(long)]
+    project: String,
+    /// JSONL, or CSV with a `text` column (by extension).
+    file: PathBuf,
+}
+
+/// Streams a file into a project; bad rows are listed and the exit code is 2 if there were any.
+pub fn import(args: ImportArgs) -> Result<ExitCode> {
+    let store = args.db.open()?;
+    let project = store.read(|c| projects::by_name(c, &args.project))?;
+    let file =
+        File::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?;
+    let bar = super::progress(0);
+    let report = import::import(
+        &store,
+        &Actor::system(),
+        project.id,
+        rows::rows(Format::from_path(&args.file), file),
+        |r| bar.set_position(r.inserted + r.duplicates),
+    )?;
+    bar.finish_and_clear();
+    for e in &report.errors {
+        eprintln!("{}: line {}: {}", args.file.display(), e.line, e.message);
+    }
+    println!(
+        "imported {} items into {} ({} already there, {} with labels, {} bad rows)",
+        report.inserted, project.name, report.duplicates, report.annotations, report.error_count
+    );
+    Ok(if report.error_count > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,217 @@
+//! Runs pre-labeling jobs on a thread of their own, feeding the model thread in small batches
+//! and committing each batch's predictions with the job's progress in one transaction. A job is
+//! resumed after a restart from its row: the items still without a prediction are what is left.
+use crate::store::jobs::{self, Job, JobStatus};
+use crate::store::predictions::{self, NewPrediction, Output, Provenance};
+use crate::store::projects::{self, Project, TaskKind};
+use crate::store::{Store, StoreError};
+use crate::tasks::labeler::{Prediction, Task};
+use crate::tasks::worker::{ModelHandle, TaskSpec};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Items per model request: small enough that cancel and progress react within seconds.
+const BATCH: usize = 8;
+const IDLE_POLL: Duration = Duration::from_secs(2);
+
+/// Wakes the runner when a job is queued.
+#[derive(Clone)]
+pub struct JobRunner {
+    wake: mpsc::Sender<()>,
+}
+
+impl JobRunner {
+    pub fn spawn(store: Store, model: Option<ModelHandle>) -> std::io::Result<Self> {
+        let (wake, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("wick-jobs".into())
+            .spawn(move || loop {
+                match store.read(jobs::next_runnable) {
+                    Ok(Some(job)) => {
+                        if let Err(e) = run(&store, model.as_ref(), &job) {
+                            tracing::error!(job = job.id, "job failed: {e}");
+                            let _ = store.write(|tx| {
+                                jobs::finish(tx, job.id, JobStatus::Failed, Some(&e.to_string()))
+                            });
+                        }
+                    }
+                    Ok(None) => match rx.recv_timeout(IDLE_POLL) {
+                        Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                        _ => continue,
+                    },
+                    Err(e) => {
+                        tracing::error!("cannot read jobs: {e}");
+                        std::thread::sleep(IDLE_POLL);
+                    }
+                }
+            })?;
+        Ok(JobRunner { wake })
+    }
+
+    pub fn wake(&self) {
+        let _ = self.wake.send(());
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum RunError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Model(String),
+}
+
+/// What the model is asked for a project.
+pub fn task_spec(project: &Project) -> TaskSpec {
+    let task = match (project.task, project.prompt.as_str()) {
+        (TaskKind::Ner, _) => Task::Ner,
+        (TaskKind::Classification, "sentiment") => Task::Sentiment,
+        (TaskKind::Classification, "intent") => Task::Intent,
+        (TaskKind::Classification, _) => Task::Classify,
+    };
+    TaskSpec {
+        task,
+        prompt: project.prompt.clone(),
+        labels: project.labels.clone(),
+    }
+}
+
+fn run(store: &Store, model: Option<&ModelHandle>, job: &Job) -> Result<(), RunError> {
+    let project = store.read(|c| projects::get(c, job.project_id))?;
+    let Some(model) = model else {
+        return Err(RunError::Model(
+            "the server was started without a model (--no-model)".into(),
+        ));
+    };
+    let spec = task_spec(&project);
+    let by = Provenance {
+        model_id: model.model_id().to_string(),
+        prompt_version: spec
+            .prompt_version()
+            .map_err(|e| RunError::Model(e.to_string()))?,
+        labels_hash: labels_hash(&project.labels),
+    };
+    let (total, done) =
+        store.read(|c| jobs::coverage(c, project.id, &by.model_id, &by.prompt_version))?;
+    store.write(|tx| jobs::start_run(tx, job.id, &by.model_id, &by.prompt_version, total, done))?;
+    tracing::info!(
+        job = job.id,
+        project = project.id,
+        total,
+        done,
+        "pre-labeling"
+    );
+    let mut after = 0;
+    loop {
+        if store.read(|c| jobs::status(c, job.id))? != JobStatus::Running {
+            return Ok(()); // cancelled meanwhile
+        }
+        let batch = store.read(|c| {
+            jobs::pending_items(
+                c,
+                project.id,
+                &by.model_id,
+                &by.prompt_version,
+                after,
+                BATCH,
+            )
+        })?;
+        let Some(&(last, _)) = batch.last() else {
+            store.write(|tx| jobs::finish(tx, job.id, JobStatus::Done, None))?;
+            return Ok(());
+        };
+        after = last;
+        let (ids, texts): (Vec<i64>, Vec<String>) = batch.into_iter().unzip();
+        let preds = model
+            .label(&spec, texts)
+            .map_err(|e| RunError::Model(e.to_string()))?;
+        let rows: Vec<NewPrediction> = ids
+            .iter()
+            .zip(&preds)
+            .map(|(&id, p)| to_row(id, p))
+            .collect();
+        store.write(|tx| {
+            predictions::insert(tx, &by, project.queue_order, &rows)?;
+            jobs::add_done(tx, job.id, rows.len() as i64)
+        })?;
+    }
+}
+
+/// Identifies the label set a prediction was made over.
+pub fn labels_hash(labels: &[String]) -> String {
+    let d = Sha256::digest(serde_json::to_string(labels).unwrap_or_default().as_bytes());
+    d.iter().take(6).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Confidence given to an NER prediction with no entities: the extractor has no probability for
+/// "nothing here", so such items sit mid-queue rather than last.
+const EMPTY_NER_CONFIDENCE: f64 = 0.5;
+
+fn to_row(item_id: i64, p: &Prediction) -> NewPrediction {
+    match p {
+        Prediction::Class(c) => {
+            let mut probs: Vec<f64> = c.scores.iter().map(|(_, s)| *s).collect();
+            probs.sort_by(|a, b| b.total_cmp(a));
+            let margin = probs[0] - probs.get(1).copied().unwrap_or(0.0);
+            let entropy = -probs
+                .iter()
+                .filter(|&&p| p > 0.0)
+                .map(|p| p * p.ln())
+                .sum::<f64>();
+            let mut output = Output::new();
+            output.insert("label".into(), json!(c.label));
+            output.insert(
+                "scores".into(),
+                json!(c
+                    .scores
+                    .iter()
+                    .map(|(l, s)| (l.clone(), json!(s)))
+                    .collect::<serde_json::Map<_, _>>()),
+            );
+            NewPrediction {
+                item_id,
+                label: Some(c.label.clone()),
+                output,
+                confidence: c.confidence,
+                margin,
+                entropy,
+                truncated: c.truncated,
+            }
+        }
+        Prediction::Entities {
+            entities,
+            truncated,
+        } => {
+            let confidence = entities
+                .iter()
+                .map(|e| e.confidence)
+                .fold(None, |m: Option<f64>, c| Some(m.map_or(c, |m| m.min(c))));
+            let binary = |p: f64| {
+                if p <= 0.0 || p >= 1.0 {
+                    0.0
+                } else {
+                    -(p * p.ln() + (1.0 - p) * (1.0 - p).ln())
+                }
+            };
+            let entropy = if entities.is_empty() {
+                0.0
+            } else {
+                entities.iter().map(|e| binary(e.confidence)).sum::<f64>() / entities.len() as f64
+            };
+            let confidence = confidence.unwrap_or(EMPTY_NER_CONFIDENCE);
+            let mut output = Output::new();
+            output.insert("entities".into(), json!(entities));
+            NewPrediction {
+                item_id,
+                label: None,
+                output,
+                confidence,
+                margin: confidence,
+                entropy,
+                truncated: *truncated,
+            }
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! Writes imported rows in transactions of `BATCH` rows. Each batch commits whole or not at all,
+//! and ids make a re-import idempotent, so an import cut off mid-way is finished by running it
+//! again.
+use super::annotations::{Answer, Span};
+use super::projects::{self, Project, QueueOrder};
+use super::{audit, now_ms, Actor, Result, Store};
+use crate::formats::import::ImportRow;
+use crate::formats::jsonl::BadLine;
+use rusqlite::{params, Transaction};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+pub const BATCH: usize = 1000;
+/// Bad rows listed one by one in a report; the count covers all of them.
+const MAX_LISTED_ERRORS: usize = 1000;
+
+#[derive(Debug, Default, Serialize)]
+pub struct RowError {
+    pub line: usize,
+    pub message: String,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct ImportReport {
+    pub inserted: u64,
+    /// Rows whose id was already in the project: left as they were.
+    pub duplicates: u64,
+    /// Labels or entities imported as annotations with source `import`.
+    pub annotations: u64,
+    pub errors: Vec<RowError>,
+    pub error_count: u64,
+}
+
+impl ImportReport {
+    fn error(&mut self, line: usize, message: String) {
+        self.error_count += 1;
+        if self.errors.len() < MAX_LISTED_ERRORS {
+            self.errors.push(RowError { line, message });
+        }
+    }
+}
+
+/// An id for a row that has none: the hash of its text, so importing the same file twice
+/// does not double it.
+fn content_id(text: &str) -> String {
+    let h = Sha256::digest(text.as_bytes());
+    format!(
+        "sha256:{}",
+        h[..10]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    )
+}
+
+fn initial_priority(order: QueueOrder) -> f64 {
+    match order {
+        QueueOrder::Sequential => 0.0,
+        QueueOrder::Random => rand::random::<f64>(),
+        QueueOrder::Uncertainty => 2.0,
+    }
+}
+
+/// Imports every row, calling `progress` after each committed batch.
+pub fn import(
+    store: &Store,
+    actor: &Actor,
+    project_id: i64,
+    rows: impl Iterator<Item = Result<ImportRow, BadLine>>,
+    mut progress: impl FnMut(&ImportReport),
+) -> Result<ImportReport> {
+    let project = store.read(|c| projects::get(c, project_id))?;
+    let mut report = ImportReport::default();
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut rows = rows.peekable();
+    while rows.peek().is_some() {
+        batch.clear();
+        for row in rows.by_ref() {
+            match row {
+                Ok(r) => batch.push(r),
+                Err(bad) => report.error(bad.line, bad.reason),
+            }
+            if batch.len() == BATCH {
+                break;
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        store.write(|tx| write_batch(tx, actor, &project, &batch, &mut report))?;
+        progress(&report);
+    }
+    Ok(report)
+}
+
+fn write_batch(
+    tx: &Transaction,
+    actor: &Actor,
+    project: &Project,
+    batch: &[ImportRow],
+    report: &mut ImportReport,
+) -> Result<()> {
+    let now = now_ms();
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO items (project_id, ext_id, text, meta, created_at, priority) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (project_id, ext_id) DO NOTHING",
+    )?;
+    let mut annotate = tx.prepare_cached(
+        "INSERT INTO annotations (item_id, user_id, source, value, guideline_version, created_at)
+         VALUES (?1, NULL, 'import', ?2, ?3, ?4)",
+    )?;
+    let mut count =
+        tx.prepare_cached("UPDATE items SET annotators = 1, done = (1 >= ?2) WHERE id = ?1")?;
+    let (mut inserted, mut duplicates) = (0u64, 0u64);
+    for row in batch {
+        let answer = match answer_of(row) {
+            None => None,
+            Some(a) => match a.validated(project, &row.text) {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    report.error(row.line, e.to_string());
+                    continue;
+                }
+            },
+        };
+        let ext_id = row.id.clone().unwrap_or_else(|| content_id(&row.text));
+        let meta = row
+            .meta
+            .as_ref()
+            .map(|m| serde_json::Value::Object(m.clone()).to_string());
+        let added = insert.execute(params![
+            project.id,
+            ext_id,
+            row.text,
+            meta,
+            now,
+            initial_priority(project.queue_order)
+        ])?;
+        if added == 0 {
+            duplicates += 1;
+            continue;
+        }
+        inserted += 1;
+        if let Some(answer) = answer {
+            let item_id = tx.last_insert_rowid();
+            annotate.execute(params![
+                item_id,
+                answer.to_json(),
+                project.guidelines.version,
+                now
+            ])?;
+            count.execute(params![item_id, project.overlap])?;
+            report.annotations += 1;
+        }
+    }
+    report.inserted += inserted;
+    report.duplicates += duplicates;
+    let lines = (batch[0].line, batch[batch.len() - 1].line);
+    audit::record(
+        tx,
+        actor,
+        "items.import",
+        &format!("project:{}", project.id),
+        &serde_json::json!({"inserted": inserted, "duplicates": duplicates, "lines": [lines.0, lines.1]}),
+    )
+}
+
+fn answer_of(row: &ImportRow) -> Option<Answer> {
+    if let Some(label) = &row.label {
+        return Some(Answer::Label {
+            label: label.clone(),
+        });
+    }
+    row.entities.as_ref().map(|es| Answer::Entities {
+        entities: es
+            .iter()
+            .map(|e| Span {
+                start: e.start,
+                end: e.end,
+                label: e.label.clone(),
+            })
+            .collect(),
+    })
+}

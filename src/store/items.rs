@@ -1,0 +1,99 @@
+//! Items: the texts to label. Listing pages by id; the detail carries the full history.
+use super::annotations::{self, Annotation};
+use super::predictions::{self, Prediction};
+use super::{format_ms, Page, Result, StoreError};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+#[derive(Debug, Serialize)]
+pub struct ItemSummary {
+    pub id: i64,
+    pub ext_id: String,
+    pub text: String,
+    pub annotators: i64,
+    pub done: bool,
+    /// The latest prediction's label and confidence, if any.
+    pub predicted: Option<String>,
+    pub confidence: Option<f64>,
+}
+
+pub fn list(
+    conn: &Connection,
+    project_id: i64,
+    after: Option<i64>,
+    limit: usize,
+) -> Result<Page<ItemSummary>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT i.id, i.ext_id, substr(i.text, 1, 300), i.annotators, i.done, p.label, p.confidence
+         FROM items i LEFT JOIN predictions p ON p.id = (SELECT MAX(id) FROM predictions WHERE item_id = i.id)
+         WHERE i.project_id = ?1 AND i.id > ?2 ORDER BY i.id LIMIT ?3",
+    )?;
+    let rows = stmt
+        .query_map(
+            params![project_id, after.unwrap_or(0), limit as i64 + 1],
+            |r| {
+                Ok(ItemSummary {
+                    id: r.get(0)?,
+                    ext_id: r.get(1)?,
+                    text: r.get(2)?,
+                    annotators: r.get(3)?,
+                    done: r.get(4)?,
+                    predicted: r.get(5)?,
+                    confidence: r.get(6)?,
+                })
+            },
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Page::from_rows(rows, limit, |i| i.id))
+}
+
+#[derive(Debug, Serialize)]
+pub struct Item {
+    pub id: i64,
+    pub project_id: i64,
+    pub ext_id: String,
+    pub text: String,
+    pub meta: Option<serde_json::Value>,
+    pub created_at: String,
+    pub annotators: i64,
+    pub done: bool,
+    pub current: Option<serde_json::Value>,
+    pub predictions: Vec<Prediction>,
+    pub annotations: Vec<Annotation>,
+}
+
+/// The item with every prediction and annotation, oldest first. Visibility is the caller's check.
+pub fn get(conn: &Connection, id: i64) -> Result<Item> {
+    let row = conn
+        .prepare_cached("SELECT id, project_id, ext_id, text, meta, created_at, annotators, done FROM items WHERE id = ?1")?
+        .query_row([id], |r| {
+            let meta: Option<String> = r.get(4)?;
+            Ok(Item {
+                id: r.get(0)?,
+                project_id: r.get(1)?,
+                ext_id: r.get(2)?,
+                text: r.get(3)?,
+                meta: meta.and_then(|m| serde_json::from_str(&m).ok()),
+                created_at: format_ms(r.get(5)?),
+                annotators: r.get(6)?,
+                done: r.get(7)?,
+                current: None,
+                predictions: Vec::new(),
+                annotations: Vec::new(),
+            })
+        })
+        .optional()?;
+    let mut item = row.ok_or_else(|| StoreError::NotFound(format!("item {id}")))?;
+    item.predictions = predictions::for_item(conn, id)?;
+    item.annotations = annotations::for_item(conn, id)?;
+    item.current = annotations::current(&item.annotations);
+    Ok(item)
+}
+
+/// The project an item belongs to.
+pub fn project_of(conn: &Connection, id: i64) -> Result<i64> {
+    conn.prepare_cached("SELECT project_id FROM items WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("item {id}")))
+}

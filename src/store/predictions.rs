@@ -1,0 +1,122 @@
+//! Model predictions: immutable rows, one per (item, model, prompt version); a new model or
+//! prompt adds rows beside the old ones.
+use super::projects::QueueOrder;
+use super::{format_ms, now_ms, Result};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use serde::Serialize;
+
+pub type Output = serde_json::Map<String, serde_json::Value>;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Prediction {
+    pub id: i64,
+    pub item_id: i64,
+    pub model_id: String,
+    pub prompt_version: String,
+    pub labels_hash: String,
+    pub confidence: f64,
+    pub margin: f64,
+    pub entropy: f64,
+    pub truncated: bool,
+    pub created_at: String,
+    /// `label` and `scores` (classification) or `entities` (NER).
+    #[serde(flatten)]
+    pub output: Output,
+}
+
+/// What the engine said about one item.
+#[derive(Debug, Clone)]
+pub struct NewPrediction {
+    pub item_id: i64,
+    pub label: Option<String>,
+    pub output: Output,
+    pub confidence: f64,
+    pub margin: f64,
+    pub entropy: f64,
+    pub truncated: bool,
+}
+
+/// Who made a batch of predictions.
+#[derive(Debug, Clone)]
+pub struct Provenance {
+    pub model_id: String,
+    pub prompt_version: String,
+    pub labels_hash: String,
+}
+
+/// Stores a batch and, under the uncertainty order, moves the items in the queue.
+pub fn insert(
+    tx: &Transaction,
+    by: &Provenance,
+    order: QueueOrder,
+    batch: &[NewPrediction],
+) -> Result<()> {
+    let now = now_ms();
+    let mut ins = tx.prepare_cached(
+        "INSERT INTO predictions (item_id, model_id, prompt_version, labels_hash, label, output, confidence, margin, entropy, truncated, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?;
+    let mut prio = tx.prepare_cached("UPDATE items SET priority = ?2 WHERE id = ?1")?;
+    for p in batch {
+        let output = serde_json::Value::Object(p.output.clone()).to_string();
+        ins.execute(params![
+            p.item_id,
+            by.model_id,
+            by.prompt_version,
+            by.labels_hash,
+            p.label,
+            output,
+            p.confidence,
+            p.margin,
+            p.entropy,
+            p.truncated,
+            now
+        ])?;
+        if order == QueueOrder::Uncertainty {
+            prio.execute(params![p.item_id, p.margin])?;
+        }
+    }
+    Ok(())
+}
+
+const SELECT: &str = "SELECT id, item_id, model_id, prompt_version, labels_hash, confidence, margin, entropy, truncated, created_at, output FROM predictions";
+
+fn from_row(r: &rusqlite::Row) -> rusqlite::Result<Prediction> {
+    let output: String = r.get(10)?;
+    Ok(Prediction {
+        id: r.get(0)?,
+        item_id: r.get(1)?,
+        model_id: r.get(2)?,
+        prompt_version: r.get(3)?,
+        labels_hash: r.get(4)?,
+        confidence: r.get(5)?,
+        margin: r.get(6)?,
+        entropy: r.get(7)?,
+        truncated: r.get(8)?,
+        created_at: format_ms(r.get(9)?),
+        output: serde_json::from_str(&output).unwrap_or_default(),
+    })
+}
+
+pub fn for_item(conn: &Connection, item_id: i64) -> Result<Vec<Prediction>> {
+    let mut stmt = conn.prepare_cached(&format!("{SELECT} WHERE item_id = ?1 ORDER BY id"))?;
+    let rows = stmt.query_map([item_id], from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn latest(conn: &Connection, item_id: i64) -> Result<Option<Prediction>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "{SELECT} WHERE item_id = ?1 ORDER BY id DESC LIMIT 1"
+        ))?
+        .query_row([item_id], from_row)
+        .optional()?)
+}
+
+pub fn count_for_project(conn: &Connection, project_id: i64) -> Result<i64> {
+    Ok(conn.query_row(
+        "SELECT COUNT(DISTINCT p.item_id) FROM predictions p JOIN items i ON i.id = p.item_id WHERE i.project_id = ?1",
+        [project_id],
+        |r| r.get(0),
+    )?)
+}

@@ -1,0 +1,404 @@
+//! Projects: task, label set, guidelines (versioned), members and queue settings.
+use super::users::User;
+use super::{audit, format_ms, now_ms, Actor, Result, StoreError};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskKind {
+    Classification,
+    Ner,
+}
+
+impl TaskKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskKind::Classification => "classification",
+            TaskKind::Ner => "ner",
+        }
+    }
+
+    /// The built-in prompts a project of this kind may use; the first is the default.
+    pub fn prompts(self) -> &'static [&'static str] {
+        match self {
+            TaskKind::Classification => &["classify", "sentiment", "intent"],
+            TaskKind::Ner => &["ner"],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueOrder {
+    Uncertainty,
+    Sequential,
+    Random,
+}
+
+impl QueueOrder {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueOrder::Uncertainty => "uncertainty",
+            QueueOrder::Sequential => "sequential",
+            QueueOrder::Random => "random",
+        }
+    }
+
+    /// The SQL expression giving an item's queue priority (lower is served first).
+    /// Uncertainty: the margin between the model's two best labels (confidence for spans),
+    /// items the model has not seen last.
+    pub(crate) fn priority_sql(self) -> &'static str {
+        match self {
+            QueueOrder::Sequential => "0.0",
+            QueueOrder::Random => "(abs(random()) % 1000000000) / 1e9",
+            QueueOrder::Uncertainty => {
+                "COALESCE((SELECT p.margin FROM predictions p WHERE p.item_id = items.id ORDER BY p.id DESC LIMIT 1), 2.0)"
+            }
+        }
+    }
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(s: &str, what: &str) -> Result<T> {
+    serde_json::from_value(serde_json::Value::String(s.to_string()))
+        .map_err(|_| StoreError::Corrupt(format!("unknown {what} {s:?}")))
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Guidelines {
+    pub version: i64,
+    pub body: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Project {
+    pub id: i64,
+    pub name: String,
+    pub task: TaskKind,
+    pub labels: Vec<String>,
+    pub prompt: String,
+    pub queue_order: QueueOrder,
+    pub overlap: i64,
+    pub guidelines: Guidelines,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct NewProject {
+    pub name: String,
+    pub task: TaskKind,
+    pub labels: Vec<String>,
+    pub prompt: Option<String>,
+    pub guidelines: Option<String>,
+    pub queue_order: Option<QueueOrder>,
+    pub overlap: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ProjectUpdate {
+    pub guidelines: Option<String>,
+    pub queue_order: Option<QueueOrder>,
+    pub overlap: Option<i64>,
+}
+
+const MAX_LABELS: usize = 1000;
+
+fn check_labels(labels: &[String]) -> Result<Vec<String>> {
+    if labels.is_empty() || labels.len() > MAX_LABELS {
+        return Err(StoreError::invalid(
+            "labels",
+            format!("1 to {MAX_LABELS} labels"),
+        ));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(labels.len());
+    for (i, l) in labels.iter().enumerate() {
+        let l = l.trim();
+        if l.is_empty() || l.chars().count() > 100 {
+            return Err(StoreError::invalid(
+                &format!("labels[{i}]"),
+                "1 to 100 characters",
+            ));
+        }
+        if out.iter().any(|o| o == l) {
+            return Err(StoreError::invalid(
+                &format!("labels[{i}]"),
+                format!("{l:?} is repeated"),
+            ));
+        }
+        out.push(l.to_string());
+    }
+    Ok(out)
+}
+
+fn check_overlap(overlap: i64) -> Result<i64> {
+    if !(1..=100).contains(&overlap) {
+        return Err(StoreError::invalid("overlap", "between 1 and 100"));
+    }
+    Ok(overlap)
+}
+
+pub fn create(tx: &Transaction, actor: &Actor, new: &NewProject) -> Result<Project> {
+    let name = new.name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(StoreError::invalid("name", "1 to 200 characters"));
+    }
+    let labels = check_labels(&new.labels)?;
+    let prompt = match &new.prompt {
+        None => new.task.prompts()[0].to_string(),
+        Some(p) if new.task.prompts().contains(&p.as_str()) => p.clone(),
+        Some(p) => {
+            return Err(StoreError::invalid(
+                "prompt",
+                format!("{p:?} is not one of {}", new.task.prompts().join(", ")),
+            ))
+        }
+    };
+    let overlap = check_overlap(new.overlap.unwrap_or(1))?;
+    let exists: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM projects WHERE name = ?1)",
+        [name],
+        |r| r.get(0),
+    )?;
+    if exists {
+        return Err(StoreError::Conflict(format!(
+            "a project named {name:?} exists"
+        )));
+    }
+    let now = now_ms();
+    tx.execute(
+        "INSERT INTO projects (name, task, labels, prompt, queue_order, overlap, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            name,
+            new.task.as_str(),
+            serde_json::to_string(&labels).unwrap_or_default(),
+            prompt,
+            new.queue_order.unwrap_or(QueueOrder::Uncertainty).as_str(),
+            overlap,
+            now
+        ],
+    )?;
+    let id = tx.last_insert_rowid();
+    tx.execute(
+        "INSERT INTO guidelines (project_id, version, body, user_id, created_at) VALUES (?1, 1, ?2, ?3, ?4)",
+        params![id, new.guidelines.clone().unwrap_or_default(), actor.user_id, now],
+    )?;
+    audit::record(
+        tx,
+        actor,
+        "project.create",
+        &format!("project:{id}"),
+        &serde_json::json!({"name": name, "task": new.task, "labels": labels}),
+    )?;
+    get(tx, id)
+}
+
+const SELECT: &str =
+    "SELECT p.id, p.name, p.task, p.labels, p.prompt, p.queue_order, p.overlap, p.created_at,
+        g.version, g.body
+    FROM projects p JOIN guidelines g ON g.project_id = p.id
+        AND g.version = (SELECT MAX(version) FROM guidelines WHERE project_id = p.id)";
+
+fn from_row(r: &rusqlite::Row) -> rusqlite::Result<Result<Project>> {
+    let task: String = r.get(2)?;
+    let labels: String = r.get(3)?;
+    let order: String = r.get(5)?;
+    let (id, name, prompt, overlap, created, version, body): (
+        i64,
+        String,
+        String,
+        i64,
+        i64,
+        i64,
+        String,
+    ) = (
+        r.get(0)?,
+        r.get(1)?,
+        r.get(4)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+    );
+    Ok((|| {
+        Ok(Project {
+            id,
+            name,
+            task: parse(&task, "task")?,
+            labels: serde_json::from_str(&labels)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            prompt,
+            queue_order: parse(&order, "queue order")?,
+            overlap,
+            guidelines: Guidelines { version, body },
+            created_at: format_ms(created),
+        })
+    })())
+}
+
+pub fn get(conn: &Connection, id: i64) -> Result<Project> {
+    conn.prepare_cached(&format!("{SELECT} WHERE p.id = ?1"))?
+        .query_row([id], from_row)
+        .optional()?
+        .unwrap_or_else(|| Err(StoreError::NotFound(format!("project {id}"))))
+}
+
+pub fn by_name(conn: &Connection, name: &str) -> Result<Project> {
+    let id: Option<i64> = conn
+        .query_row("SELECT id FROM projects WHERE name = ?1", [name], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    get(
+        conn,
+        id.ok_or_else(|| StoreError::NotFound(format!("project {name:?}")))?,
+    )
+}
+
+/// The project if `user` may see it. Annotators outside it get NotFound, as if it did not exist.
+pub fn visible(conn: &Connection, user: &User, id: i64) -> Result<Project> {
+    if !user.is_admin() && !is_member(conn, id, user.id)? {
+        return Err(StoreError::NotFound(format!("project {id}")));
+    }
+    get(conn, id)
+}
+
+pub fn list_for(conn: &Connection, user: &User) -> Result<Vec<Project>> {
+    let sql = format!(
+        "{SELECT} WHERE ?1 OR EXISTS (SELECT 1 FROM members m WHERE m.project_id = p.id AND m.user_id = ?2) ORDER BY p.id"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![user.is_admin(), user.id], from_row)?;
+    rows.map(|r| r?).collect()
+}
+
+pub fn update(tx: &Transaction, actor: &Actor, id: i64, up: &ProjectUpdate) -> Result<Project> {
+    let current = get(tx, id)?;
+    if let Some(body) = &up.guidelines {
+        if *body != current.guidelines.body {
+            tx.execute(
+                "INSERT INTO guidelines (project_id, version, body, user_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id, current.guidelines.version + 1, body, actor.user_id, now_ms()],
+            )?;
+        }
+    }
+    if let Some(order) = up.queue_order {
+        if order != current.queue_order {
+            tx.execute(
+                "UPDATE projects SET queue_order = ?1 WHERE id = ?2",
+                params![order.as_str(), id],
+            )?;
+            tx.execute(
+                &format!(
+                    "UPDATE items SET priority = {} WHERE project_id = ?1",
+                    order.priority_sql()
+                ),
+                [id],
+            )?;
+        }
+    }
+    if let Some(overlap) = up.overlap {
+        let overlap = check_overlap(overlap)?;
+        tx.execute(
+            "UPDATE projects SET overlap = ?1 WHERE id = ?2",
+            params![overlap, id],
+        )?;
+        tx.execute(
+            "UPDATE items SET done = (annotators >= ?1) WHERE project_id = ?2 AND done != (annotators >= ?1)",
+            params![overlap, id],
+        )?;
+    }
+    let detail = serde_json::json!({
+        "guidelines_changed": up.guidelines.as_ref().is_some_and(|b| *b != current.guidelines.body),
+        "queue_order": up.queue_order,
+        "overlap": up.overlap,
+    });
+    audit::record(
+        tx,
+        actor,
+        "project.update",
+        &format!("project:{id}"),
+        &detail,
+    )?;
+    get(tx, id)
+}
+
+pub fn is_member(conn: &Connection, project_id: i64, user_id: i64) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM members WHERE project_id = ?1 AND user_id = ?2)",
+        )?
+        .query_row(params![project_id, user_id], |r| r.get(0))?)
+}
+
+pub fn members(conn: &Connection, project_id: i64) -> Result<Vec<User>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT u.id, u.name, u.role FROM members m JOIN users u ON u.id = m.user_id WHERE m.project_id = ?1 ORDER BY u.name",
+    )?;
+    let ids: Vec<i64> = stmt
+        .query_map([project_id], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    ids.into_iter()
+        .map(|id| super::users::get(conn, id))
+        .collect()
+}
+
+pub fn set_member(
+    tx: &Transaction,
+    actor: &Actor,
+    project_id: i64,
+    user_id: i64,
+    member: bool,
+) -> Result<()> {
+    get(tx, project_id)?;
+    super::users::get(tx, user_id)?;
+    if member {
+        tx.execute(
+            "INSERT OR IGNORE INTO members (project_id, user_id) VALUES (?1, ?2)",
+            params![project_id, user_id],
+        )?;
+    } else {
+        tx.execute(
+            "DELETE FROM members WHERE project_id = ?1 AND user_id = ?2",
+            params![project_id, user_id],
+        )?;
+    }
+    let action = if member {
+        "member.add"
+    } else {
+        "member.remove"
+    };
+    audit::record(
+        tx,
+        actor,
+        action,
+        &format!("project:{project_id}"),
+        &serde_json::json!({"user_id": user_id}),
+    )
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Counts {
+    pub items: i64,
+    /// Items with at least one annotation.
+    pub annotated: i64,
+    /// Items with as many annotations as wanted.
+    pub done: i64,
+    pub annotations: i64,
+}
+
+pub fn counts(conn: &Connection, project_id: i64) -> Result<Counts> {
+    Ok(conn.query_row(
+        "SELECT COUNT(*), COALESCE(SUM(annotators > 0), 0), COALESCE(SUM(done), 0), COALESCE(SUM(annotators), 0)
+         FROM items WHERE project_id = ?1",
+        [project_id],
+        |r| {
+            Ok(Counts {
+                items: r.get(0)?,
+                annotated: r.get(1)?,
+                done: r.get(2)?,
+                annotations: r.get(3)?,
+            })
+        },
+    )?)
+}

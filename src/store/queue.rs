@@ -1,0 +1,60 @@
+//! The review queue: which item a person gets next, and the lease that keeps two people off it.
+use super::predictions::{self, Prediction};
+use super::projects;
+use super::users::User;
+use super::{now_ms, Result};
+use rusqlite::{params, OptionalExtension, Transaction};
+use serde::Serialize;
+
+/// How long an item stays with the person it was handed to.
+pub const LEASE_MS: i64 = 10 * 60 * 1000;
+
+#[derive(Debug, Serialize)]
+pub struct QueueItem {
+    pub id: i64,
+    pub ext_id: String,
+    pub text: String,
+    pub guideline_version: i64,
+    pub prediction: Option<Prediction>,
+}
+
+/// The next item for `user` in the project's order, leased to them; `exclude` lists items the
+/// caller already holds (the one on screen and the prefetched one).
+pub fn next(
+    tx: &Transaction,
+    user: &User,
+    project_id: i64,
+    exclude: &[i64],
+) -> Result<Option<QueueItem>> {
+    let project = projects::visible(tx, user, project_id)?;
+    let now = now_ms();
+    let exclude = serde_json::to_string(exclude).unwrap_or_else(|_| "[]".into());
+    // The partial index holds only open items, in queue order; the scan stops at the first one
+    // this user may take.
+    let found: Option<(i64, String, String)> = tx
+        .prepare_cached(
+            "SELECT i.id, i.ext_id, i.text FROM items i INDEXED BY items_queue
+             WHERE i.project_id = ?1 AND i.done = 0
+               AND (i.lease_until < ?2 OR i.lease_user = ?3)
+               AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.item_id = i.id AND a.user_id = ?3)
+               AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.user_id = ?3 AND s.item_id = i.id)
+               AND i.id NOT IN (SELECT value FROM json_each(?4))
+             ORDER BY i.priority, i.id LIMIT 1",
+        )?
+        .query_row(params![project_id, now, user.id, exclude], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?;
+    let Some((id, ext_id, text)) = found else {
+        return Ok(None);
+    };
+    tx.prepare_cached("UPDATE items SET lease_user = ?2, lease_until = ?3 WHERE id = ?1")?
+        .execute(params![id, user.id, now + LEASE_MS])?;
+    Ok(Some(QueueItem {
+        id,
+        ext_id,
+        text,
+        guideline_version: project.guidelines.version,
+        prediction: predictions::latest(tx, id)?,
+    }))
+}

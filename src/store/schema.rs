@@ -1,0 +1,122 @@
+//! Schema migrations, applied in order; `schema_migrations` records which ran.
+//! A migration is never edited once released: add a new one.
+
+pub const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE settings (
+    key TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+);
+CREATE TABLE users (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    role TEXT NOT NULL CHECK (role IN ('admin', 'annotator')),
+    password_hash TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE tokens (
+    id INTEGER PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id),
+    hash TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE projects (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    task TEXT NOT NULL CHECK (task IN ('classification', 'ner')),
+    labels TEXT NOT NULL,
+    prompt TEXT NOT NULL,
+    queue_order TEXT NOT NULL CHECK (queue_order IN ('uncertainty', 'sequential', 'random')),
+    overlap INTEGER NOT NULL CHECK (overlap >= 1),
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE guidelines (
+    project_id INTEGER NOT NULL REFERENCES projects(id),
+    version INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    user_id INTEGER REFERENCES users(id),
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (project_id, version)
+);
+CREATE TABLE members (
+    project_id INTEGER NOT NULL REFERENCES projects(id),
+    user_id INTEGER NOT NULL REFERENCES users(id),
+    PRIMARY KEY (project_id, user_id)
+) WITHOUT ROWID;
+-- annotators: distinct people (or an import) who answered; done: annotators >= overlap.
+-- priority orders the queue (lower first); lease_* keep two people off one item.
+CREATE TABLE items (
+    id INTEGER PRIMARY KEY,
+    project_id INTEGER NOT NULL REFERENCES projects(id),
+    ext_id TEXT NOT NULL,
+    text TEXT NOT NULL,
+    meta TEXT,
+    created_at INTEGER NOT NULL,
+    annotators INTEGER NOT NULL DEFAULT 0,
+    done INTEGER NOT NULL DEFAULT 0,
+    priority REAL NOT NULL,
+    lease_user INTEGER,
+    lease_until INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (project_id, ext_id)
+);
+CREATE INDEX items_queue ON items (project_id, priority, id) WHERE done = 0;
+CREATE TABLE predictions (
+    id INTEGER PRIMARY KEY,
+    item_id INTEGER NOT NULL REFERENCES items(id),
+    model_id TEXT NOT NULL,
+    prompt_version TEXT NOT NULL,
+    labels_hash TEXT NOT NULL,
+    label TEXT,
+    output TEXT NOT NULL,
+    confidence REAL NOT NULL,
+    margin REAL NOT NULL,
+    entropy REAL NOT NULL,
+    truncated INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX predictions_item ON predictions (item_id, model_id, prompt_version);
+CREATE TABLE annotations (
+    id INTEGER PRIMARY KEY,
+    item_id INTEGER NOT NULL REFERENCES items(id),
+    user_id INTEGER REFERENCES users(id),
+    source TEXT NOT NULL CHECK (source IN ('human', 'import')),
+    value TEXT NOT NULL,
+    accepted INTEGER,
+    seconds REAL,
+    guideline_version INTEGER,
+    prediction_id INTEGER REFERENCES predictions(id),
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX annotations_item ON annotations (item_id, user_id);
+CREATE INDEX annotations_user ON annotations (user_id, item_id);
+CREATE TABLE skips (
+    user_id INTEGER NOT NULL,
+    item_id INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (user_id, item_id)
+) WITHOUT ROWID;
+CREATE TABLE jobs (
+    id INTEGER PRIMARY KEY,
+    project_id INTEGER NOT NULL REFERENCES projects(id),
+    kind TEXT NOT NULL CHECK (kind IN ('prelabel')),
+    status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'cancelled', 'failed')),
+    model_id TEXT,
+    prompt_version TEXT,
+    total INTEGER NOT NULL DEFAULT 0,
+    done INTEGER NOT NULL DEFAULT 0,
+    run_started_at INTEGER,
+    run_done_at_start INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    user_id INTEGER REFERENCES users(id),
+    created_at INTEGER NOT NULL,
+    finished_at INTEGER
+);
+CREATE TABLE audit (
+    id INTEGER PRIMARY KEY,
+    user_id INTEGER REFERENCES users(id),
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    detail TEXT,
+    addr TEXT,
+    created_at INTEGER NOT NULL
+);
+"#];

@@ -1,0 +1,55 @@
+//! `/api/v1`: JSON endpoints. Each module maps one aggregate's store calls to HTTP.
+mod items;
+mod jobs;
+pub mod openapi;
+mod projects;
+mod queue;
+mod users;
+
+use actix_web::web;
+use serde::Deserialize;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/openapi.json", web::get().to(openapi::document))
+        .route("/me", web::get().to(users::me))
+        .route("/users", web::get().to(users::list))
+        .route("/users", web::post().to(users::create))
+        .route("/users/{id}/tokens", web::post().to(users::create_token))
+        .route("/audit", web::get().to(users::audit))
+        .route("/projects", web::get().to(projects::list))
+        .route("/projects", web::post().to(projects::create))
+        .route("/projects/{id}", web::get().to(projects::get))
+        .route("/projects/{id}", web::patch().to(projects::update))
+        .route("/projects/{id}/members", web::get().to(projects::members))
+        .route(
+            "/projects/{id}/members/{user_id}",
+            web::put().to(projects::add_member),
+        )
+        .route(
+            "/projects/{id}/members/{user_id}",
+            web::delete().to(projects::remove_member),
+        )
+        .route("/projects/{id}/items", web::post().to(items::import))
+        .route("/projects/{id}/items", web::get().to(items::list))
+        .route("/projects/{id}/next", web::post().to(queue::next))
+        .route("/projects/{id}/jobs", web::post().to(jobs::create))
+        .route("/projects/{id}/jobs", web::get().to(jobs::list))
+        .route("/items/{id}", web::get().to(items::get))
+        .route("/items/{id}/annotations", web::post().to(items::annotate))
+        .route("/items/{id}/skip", web::post().to(items::skip))
+        .route("/jobs/{id}", web::get().to(jobs::get))
+        .route("/jobs/{id}/cancel", web::post().to(jobs::cancel));
+}
+
+/// `?after=ID&limit=N` on list endpoints.
+#[derive(Debug, Deserialize)]
+pub struct PageQuery {
+    pub after: Option<i64>,
+    pub limit: Option<usize>,
+}
+
+impl PageQuery {
+    pub fn limit(&self) -> usize {
+        self.limit.unwrap_or(50).clamp(1, 500)
+    }
+}

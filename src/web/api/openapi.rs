@@ -1,0 +1,226 @@
+//! The OpenAPI 3.1 document for `/api/v1`, built from one table of endpoints. A test walks the
+//! table against the running server, so the document cannot list a route that does not exist.
+use actix_web::HttpResponse;
+use serde_json::{json, Map, Value};
+
+/// (method, path, summary, admin only, request body schema, success status).
+pub const ENDPOINTS: &[(&str, &str, &str, bool, Option<&str>, u16)] = &[
+    ("get", "/me", "The caller", false, None, 200),
+    ("get", "/users", "List users", true, None, 200),
+    (
+        "post",
+        "/users",
+        "Create a user",
+        true,
+        Some("NewUser"),
+        201,
+    ),
+    (
+        "post",
+        "/users/{id}/tokens",
+        "Create an API token (shown once)",
+        false,
+        None,
+        201,
+    ),
+    (
+        "get",
+        "/audit",
+        "Audit log, newest first (keyset paging)",
+        true,
+        None,
+        200,
+    ),
+    (
+        "get",
+        "/projects",
+        "Projects visible to the caller",
+        false,
+        None,
+        200,
+    ),
+    (
+        "post",
+        "/projects",
+        "Create a project",
+        true,
+        Some("NewProject"),
+        201,
+    ),
+    (
+        "get",
+        "/projects/{id}",
+        "A project with its guidelines and counts",
+        false,
+        None,
+        200,
+    ),
+    (
+        "patch",
+        "/projects/{id}",
+        "Change guidelines (new version), queue order or overlap",
+        true,
+        Some("ProjectUpdate"),
+        200,
+    ),
+    (
+        "get",
+        "/projects/{id}/members",
+        "Members of a project",
+        false,
+        None,
+        200,
+    ),
+    (
+        "put",
+        "/projects/{id}/members/{user_id}",
+        "Add a member",
+        true,
+        None,
+        204,
+    ),
+    (
+        "delete",
+        "/projects/{id}/members/{user_id}",
+        "Remove a member",
+        true,
+        None,
+        204,
+    ),
+    (
+        "post",
+        "/projects/{id}/items",
+        "Import JSONL or CSV (streamed; bad rows reported by line)",
+        false,
+        Some("ImportBody"),
+        200,
+    ),
+    (
+        "get",
+        "/projects/{id}/items",
+        "Items (keyset paging)",
+        false,
+        None,
+        200,
+    ),
+    (
+        "post",
+        "/projects/{id}/next",
+        "Lease the caller's next item",
+        false,
+        Some("NextBody"),
+        200,
+    ),
+    (
+        "post",
+        "/projects/{id}/jobs",
+        "Start pre-labeling",
+        true,
+        None,
+        202,
+    ),
+    (
+        "get",
+        "/projects/{id}/jobs",
+        "Jobs of a project",
+        false,
+        None,
+        200,
+    ),
+    (
+        "get",
+        "/items/{id}",
+        "An item with its predictions and annotations",
+        false,
+        None,
+        200,
+    ),
+    (
+        "post",
+        "/items/{id}/annotations",
+        "Answer an item",
+        false,
+        Some("Annotation"),
+        201,
+    ),
+    ("post", "/items/{id}/skip", "Skip an item", false, None, 204),
+    ("get", "/jobs/{id}", "A job's progress", false, None, 200),
+    ("post", "/jobs/{id}/cancel", "Cancel a job", true, None, 200),
+];
+
+fn schemas() -> Value {
+    let span = json!({"type": "object", "required": ["start", "end", "label"], "properties": {
+        "start": {"type": "integer", "minimum": 0}, "end": {"type": "integer", "minimum": 0},
+        "label": {"type": "string"}}});
+    json!({
+        "Error": {"type": "object", "properties": {"error": {"type": "object", "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},
+        "NewUser": {"type": "object", "required": ["name", "role", "password"], "properties": {
+            "name": {"type": "string"}, "role": {"enum": ["admin", "annotator"]}, "password": {"type": "string", "minLength": 8}}},
+        "NewProject": {"type": "object", "required": ["name", "task", "labels"], "properties": {
+            "name": {"type": "string"}, "task": {"enum": ["classification", "ner"]},
+            "labels": {"type": "array", "items": {"type": "string"}},
+            "prompt": {"enum": ["classify", "sentiment", "intent", "ner"]},
+            "guidelines": {"type": "string"}, "queue_order": {"enum": ["uncertainty", "sequential", "random"]},
+            "overlap": {"type": "integer", "minimum": 1}}},
+        "ProjectUpdate": {"type": "object", "properties": {"guidelines": {"type": "string"},
+            "queue_order": {"enum": ["uncertainty", "sequential", "random"]}, "overlap": {"type": "integer", "minimum": 1}}},
+        "ImportBody": {"type": "string", "description": "JSONL rows {id?, text, meta?, label?, entities?} or CSV with a text column"},
+        "NextBody": {"type": "object", "properties": {"exclude": {"type": "array", "items": {"type": "integer"}}}},
+        "Span": span,
+        "Annotation": {"type": "object", "properties": {"label": {"type": "string"},
+            "entities": {"type": "array", "items": {"$ref": "#/components/schemas/Span"}},
+            "seconds": {"type": "number"}, "prediction_id": {"type": "integer"}}},
+    })
+}
+
+pub fn spec() -> Value {
+    let mut paths = Map::new();
+    for &(method, path, summary, admin, body, status) in ENDPOINTS {
+        let params: Vec<Value> = path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "integer"}}))
+            .collect();
+        let mut op = json!({
+            "summary": summary,
+            "operationId": format!("{method}{}", path.replace(['/', '{', '}'], "_")),
+            "parameters": params,
+            "responses": {
+                status.to_string(): {"description": "success"},
+                "default": {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+            },
+        });
+        if admin {
+            op["description"] = json!("Admins only.");
+        }
+        if let Some(schema) = body {
+            let mime = if schema == "ImportBody" {
+                "application/x-ndjson"
+            } else {
+                "application/json"
+            };
+            op["requestBody"] = json!({"required": true, "content": {mime: {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}});
+        }
+        let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
+        entry[method] = op;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "Wick", "version": env!("CARGO_PKG_VERSION")},
+        "servers": [{"url": "/api/v1"}],
+        "security": [{"bearer": []}, {"session": []}],
+        "paths": paths,
+        "components": {
+            "schemas": schemas(),
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "session": {"type": "apiKey", "in": "cookie", "name": "wick_session"},
+            },
+        },
+    })
+}
+
+pub async fn document() -> HttpResponse {
+    HttpResponse::Ok().json(spec())
+}

@@ -1,0 +1,30 @@
+use crate::store::queue;
+use crate::web::auth::Caller;
+use crate::web::error::ApiError;
+use crate::web::AppState;
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+#[derive(Deserialize, Default)]
+pub struct NextBody {
+    #[serde(default)]
+    exclude: Vec<i64>,
+}
+
+pub async fn next(
+    caller: Caller,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    body: Option<web::Json<NextBody>>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let exclude = body.map(|b| b.into_inner().exclude).unwrap_or_default();
+    if exclude.len() > 100 {
+        return Err(ApiError::bad_request("exclude: at most 100 ids"));
+    }
+    let item = state
+        .write(move |tx| queue::next(tx, &caller.user, id, &exclude))
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({"item": item})))
+}
