@@ -90,6 +90,9 @@ pub fn import(
         store.write(|tx| write_batch(tx, actor, &project, &batch, &mut report))?;
         progress(&report);
     }
+    // Parse errors are found before a batch is written, answer errors while it is: list both
+    // in file order.
+    report.errors.sort_by_key(|e| e.line);
     Ok(report)
 }
 

@@ -1,5 +1,7 @@
 //! Shared by the integration tests: where the real model and the shared dev data live.
 #![allow(dead_code)]
+pub mod server;
+
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use wick::engine::{LoadOptions, LoadedModel};
