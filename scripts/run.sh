@@ -1,12 +1,27 @@
 #!/usr/bin/env bash
-# Sets everything up and runs Wick: fetches the embedded model, builds the release binary
-# and labels the demo files with it (sentiment, then named entities), printing the results.
+# Sets everything up and runs Wick: fetches the embedded model, builds the release binary,
+# creates a demo database (an intent project and an entity project, a few hundred rows from
+# public dev sets, queued for pre-labeling) on first run, and serves it on 127.0.0.1:8080.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cargo >/dev/null || { echo "run.sh: cargo is needed (https://rustup.rs)" >&2; exit 1; }
 scripts/fetch-model.sh
 cargo build --release --locked
-echo "== sentiment (scripts/demo/reviews.jsonl)" >&2
-./target/release/wick label --task sentiment scripts/demo/reviews.jsonl
-echo "== named entities (scripts/demo/news.jsonl)" >&2
-./target/release/wick label --task ner scripts/demo/news.jsonl
+wick=./target/release/wick
+export WICK_DB="${WICK_DB:-demo.db}"
+export WICK_ADMIN_PASSWORD="${WICK_ADMIN_PASSWORD:-wick-demo}"
+addr="${WICK_ADDR:-127.0.0.1:8080}"
+if [ ! -e "$WICK_DB" ]; then
+    echo "== creating the demo database $WICK_DB" >&2
+    $wick project create "Banking intents" --task classification --prompt intent \
+        --labels "$(cat scripts/demo/banking77.labels.txt)" --guidelines scripts/demo/guidelines-intent.md
+    $wick import --project "Banking intents" scripts/demo/banking77.jsonl
+    $wick project create "Entities in tweets" --task ner \
+        --labels person,location,corporation,product,creative-work,group \
+        --guidelines scripts/demo/guidelines-ner.md
+    $wick import --project "Entities in tweets" scripts/demo/wnut17.jsonl
+    $wick prelabel --project "Banking intents"
+    $wick prelabel --project "Entities in tweets"
+    echo "== log in at http://$addr/ as admin, password $WICK_ADMIN_PASSWORD" >&2
+fi
+exec $wick serve --addr "$addr"

@@ -184,3 +184,23 @@ pub fn import(args: ImportArgs) -> Result<ExitCode> {
         ExitCode::SUCCESS
     })
 }
+
+#[derive(Args)]
+pub struct PrelabelArgs {
+    #[command(flatten)]
+    db: DbArg,
+    /// The project's name.
+    #[arg(long)]
+    project: String,
+}
+
+/// Queues a pre-labeling job; a running `wick serve` on the same database picks it up.
+pub fn prelabel(args: PrelabelArgs) -> Result<ExitCode> {
+    let store = args.db.open()?;
+    let job = store.write(|tx| {
+        let p = projects::by_name(tx, &args.project)?;
+        wick::store::jobs::create(tx, &Actor::system(), p.id)
+    })?;
+    println!("queued pre-labeling job {} for {}", job.id, args.project);
+    Ok(ExitCode::SUCCESS)
+}

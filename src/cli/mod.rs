@@ -46,6 +46,8 @@ enum Command {
     /// Manage projects.
     #[command(subcommand)]
     Project(admin::ProjectCommand),
+    /// Queue pre-labeling of a project's items (run by `wick serve`).
+    Prelabel(admin::PrelabelArgs),
 }
 
 #[derive(Subcommand)]
@@ -65,6 +67,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             cmd: TokenCommand::Create(args),
         } => admin::token(args),
         Command::Project(cmd) => admin::project(cmd),
+        Command::Prelabel(args) => admin::prelabel(args),
     }
 }
 
