@@ -61,7 +61,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
 /// On a database with no users, creates `admin` with `WICK_ADMIN_PASSWORD` or a random
 /// password printed once.
 fn ensure_admin(store: &Store) -> Result<()> {
-    if store.read(|c| users::count(c))? > 0 {
+    if store.read(users::count)? > 0 {
         return Ok(());
     }
     let (password, generated) = match std::env::var("WICK_ADMIN_PASSWORD") {

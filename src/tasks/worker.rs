@@ -50,7 +50,13 @@ pub enum WorkerError {
     #[error("the model thread has stopped")]
     Stopped,
     #[error(transparent)]
-    Task(#[from] TaskError),
+    Task(Box<TaskError>),
+}
+
+impl From<TaskError> for WorkerError {
+    fn from(e: TaskError) -> Self {
+        WorkerError::Task(Box::new(e))
+    }
 }
 
 type Reply = mpsc::Sender<Result<Vec<Prediction>, TaskError>>;

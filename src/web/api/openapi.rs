@@ -3,11 +3,39 @@
 use actix_web::HttpResponse;
 use serde_json::{json, Map, Value};
 
-/// (method, path, summary, admin only, request body schema, success status).
-pub const ENDPOINTS: &[(&str, &str, &str, bool, Option<&str>, u16)] = &[
-    ("get", "/me", "The caller", false, None, 200),
-    ("get", "/users", "List users", true, None, 200),
-    (
+/// One documented operation.
+pub struct Endpoint {
+    method: &'static str,
+    path: &'static str,
+    summary: &'static str,
+    admin_only: bool,
+    /// The request body's schema, if it takes one.
+    body: Option<&'static str>,
+    status: u16,
+}
+
+const fn ep(
+    method: &'static str,
+    path: &'static str,
+    summary: &'static str,
+    admin_only: bool,
+    body: Option<&'static str>,
+    status: u16,
+) -> Endpoint {
+    Endpoint {
+        method,
+        path,
+        summary,
+        admin_only,
+        body,
+        status,
+    }
+}
+
+pub const ENDPOINTS: &[Endpoint] = &[
+    ep("get", "/me", "The caller", false, None, 200),
+    ep("get", "/users", "List users", true, None, 200),
+    ep(
         "post",
         "/users",
         "Create a user",
@@ -15,7 +43,7 @@ pub const ENDPOINTS: &[(&str, &str, &str, bool, Option<&str>, u16)] = &[
         Some("NewUser"),
         201,
     ),
-    (
+    ep(
         "post",
         "/users/{id}/tokens",
         "Create an API token (shown once)",
@@ -23,7 +51,7 @@ pub const ENDPOINTS: &[(&str, &str, &str, bool, Option<&str>, u16)] = &[
         None,
         201,
     ),
-    (
+    ep(
         "get",
         "/audit",
         "Audit log, newest first (keyset paging)",
@@ -31,7 +59,7 @@ pub const ENDPOINTS: &[(&str, &str, &str, bool, Option<&str>, u16)] = &[
         None,
         200,
     ),
-    (
+    ep(
         "get",
         "/projects",
         "Projects visible to the caller",
@@ -39,7 +67,7 @@ pub const ENDPOINTS: &[(&str, &str, &str, bool, Option<&str>, u16)] = &[
         None,
         200,
     ),
-    (
+    ep(
         "post",
         "/projects",
         "Create a project",
@@ -47,7 +75,7 @@ pub const ENDPOINTS: &[(&str, &str, &str, bool, Option<&str>, u16)] = &[
         Some("NewProject"),
         201,
     ),
-    (
+    ep(
         "get",
         "/projects/{id}",
         "A project with its guidelines and counts",
@@ -55,7 +83,7 @@ pub const ENDPOINTS: &[(&str, &str, &str, bool, Option<&str>, u16)] = &[
         None,
         200,
     ),
-    (
+    ep(
         "patch",
         "/projects/{id}",
         "Change guidelines (new version), queue order or overlap",
@@ -63,7 +91,7 @@ pub const ENDPOINTS: &[(&str, &str, &str, bool, Option<&str>, u16)] = &[
         Some("ProjectUpdate"),
         200,
     ),
-    (
+    ep(
         "get",
         "/projects/{id}/members",
         "Members of a project",
@@ -71,7 +99,7 @@ pub const ENDPOINTS: &[(&str, &str, &str, bool, Option<&str>, u16)] = &[
         None,
         200,
     ),
-    (
+    ep(
         "put",
         "/projects/{id}/members/{user_id}",
         "Add a member",
@@ -79,7 +107,7 @@ pub const ENDPOINTS: &[(&str, &str, &str, bool, Option<&str>, u16)] = &[
         None,
         204,
     ),
-    (
+    ep(
         "delete",
         "/projects/{id}/members/{user_id}",
         "Remove a member",
@@ -87,7 +115,7 @@ pub const ENDPOINTS: &[(&str, &str, &str, bool, Option<&str>, u16)] = &[
         None,
         204,
     ),
-    (
+    ep(
         "post",
         "/projects/{id}/items",
         "Import JSONL or CSV (streamed; bad rows reported by line)",
@@ -95,7 +123,7 @@ pub const ENDPOINTS: &[(&str, &str, &str, bool, Option<&str>, u16)] = &[
         Some("ImportBody"),
         200,
     ),
-    (
+    ep(
         "get",
         "/projects/{id}/items",
         "Items (keyset paging)",
@@ -103,7 +131,7 @@ pub const ENDPOINTS: &[(&str, &str, &str, bool, Option<&str>, u16)] = &[
         None,
         200,
     ),
-    (
+    ep(
         "post",
         "/projects/{id}/next",
         "Lease the caller's next item",
@@ -111,7 +139,7 @@ pub const ENDPOINTS: &[(&str, &str, &str, bool, Option<&str>, u16)] = &[
         Some("NextBody"),
         200,
     ),
-    (
+    ep(
         "post",
         "/projects/{id}/jobs",
         "Start pre-labeling",
@@ -119,7 +147,7 @@ pub const ENDPOINTS: &[(&str, &str, &str, bool, Option<&str>, u16)] = &[
         None,
         202,
     ),
-    (
+    ep(
         "get",
         "/projects/{id}/jobs",
         "Jobs of a project",
@@ -127,7 +155,7 @@ pub const ENDPOINTS: &[(&str, &str, &str, bool, Option<&str>, u16)] = &[
         None,
         200,
     ),
-    (
+    ep(
         "get",
         "/items/{id}",
         "An item with its predictions and annotations",
@@ -135,7 +163,7 @@ pub const ENDPOINTS: &[(&str, &str, &str, bool, Option<&str>, u16)] = &[
         None,
         200,
     ),
-    (
+    ep(
         "post",
         "/items/{id}/annotations",
         "Answer an item",
@@ -143,9 +171,9 @@ pub const ENDPOINTS: &[(&str, &str, &str, bool, Option<&str>, u16)] = &[
         Some("Annotation"),
         201,
     ),
-    ("post", "/items/{id}/skip", "Skip an item", false, None, 204),
-    ("get", "/jobs/{id}", "A job's progress", false, None, 200),
-    ("post", "/jobs/{id}/cancel", "Cancel a job", true, None, 200),
+    ep("post", "/items/{id}/skip", "Skip an item", false, None, 204),
+    ep("get", "/jobs/{id}", "A job's progress", false, None, 200),
+    ep("post", "/jobs/{id}/cancel", "Cancel a job", true, None, 200),
 ];
 
 fn schemas() -> Value {
@@ -176,7 +204,15 @@ fn schemas() -> Value {
 
 pub fn spec() -> Value {
     let mut paths = Map::new();
-    for &(method, path, summary, admin, body, status) in ENDPOINTS {
+    for &Endpoint {
+        method,
+        path,
+        summary,
+        admin_only: admin,
+        body,
+        status,
+    } in ENDPOINTS
+    {
         let params: Vec<Value> = path
             .split('/')
             .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
