@@ -437,6 +437,19 @@ fn queue_leases_overlap_annotations_history_and_audit() {
         json!({"entities": []}),
     );
     assert_eq!(bad.0, 422);
+    let typo = users[0].post(
+        &format!("/items/{}/annotations", item_id(&a)),
+        json!({"labl": "yes"}),
+    );
+    assert_eq!(typo.0, 422);
+    assert!(
+        typo.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `labl`"),
+        "{}",
+        typo.1
+    );
     let (status, ann) = users[0].post(
         &format!("/items/{}/annotations", item_id(&a)),
         json!({"label": "yes", "seconds": 2.5}),
@@ -769,6 +782,41 @@ fn prelabeling_job_predicts_every_item_and_orders_the_queue() {
         json!({"label": pred["label"], "prediction_id": pred["id"], "seconds": 1.2}),
     );
     assert_eq!(ann["accepted"], true, "{ann}");
+
+    // A running job can be cancelled; it then stops taking items.
+    let rows: Vec<Value> = (0..40)
+        .map(|i| json!({"id": format!("c{i}"), "text": format!("Another review, number {i}.")}))
+        .collect();
+    admin.post_raw(
+        &format!("/projects/{id}/items"),
+        "application/x-ndjson",
+        &jsonl(&rows),
+    );
+    let (_, job3) = admin.post(&format!("/projects/{id}/jobs"), json!({}));
+    let (status, cancelled) = admin.post(&format!("/jobs/{}/cancel", job3["id"]), json!({}));
+    assert_eq!(
+        (status, cancelled["status"].as_str()),
+        (200, Some("cancelled")),
+        "{cancelled}"
+    );
+    assert_eq!(
+        admin
+            .post(&format!("/jobs/{}/cancel", job3["id"]), json!({}))
+            .0,
+        409
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let done = admin.get(&format!("/jobs/{}", job3["id"])).1["done"]
+        .as_i64()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let later = admin.get(&format!("/jobs/{}", job3["id"])).1;
+    assert_eq!(
+        (later["status"].as_str(), later["done"].as_i64()),
+        (Some("cancelled"), Some(done)),
+        "{later}"
+    );
+    assert!(done < 40, "{later}");
 }
 
 pub fn wait_job(api: &Api, job: i64) -> Value {
@@ -781,4 +829,58 @@ pub fn wait_job(api: &Api, job: i64) -> Value {
         assert!(Instant::now() < deadline, "job {job} did not finish: {j}");
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+#[test]
+fn users_and_tokens_through_the_api() {
+    let (_dir, server) = start();
+    let admin = server.client("admin");
+    let short = admin.post(
+        "/users",
+        json!({"name": "bo", "role": "annotator", "password": "short"}),
+    );
+    assert_eq!(short.0, 422);
+    assert!(
+        short.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("password"),
+        "{}",
+        short.1
+    );
+    let (status, user) = admin.post(
+        "/users",
+        json!({"name": "bo", "role": "annotator", "password": "long-enough"}),
+    );
+    assert_eq!(status, 201, "{user}");
+    assert_eq!(
+        admin
+            .post(
+                "/users",
+                json!({"name": "bo", "role": "admin", "password": "long-enough"})
+            )
+            .0,
+        409
+    );
+    let (status, token) = admin.post(&format!("/users/{}/tokens", user["id"]), json!({}));
+    assert_eq!(status, 201);
+    let bo = Api {
+        token: token["token"].as_str().unwrap().to_string(),
+        ..server.client("admin")
+    };
+    assert_eq!(bo.get("/me").1["name"], "bo");
+    // An annotator may make tokens for themselves only.
+    assert_eq!(
+        bo.post(&format!("/users/{}/tokens", user["id"]), json!({}))
+            .0,
+        201
+    );
+    assert_eq!(bo.post("/users/1/tokens", json!({})).0, 403);
+    let names: Vec<String> = admin.get("/users").1["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, vec!["admin", "bo"]);
 }

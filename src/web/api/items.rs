@@ -1,6 +1,7 @@
 use super::PageQuery;
 use crate::formats::import::{self as rows, Format};
-use crate::store::annotations::{self, Answer, Submission};
+use crate::store::annotations::{self, Answer, Span, Submission};
+use crate::store::StoreError;
 use crate::store::{import, items, projects};
 use crate::web::auth::Caller;
 use crate::web::error::ApiError;
@@ -113,17 +114,19 @@ pub async fn get(
         .read(move |c| {
             let project = items::project_of(c, id)?;
             projects::visible(c, &caller.user, project)
-                .map_err(|_| crate::store::StoreError::NotFound(format!("item {id}")))?;
+                .map_err(|_| StoreError::NotFound(format!("item {id}")))?;
             items::get(c, id)
         })
         .await?;
     Ok(HttpResponse::Ok().json(item))
 }
 
+/// `label` or `entities`; unknown fields are refused by name.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AnnotationBody {
-    #[serde(flatten)]
-    answer: Answer,
+    label: Option<String>,
+    entities: Option<Vec<Span>>,
     seconds: Option<f64>,
     prediction_id: Option<i64>,
 }
@@ -137,8 +140,13 @@ pub async fn annotate(
     let id = id.into_inner();
     let actor = caller.actor();
     let b = body.into_inner();
+    let answer = match (b.label, b.entities) {
+        (Some(label), None) => Answer::Label { label },
+        (None, Some(entities)) => Answer::Entities { entities },
+        _ => return Err(StoreError::invalid("label", "give either label or entities").into()),
+    };
     let sub = Submission {
-        answer: b.answer,
+        answer,
         seconds: b.seconds,
         prediction_id: b.prediction_id,
     };
