@@ -1,0 +1,962 @@
+//! End to end in a real browser: Debian's headless Chromium, driven through chromedriver, against
+//! the real `wick serve` binary with the embedded model and a real SQLite file.
+//!
+//! Needs /usr/bin/chromium and /usr/bin/chromedriver (`apt-get install chromium chromium-driver`;
+//! scripts/test.sh installs them). Without them the test fails: it never passes silently.
+mod common;
+
+use anyhow::{bail, ensure, Context, Result};
+use common::server::{add_user, Api, Server, ADMIN_PASSWORD};
+use serde_json::{json, Value};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use thirtyfour::prelude::*;
+use thirtyfour::LoggingPrefsLogLevel;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// chromedriver, in its own process group so the browsers it starts go with it.
+struct Chromedriver {
+    child: Child,
+    url: String,
+}
+
+impl Chromedriver {
+    fn start() -> Result<Chromedriver> {
+        for bin in [CHROMIUM, CHROMEDRIVER] {
+            ensure!(
+                Path::new(bin).exists(),
+                "{bin} is missing: the browser tests need Debian's Chromium \
+                 (apt-get install -y chromium chromium-driver; scripts/test.sh does this)"
+            );
+        }
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let child = {
+            use std::os::unix::process::CommandExt;
+            Command::new(CHROMEDRIVER)
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0)
+                .spawn()
+                .context("start chromedriver")?
+        };
+        let driver = Chromedriver {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let agent = ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(2))
+            .build();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while agent.get(&format!("{}/status", driver.url)).call().is_err() {
+            ensure!(
+                Instant::now() < deadline,
+                "chromedriver did not answer on port {port} within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(driver)
+    }
+
+    async fn session(&self, profile: &Path) -> Result<WebDriver> {
+        let mut caps = DesiredCapabilities::chrome();
+        caps.set_binary(CHROMIUM)?;
+        let profile = format!("--user-data-dir={}", profile.display());
+        caps.set_browser_log_level(LoggingPrefsLogLevel::All)?;
+        for arg in [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            profile.as_str(),
+            "--window-size=1280,900",
+        ] {
+            caps.add_arg(arg)?;
+        }
+        WebDriver::new(self.url.as_str(), caps)
+            .await
+            .context("start a Chromium session through chromedriver")
+    }
+}
+
+impl Drop for Chromedriver {
+    fn drop(&mut self) {
+        // The whole group: chromedriver and any browser a failed test left behind.
+        let _ = Command::new("kill")
+            .args(["-KILL", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a script in the page and returns its value.
+async fn js(d: &WebDriver, script: &str, args: Vec<Value>) -> Result<Value> {
+    Ok(d.execute(script, args).await?.json().clone())
+}
+
+fn truthy(v: &Value) -> bool {
+    !matches!(v, Value::Null | Value::Bool(false))
+        && v.as_str() != Some("")
+        && v.as_f64() != Some(0.0)
+}
+
+/// Polls a script until it returns something truthy, and returns that. Errors while a page
+/// is loading count as "not yet".
+async fn wait_js(d: &WebDriver, what: &str, secs: u64, script: &str) -> Result<Value> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let last = match js(d, script, vec![]).await {
+            Ok(v) if truthy(&v) => return Ok(v),
+            Ok(v) => format!("last value {v}"),
+            Err(e) => format!("last error {e}"),
+        };
+        if Instant::now() > deadline {
+            let url = d
+                .current_url()
+                .await
+                .map(|u| u.to_string())
+                .unwrap_or_default();
+            bail!("timed out after {secs} s waiting for {what} on {url} ({last})");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn text_of(d: &WebDriver, css: &str) -> Result<String> {
+    Ok(d.find(By::Css(css))
+        .await
+        .with_context(|| format!("find {css}"))?
+        .text()
+        .await?)
+}
+
+async fn keys(d: &WebDriver, keys: impl Into<TypingData>) -> Result<()> {
+    d.action_chain().send_keys(keys).perform().await?;
+    Ok(())
+}
+
+/// The pages must not log errors (script errors, CSP refusals, failed requests) to the console.
+/// Drains the browser log; the pages named in `expect_404` must have answered 404 (and may log
+/// that); the missing favicon may too.
+async fn assert_clean_console(d: &WebDriver, base: &str, expect_404: &[String]) -> Result<()> {
+    let log = d.browser_log().await.context("read the browser console")?;
+    let is_404 = |m: &str, path: &str| {
+        m.starts_with(&format!("{base}{path} "))
+            && m.contains("the server responded with a status of 404")
+    };
+    let errors: Vec<&str> = log
+        .iter()
+        .filter(|e| e.level == "SEVERE" || e.level == "WARNING")
+        .map(|e| e.message.as_str())
+        .filter(|m| !is_404(m, "/favicon.ico") && !expect_404.iter().any(|p| is_404(m, p)))
+        .collect();
+    ensure!(
+        errors.is_empty(),
+        "the browser console shows errors: {errors:#?}"
+    );
+    for path in expect_404 {
+        ensure!(
+            log.iter().any(|e| is_404(&e.message, path)),
+            "{path} did not answer 404 (console: {:#?})",
+            log.iter().map(|e| &e.message).collect::<Vec<_>>()
+        );
+    }
+    Ok(())
+}
+
+/// No JavaScript alert may be open.
+async fn assert_no_alert(d: &WebDriver, page: &str) {
+    if let Ok(text) = d.get_alert_text().await {
+        panic!("an alert is open on {page}: {text:?}");
+    }
+}
+
+async fn log_in(d: &WebDriver, base: &str, name: &str, password: &str) -> Result<()> {
+    d.goto(format!("{base}/login")).await?;
+    d.find(By::Id("name")).await?.send_keys(name).await?;
+    d.find(By::Id("password"))
+        .await?
+        .send_keys(password)
+        .await?;
+    d.find(By::Id("login")).await?.click().await?;
+    wait_js(
+        d,
+        &format!("{name} to be logged in"),
+        20,
+        "return location.pathname !== '/login' && document.readyState === 'complete' \
+         && !!document.querySelector('.topbar .who')",
+    )
+    .await?;
+    let who = text_of(d, ".topbar .who").await?;
+    ensure!(
+        who.starts_with(name),
+        "top bar says {who:?} after logging in as {name}"
+    );
+    Ok(())
+}
+
+/// Waits for the annotation page to show an item (or the "nothing left" card) and be idle;
+/// returns the shown item's external id ("" when none).
+async fn annotate_ready(d: &WebDriver, labeled: usize) -> Result<String> {
+    let v = wait_js(
+        d,
+        &format!("the annotation page to be idle with {labeled} labeled"),
+        30,
+        &format!(
+            "const $ = (id) => document.getElementById(id);
+             if (!$('annotate') || $('annotate').classList.contains('busy')) return null;
+             if ($('counter').textContent !== '{labeled} labeled this session') return null;
+             if (!$('item').hidden) return {{ ext: $('item-ext-id').textContent }};
+             if (!$('empty').hidden) return {{ ext: '' }};
+             return null;"
+        ),
+    )
+    .await?;
+    Ok(v["ext"].as_str().unwrap_or_default().to_string())
+}
+
+/// Waits until the item on screen is no longer `prev` (after a submit).
+async fn annotate_next(d: &WebDriver, labeled: usize, prev: &str) -> Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ext = annotate_ready(d, labeled).await?;
+        if ext != prev {
+            return Ok(ext);
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "item {prev} is still on screen after submitting it"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Selects `needle` (its first occurrence) inside #item-text with a DOM Range, as a mouse drag
+/// would: offsets are found in the page's own (UTF-16) string and mapped onto the text nodes.
+/// Returns the UTF-16 [start, end) that was selected.
+async fn select_text(d: &WebDriver, needle: &str) -> Result<(u64, u64)> {
+    let v = js(
+        d,
+        "const root = document.getElementById('item-text');
+         const start = root.textContent.indexOf(arguments[0]);
+         if (start < 0) return null;
+         const end = start + arguments[0].length;
+         function point(off) {
+           const walk = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+           let n, seen = 0, last = null;
+           while ((n = walk.nextNode())) {
+             if (off <= seen + n.data.length) return [n, off - seen];
+             seen += n.data.length;
+             last = n;
+           }
+           return [last, last.data.length];
+         }
+         const r = document.createRange();
+         r.setStart(...point(start));
+         r.setEnd(...point(end));
+         const sel = window.getSelection();
+         sel.removeAllRanges();
+         sel.addRange(r);
+         return { start, end, selected: sel.toString() };",
+        vec![json!(needle)],
+    )
+    .await?;
+    ensure!(!v.is_null(), "{needle:?} is not in #item-text");
+    ensure!(
+        v["selected"] == json!(needle),
+        "the selection reads {} instead of {needle:?}",
+        v["selected"]
+    );
+    Ok((
+        v["start"].as_u64().unwrap_or_default(),
+        v["end"].as_u64().unwrap_or_default(),
+    ))
+}
+
+/// The spans drawn in #item-text: (start, end, label, text).
+async fn marks(d: &WebDriver) -> Result<Vec<(u64, u64, String, String)>> {
+    let v = js(
+        d,
+        "return [...document.querySelectorAll('#item-text mark.span')].map((m) =>
+           [Number(m.dataset.start), Number(m.dataset.end), m.dataset.label, m.textContent]);",
+        vec![],
+    )
+    .await?;
+    let mut out: Vec<(u64, u64, String, String)> = serde_json::from_value(v)?;
+    out.sort();
+    Ok(out)
+}
+
+/// Code point offsets of `needle` in `text`, as the server counts them.
+fn span_of(text: &str, needle: &str, label: &str) -> Value {
+    let byte = text.find(needle).expect("needle in text");
+    let start = text[..byte].chars().count();
+    json!({"start": start, "end": start + needle.chars().count(), "label": label})
+}
+
+/// The API ids of a project's items, by external id.
+fn item_ids(api: &Api, project: i64) -> std::collections::HashMap<String, i64> {
+    let (status, body) = api.get(&format!("/projects/{project}/items?limit=500"));
+    assert_eq!(status, 200, "{body}");
+    body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| {
+            (
+                i["ext_id"].as_str().unwrap().to_string(),
+                i["id"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// The caller's latest annotation of an item.
+fn last_annotation(api: &Api, item: i64) -> Value {
+    let (status, body) = api.get(&format!("/items/{item}"));
+    assert_eq!(status, 200, "{body}");
+    body["annotations"]
+        .as_array()
+        .and_then(|a| a.iter().max_by_key(|a| a["id"].as_i64()))
+        .cloned()
+        .unwrap_or_else(|| panic!("item {item} has no annotations: {body}"))
+}
+
+const REVIEWS: &[(&str, &str)] = &[
+    (
+        "r1",
+        "An absolute delight from start to finish, I loved every minute.",
+    ),
+    (
+        "r2",
+        "Dull, slow and far too long. I walked out halfway through.",
+    ),
+    (
+        "r3",
+        "The acting was wonderful and the story moved me to tears.",
+    ),
+    (
+        "r4",
+        "A boring mess with a terrible script and wooden acting.",
+    ),
+    (
+        "r5",
+        "Funny, warm and beautifully shot. Highly recommended!",
+    ),
+    ("r6", "I hated it. The worst film I have seen this year."),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_end_to_end() -> Result<()> {
+    let started = Instant::now();
+    // Fails, never skips, without the browser: CI installs it.
+    let chromedriver = Chromedriver::start()?;
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("wick.db");
+    let server = Server::start(&db, true);
+    let base = server.base.clone();
+    let admin = server.client("admin");
+    let profile = tempfile::tempdir()?;
+    let d = chromedriver.session(profile.path()).await?;
+    let result = steps(&d, &server, &admin, dir.path()).await;
+    if result.is_err() {
+        if let Ok(png) = d.screenshot_as_png().await {
+            let shot = std::env::temp_dir().join("wick-browser-failure.png");
+            if std::fs::write(&shot, png).is_ok() {
+                eprintln!("screenshot of the failing page: {}", shot.display());
+            }
+        }
+        if let Ok(url) = d.current_url().await {
+            eprintln!("failing page: {url}");
+        }
+    }
+    let quit = d.quit().await;
+    drop(chromedriver);
+    eprintln!("browser test against {base} took {:.1?}", started.elapsed());
+    result?;
+    Ok(quit?)
+}
+
+async fn steps(d: &WebDriver, server: &Server, admin: &Api, tmp: &Path) -> Result<()> {
+    let base = server.base.as_str();
+
+    // ---- 1. log in, create a project through the form, import, pre-label ----
+    d.goto(format!("{base}/")).await?;
+    wait_js(
+        d,
+        "the redirect to /login",
+        10,
+        "return location.pathname === '/login'",
+    )
+    .await
+    .context("an anonymous visit to / must land on the login page")?;
+    log_in(d, base, "admin", ADMIN_PASSWORD).await?;
+
+    d.find(By::Id("project-name"))
+        .await?
+        .send_keys("Movie reviews")
+        .await?;
+    d.find(By::Css("#project-task option[value='classification']"))
+        .await?
+        .click()
+        .await?;
+    d.find(By::Id("project-labels"))
+        .await?
+        .send_keys("positive, negative")
+        .await?;
+    d.find(By::Css("#project-prompt option[value='sentiment']"))
+        .await?
+        .click()
+        .await?;
+    d.find(By::Id("create-project")).await?.click().await?;
+    let v = wait_js(
+        d,
+        "the new project's page",
+        20,
+        "const m = location.pathname.match(/^\\/projects\\/(\\d+)$/);
+         return m && document.getElementById('project') ? Number(m[1]) : null;",
+    )
+    .await?;
+    let cls = v.as_i64().context("project id")?;
+    let heading = text_of(d, "#project h1").await?;
+    ensure!(
+        heading == "Movie reviews",
+        "project page heading {heading:?}"
+    );
+    let (status, project) = admin.get(&format!("/projects/{cls}"));
+    ensure!(status == 200, "GET project: {project}");
+    ensure!(
+        project["task"] == "classification"
+            && project["labels"] == json!(["positive", "negative"])
+            && project["prompt"] == "sentiment",
+        "the form made {project}"
+    );
+
+    let file = tmp.join("reviews.jsonl");
+    let jsonl: String = REVIEWS
+        .iter()
+        .map(|(id, text)| format!("{}\n", json!({"id": id, "text": text})))
+        .collect();
+    std::fs::write(&file, jsonl)?;
+    d.find(By::Id("import-file"))
+        .await?
+        .send_keys(file.to_str().context("utf-8 path")?)
+        .await?;
+    d.find(By::Id("import-submit")).await?.click().await?;
+    let report = wait_js(
+        d,
+        "the import report",
+        30,
+        "const r = document.getElementById('import-report');
+         return !r.hidden && r.dataset.inserted !== undefined ? r.textContent : null;",
+    )
+    .await?;
+    let report = report.as_str().unwrap_or_default();
+    ensure!(
+        report.starts_with("Imported 6 items (0 already there, 0 with labels), 0 bad rows."),
+        "import report: {report:?}"
+    );
+
+    // Pre-label: the page follows the job (polling, then reloading when it ends).
+    d.refresh().await?;
+    d.find(By::Id("start-prelabel")).await?.click().await?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut seen = Vec::new();
+    let last = loop {
+        let v = js(
+            d,
+            "const j = document.querySelector('#jobs .job');
+             if (!j) return null;
+             return { status: j.dataset.status, shown: j.querySelector('.job-status').textContent,
+                      value: Number(j.querySelector('progress').value),
+                      max: Number(j.querySelector('progress').max),
+                      text: j.querySelector('.job-progress').textContent };",
+            vec![],
+        )
+        .await
+        .unwrap_or(Value::Null); // a reload in progress
+        if !v.is_null() {
+            let step = (v["value"].as_f64(), v["text"].as_str().map(String::from));
+            if seen.last() != Some(&step) {
+                seen.push(step);
+            }
+            if v["status"] == "done" {
+                break v;
+            }
+            ensure!(
+                !matches!(v["status"].as_str(), Some("failed" | "cancelled")),
+                "the pre-label job ended as {v}"
+            );
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "pre-labeling did not finish within 120 s (last seen {v})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    eprintln!("pre-label progress seen in the page: {seen:?}");
+    ensure!(
+        last["shown"] == "done" && last["text"] == "6 / 6" && last["value"].as_f64() == Some(6.0),
+        "finished job shows {last}"
+    );
+    let counts = text_of(d, "#counts").await?;
+    ensure!(counts.contains("6 pre-labeled"), "counts read {counts:?}");
+    let models = js(
+        d,
+        "return [...document.querySelectorAll('#items tbody tr')].map((r) => r.cells[2].textContent.trim());",
+        vec![],
+    )
+    .await?;
+    let models: Vec<String> = serde_json::from_value(models)?;
+    ensure!(
+        models.len() == 6
+            && models
+                .iter()
+                .all(|m| m.starts_with("positive ") || m.starts_with("negative ")),
+        "the items table shows predictions {models:?}"
+    );
+
+    // ---- 2. label three items by keyboard only ----
+    d.find(By::Id("start-labeling")).await?.click().await?;
+    let mut ext = annotate_ready(d, 0).await?;
+    let mut labeled = Vec::new(); // (ext id, label, accepted)
+    for (n, accept) in [true, false, true].into_iter().enumerate() {
+        ensure!(!ext.is_empty(), "no item to label (after {n})");
+        let v = js(
+            d,
+            "const s = document.querySelector('#suggestion strong');
+             return { suggested: s ? s.textContent : null,
+                      buttons: [...document.querySelectorAll('#labels button.label')]
+                        .map((b) => [b.dataset.label, b.querySelector('kbd').textContent]) };",
+            vec![],
+        )
+        .await?;
+        let suggested = v["suggested"]
+            .as_str()
+            .with_context(|| format!("item {ext} shows no model suggestion: {v}"))?
+            .to_string();
+        let buttons: Vec<(String, String)> = serde_json::from_value(v["buttons"].clone())?;
+        let (label, key) = buttons
+            .iter()
+            .find(|(l, _)| (*l == suggested) == accept)
+            .cloned()
+            .with_context(|| format!("label buttons {buttons:?}"))?;
+        keys(d, key.as_str()).await?;
+        let pressed = js(
+            d,
+            "return [...document.querySelectorAll('#labels button.selected')].map((b) => b.dataset.label);",
+            vec![],
+        )
+        .await?;
+        ensure!(
+            pressed == json!([label]),
+            "after key {key} the selected label is {pressed}, not {label}"
+        );
+        keys(d, Key::Enter).await?;
+        let next = annotate_next(d, n + 1, &ext).await?;
+        labeled.push((std::mem::replace(&mut ext, next), label, accept));
+    }
+    let counter = text_of(d, "#counter").await?;
+    ensure!(
+        counter == "3 labeled this session",
+        "counter reads {counter:?}"
+    );
+    let ids = item_ids(admin, cls);
+    for (ext, label, accept) in &labeled {
+        let a = last_annotation(admin, ids[ext]);
+        ensure!(
+            a["value"] == json!({ "label": label })
+                && a["accepted"] == json!(accept)
+                && a["user"] == "admin"
+                && a["prediction_id"].is_i64()
+                && a["seconds"].as_f64().is_some_and(|s| s > 0.0),
+            "item {ext}: expected {label} (accepted {accept}), stored {a}"
+        );
+    }
+
+    // ---- 3. NER: spans by mouse selection, refusal of overlaps, relabel, remove ----
+    let (status, p) = admin.post(
+        "/projects",
+        json!({"name": "People and places", "task": "ner", "labels": ["PER", "ORG", "LOC"],
+               "queue_order": "sequential"}),
+    );
+    ensure!(status == 201, "create the NER project: {p}");
+    let ner = p["id"].as_i64().context("NER project id")?;
+    let merkel = "Angela Merkel visited Paris with Siemens executives.";
+    let emoji = "🎉 Ana met Bob";
+    let xss = "<script>alert(1)</script>";
+    let rows: String = [("n1", merkel), ("n2", emoji), ("n3", xss)]
+        .iter()
+        .map(|(id, text)| format!("{}\n", json!({"id": id, "text": text})))
+        .collect();
+    let (status, r) = admin.post_raw(
+        &format!("/projects/{ner}/items"),
+        "application/x-ndjson",
+        rows.as_bytes(),
+    );
+    ensure!(
+        status == 200 && r["inserted"] == 3,
+        "NER import: {status} {r}"
+    );
+
+    d.goto(format!("{base}/projects/{ner}/annotate")).await?;
+    let ext = annotate_ready(d, 0).await?;
+    ensure!(ext == "n1", "the sequential queue starts with {ext:?}");
+    let shown = text_of(d, "#item-text").await?;
+    ensure!(shown == merkel, "#item-text reads {shown:?}");
+
+    select_text(d, "Paris").await?;
+    keys(d, "3").await?; // LOC
+    ensure!(
+        marks(d).await? == vec![(22, 27, "LOC".into(), "Paris".into())],
+        "after labeling Paris: {:?}",
+        marks(d).await?
+    );
+    let collapsed = js(d, "return window.getSelection().isCollapsed;", vec![]).await?;
+    ensure!(
+        collapsed == json!(true),
+        "the selection stays after adding a span"
+    );
+    select_text(d, "Angela Merkel").await?;
+    keys(d, "1").await?; // PER
+    select_text(d, "Siemens").await?;
+    keys(d, "3").await?; // LOC, corrected below
+    select_text(d, "executives").await?;
+    keys(d, "2").await?; // ORG, removed below
+    ensure!(
+        marks(d).await?.len() == 4,
+        "four spans: {:?}",
+        marks(d).await?
+    );
+
+    // An overlapping selection is refused with a message.
+    select_text(d, "Paris with").await?;
+    keys(d, "1").await?;
+    let msg = text_of(d, "#message").await?;
+    ensure!(
+        msg.contains("overlap"),
+        "no overlap refusal, message {msg:?}"
+    );
+    ensure!(marks(d).await?.len() == 4, "an overlapping span was added");
+    keys(d, Key::Escape).await?;
+
+    // Click a span, relabel it with a key.
+    d.find(By::Css("#item-text mark.span[data-start='33']"))
+        .await?
+        .click()
+        .await?;
+    let info = wait_js(
+        d,
+        "the span tools",
+        5,
+        "const t = document.getElementById('span-tools');
+         return t.hidden ? null : document.getElementById('span-info').textContent;",
+    )
+    .await?;
+    ensure!(
+        info.as_str()
+            .is_some_and(|i| i.contains("Siemens") && i.contains("LOC")),
+        "span tools say {info}"
+    );
+    keys(d, "2").await?; // ORG
+                         // Click another span and remove it with Delete.
+    d.find(By::Css("#item-text mark.span[data-start='41']"))
+        .await?
+        .click()
+        .await?;
+    wait_js(
+        d,
+        "the 'executives' span to be selected",
+        5,
+        "return !!document.querySelector('#item-text mark.span.selected[data-start=\"41\"]');",
+    )
+    .await?;
+    keys(d, Key::Delete).await?;
+    let expected_marks = vec![
+        (0, 13, "PER".to_string(), "Angela Merkel".to_string()),
+        (22, 27, "LOC".into(), "Paris".into()),
+        (33, 40, "ORG".into(), "Siemens".into()),
+    ];
+    ensure!(
+        marks(d).await? == expected_marks,
+        "spans before submitting: {:?}",
+        marks(d).await?
+    );
+    let rendered = text_of(d, "#item-text").await?;
+    ensure!(rendered == merkel, "marks changed the text: {rendered:?}");
+    keys(d, Key::Enter).await?;
+    let ext = annotate_next(d, 1, "n1").await?;
+    ensure!(ext == "n2", "after n1 came {ext:?}");
+
+    // An emoji before the entities: the page selects in UTF-16, the server counts code points.
+    let (a16, _) = select_text(d, "Ana").await?;
+    keys(d, "1").await?;
+    let (b16, _) = select_text(d, "Bob").await?;
+    keys(d, "1").await?;
+    ensure!((a16, b16) == (3, 11), "UTF-16 offsets {a16}, {b16}");
+    ensure!(
+        marks(d).await?
+            == vec![
+                (2, 5, "PER".to_string(), "Ana".to_string()),
+                (10, 13, "PER".into(), "Bob".into()),
+            ],
+        "emoji item spans: {:?}",
+        marks(d).await?
+    );
+    keys(d, Key::Enter).await?;
+    let ext = annotate_next(d, 2, "n2").await?;
+    ensure!(ext == "n3", "after n2 came {ext:?}");
+
+    // ---- 6a. XSS on the NER annotation page ----
+    let shown = js(
+        d,
+        "const t = document.getElementById('item-text');
+         return { text: t.textContent, elements: t.querySelectorAll('*').length };",
+        vec![],
+    )
+    .await?;
+    ensure!(
+        shown == json!({"text": xss, "elements": 0}),
+        "the script item renders as {shown}"
+    );
+    assert_no_alert(d, "the NER annotation page").await;
+
+    let ids = item_ids(admin, ner);
+    let a = last_annotation(admin, ids["n1"]);
+    let want = json!([
+        span_of(merkel, "Angela Merkel", "PER"),
+        span_of(merkel, "Paris", "LOC"),
+        span_of(merkel, "Siemens", "ORG"),
+    ]);
+    ensure!(a["value"]["entities"] == want, "n1 stored {a}, want {want}");
+    ensure!(
+        a["seconds"].as_f64().is_some_and(|s| s > 0.0),
+        "n1 seconds: {a}"
+    );
+    let a = last_annotation(admin, ids["n2"]);
+    let want = json!([span_of(emoji, "Ana", "PER"), span_of(emoji, "Bob", "PER")]);
+    ensure!(
+        want == json!([{"start": 2, "end": 5, "label": "PER"}, {"start": 10, "end": 13, "label": "PER"}])
+            && a["value"]["entities"] == want,
+        "n2 stored {a}, want {want}"
+    );
+
+    // ---- 6b. XSS on the classification annotation page and on the item page ----
+    let (status, p) = admin.post(
+        "/projects",
+        json!({"name": "Script test", "task": "classification", "labels": ["a", "b"]}),
+    );
+    ensure!(status == 201, "create the XSS project: {p}");
+    let xp = p["id"].as_i64().context("project id")?;
+    let row = format!("{}\n", json!({"id": "x1", "text": xss}));
+    let (status, r) = admin.post_raw(
+        &format!("/projects/{xp}/items"),
+        "application/x-ndjson",
+        row.as_bytes(),
+    );
+    ensure!(status == 200 && r["inserted"] == 1, "XSS import: {r}");
+    d.goto(format!("{base}/projects/{xp}/annotate")).await?;
+    ensure!(
+        annotate_ready(d, 0).await? == "x1",
+        "the XSS item is not shown"
+    );
+    let shown = js(
+        d,
+        "const t = document.getElementById('item-text');
+         return { text: t.textContent, elements: t.querySelectorAll('*').length };",
+        vec![],
+    )
+    .await?;
+    ensure!(
+        shown == json!({"text": xss, "elements": 0}),
+        "the script item renders as {shown}"
+    );
+    assert_no_alert(d, "the classification annotation page").await;
+    let x1 = item_ids(admin, xp)["x1"];
+    d.goto(format!("{base}/items/{x1}")).await?;
+    let shown = js(
+        d,
+        "const t = document.getElementById('item-text');
+         return t && { text: t.textContent, elements: t.querySelectorAll('*').length };",
+        vec![],
+    )
+    .await?;
+    ensure!(
+        shown == json!({"text": xss, "elements": 0}),
+        "the item page renders the script item as {shown}"
+    );
+    assert_no_alert(d, "the item page").await;
+    // and the project page's items table
+    d.goto(format!("{base}/projects/{xp}")).await?;
+    let cell = text_of(d, "#items tbody td.text").await?;
+    ensure!(cell == xss, "items table shows {cell:?}");
+    assert_no_alert(d, "the project page").await;
+
+    // ---- 4. history and audit ----
+    let (first_ext, first_label, first_accepted) = &labeled[0];
+    let first = item_ids(admin, cls)[first_ext];
+    d.goto(format!("{base}/items/{first}")).await?;
+    let history = js(
+        d,
+        "return [...document.querySelectorAll('#history tbody tr')].map((r) =>
+           ({ kind: r.className, who: r.cells[1].textContent, value: r.cells[3].textContent,
+              details: r.cells[4].textContent }));",
+        vec![],
+    )
+    .await?;
+    let rows = history.as_array().context("history rows")?;
+    ensure!(
+        rows.iter().any(|r| r["kind"] == "prediction"
+            && r["who"].as_str().is_some_and(|w| w.contains("SmolLM2"))
+            && r["value"].as_str().is_some_and(|v| v.contains('%'))),
+        "no prediction row in the history: {history}"
+    );
+    let detail = if *first_accepted {
+        "accepted as suggested"
+    } else {
+        "corrected"
+    };
+    ensure!(
+        rows.iter().any(|r| r["kind"] == "annotation"
+            && r["who"] == "admin"
+            && r["value"] == json!(first_label)
+            && r["details"].as_str().is_some_and(|d| d.contains(detail))),
+        "no annotation row ({first_label}, {detail}) in the history: {history}"
+    );
+    let current = text_of(d, "#current").await?;
+    ensure!(current == *first_label, "current answer reads {current:?}");
+
+    d.goto(format!("{base}/audit")).await?;
+    let audit = js(
+        d,
+        "return [...document.querySelectorAll('#audit tbody tr')].map((r) =>
+           [r.cells[1].textContent, r.cells[2].textContent, r.cells[3].textContent, r.cells[4].textContent]);",
+        vec![],
+    )
+    .await?;
+    let audit: Vec<(String, String, String, String)> = serde_json::from_value(audit)?;
+    let target = format!("item:{first}");
+    ensure!(
+        audit.iter().any(|(who, addr, action, t)| who == "admin"
+            && addr == "127.0.0.1"
+            && action == "annotation.create"
+            && *t == target),
+        "no annotation.create entry from 127.0.0.1 for {target}: {audit:?}"
+    );
+
+    assert_clean_console(d, base, &[]).await?;
+
+    // ---- 5. access control: an annotator who belongs to one project only ----
+    add_user(&server.db, "ann", "annotator", "ann-password-1");
+    d.goto(format!("{base}/projects/{cls}")).await?;
+    d.find(By::Id("member-name"))
+        .await?
+        .send_keys("ann")
+        .await?;
+    d.find(By::Id("add-member")).await?.click().await?;
+    wait_js(
+        d,
+        "ann in the member list",
+        10,
+        "const m = document.getElementById('members');
+         return m && [...m.querySelectorAll('li')].some((li) => li.textContent.trim().startsWith('ann'));",
+    )
+    .await?;
+
+    d.delete_all_cookies().await?;
+    d.goto(format!("{base}/")).await?;
+    wait_js(
+        d,
+        "the login page",
+        10,
+        "return location.pathname === '/login'",
+    )
+    .await
+    .context("without cookies the session must be gone")?;
+    log_in(d, base, "ann", "ann-password-1").await?;
+    let names = js(
+        d,
+        "return [...document.querySelectorAll('#projects tbody tr td:first-child')].map((c) => c.textContent);",
+        vec![],
+    )
+    .await?;
+    ensure!(
+        names == json!(["Movie reviews"]),
+        "the annotator sees projects {names}"
+    );
+    ensure!(
+        d.find_all(By::Id("new-project")).await?.is_empty(),
+        "the annotator sees the new project form"
+    );
+    let hidden = [
+        format!("/projects/{ner}"),
+        format!("/projects/{ner}/annotate"),
+        format!("/items/{}", ids["n1"]),
+    ];
+    for path in &hidden {
+        d.goto(format!("{base}{path}")).await?;
+        let h1 = text_of(d, "h1").await?;
+        ensure!(
+            h1 == "404 Not Found",
+            "{path} as the annotator shows {h1:?}"
+        );
+    }
+    d.goto(format!("{base}/projects/{cls}")).await?;
+    ensure!(
+        text_of(d, "#project h1").await? == "Movie reviews",
+        "the annotator cannot open their project"
+    );
+    ensure!(
+        d.find_all(By::Id("start-prelabel")).await?.is_empty(),
+        "the annotator sees the pre-label button"
+    );
+    // They can label in their project: the three items nobody labeled yet are theirs.
+    d.find(By::Id("start-labeling")).await?.click().await?;
+    let ext = annotate_ready(d, 0).await?;
+    ensure!(
+        !ext.is_empty() && labeled.iter().all(|(e, _, _)| *e != ext),
+        "the annotator was given {ext:?}"
+    );
+    let ann = server.client("ann");
+    let (status, body) = ann.get(&format!("/projects/{ner}"));
+    ensure!(
+        status == 404,
+        "API: the other project answers {status} {body}"
+    );
+    let (status, body) = ann.get(&format!("/items/{}", ids["n1"]));
+    ensure!(
+        status == 404,
+        "API: the other project's item answers {status} {body}"
+    );
+    let (status, body) = ann.get("/projects");
+    ensure!(
+        status == 200
+            && body
+                .as_array()
+                .or_else(|| body["items"].as_array())
+                .is_some_and(|a| a.len() == 1 && a[0]["id"] == cls),
+        "API: the annotator's projects are {body}"
+    );
+    // The other project's pages answered with the HTTP status 404, and nothing else failed.
+    assert_clean_console(d, base, &hidden).await?;
+    Ok(())
+}
+
+#[test]
+fn span_of_counts_code_points() {
+    assert_eq!(
+        span_of("🎉 Ana met Bob", "Bob", "PER"),
+        json!({"start": 10, "end": 13, "label": "PER"})
+    );
+}
