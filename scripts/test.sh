@@ -11,5 +11,7 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
 fi
 scripts/fetch-model.sh
 cargo fmt --check
+# The span offset module of the annotation page (UTF-16 <-> code points); the browser test covers the rest.
+node static/spans.test.js
 cargo clippy --release --locked --all-targets -- -D warnings
 cargo test --release --locked

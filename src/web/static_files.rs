@@ -26,7 +26,9 @@ const FILES: &[(&str, &str, &str)] = &[
 ];
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/static/{name}", web::get().to(file));
+    cfg.route("/static/{name}", web::get().to(file))
+        // Browsers ask for it on every page; answering spares a 404 in their console.
+        .route("/favicon.ico", web::get().to(HttpResponse::NoContent));
 }
 
 async fn file(name: web::Path<String>) -> HttpResponse {
