@@ -63,19 +63,20 @@ enum RunError {
     Model(String),
 }
 
-/// What the model is asked for a project.
-pub fn task_spec(project: &Project) -> TaskSpec {
+/// What the model is asked to label a project with; None for projects that are not labeled.
+pub fn task_spec(project: &Project) -> Option<TaskSpec> {
     let task = match (project.task, project.prompt.as_str()) {
         (TaskKind::Ner, _) => Task::Ner,
+        (TaskKind::Preference, _) => return None,
         (TaskKind::Classification, "sentiment") => Task::Sentiment,
         (TaskKind::Classification, "intent") => Task::Intent,
         (TaskKind::Classification, _) => Task::Classify,
     };
-    TaskSpec {
+    Some(TaskSpec {
         task,
         prompt: project.prompt.clone(),
         labels: project.labels.clone(),
-    }
+    })
 }
 
 fn run(store: &Store, model: Option<&ModelHandle>, job: &Job) -> Result<(), RunError> {
@@ -85,7 +86,8 @@ fn run(store: &Store, model: Option<&ModelHandle>, job: &Job) -> Result<(), RunE
             "the server was started without a model (--no-model)".into(),
         ));
     };
-    let spec = task_spec(&project);
+    let spec = task_spec(&project)
+        .ok_or_else(|| RunError::Model(format!("project {} is not labeled by the model", project.id)))?;
     let by = Provenance {
         model_id: model.model_id().to_string(),
         prompt_version: spec

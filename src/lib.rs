@@ -3,8 +3,10 @@
 //! Layers point downwards only: `tasks` (zero-shot labelers) and `formats` (row parsing)
 //! build on `engine` (everything candle); `engine` knows nothing of labels.
 pub mod engine;
+pub mod export;
 pub mod formats;
 pub mod jobs;
+pub mod quality;
 pub mod store;
 pub mod tasks;
 pub mod web;

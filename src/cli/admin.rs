@@ -78,10 +78,10 @@ pub enum ProjectCommand {
     /// Create a project.
     Create {
         name: String,
-        #[arg(long, value_parser = ["classification", "ner"])]
+        #[arg(long, value_parser = ["classification", "ner", "preference"])]
         task: String,
-        /// Labels or entity types, comma-separated.
-        #[arg(long)]
+        /// Labels or entity types, comma-separated (none for preference projects).
+        #[arg(long, default_value = "")]
         labels: String,
         /// Built-in prompt: classify, sentiment, intent (classification) or ner.
         #[arg(long)]
@@ -163,13 +163,17 @@ pub fn import(args: ImportArgs) -> Result<ExitCode> {
     let file =
         File::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?;
     let bar = super::progress(0);
-    let report = import::import(
-        &store,
-        &Actor::system(),
-        project.id,
-        rows::rows(Format::from_path(&args.file), file),
-        |r| bar.set_position(r.inserted + r.duplicates),
-    )?;
+    let report = if project.task == TaskKind::Preference {
+        wick::store::pairs::import(&store, &Actor::system(), project.id, wick::formats::pairs::rows(file))?
+    } else {
+        import::import(
+            &store,
+            &Actor::system(),
+            project.id,
+            rows::rows(Format::from_path(&args.file), file),
+            |r| bar.set_position(r.inserted + r.duplicates),
+        )?
+    };
     bar.finish_and_clear();
     for e in &report.errors {
         eprintln!("{}: line {}: {}", args.file.display(), e.line, e.message);
@@ -202,5 +206,44 @@ pub fn prelabel(args: PrelabelArgs) -> Result<ExitCode> {
         wick::store::jobs::create(tx, &Actor::system(), p.id)
     })?;
     println!("queued pre-labeling job {} for {}", job.id, args.project);
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    db: DbArg,
+    /// The project's name.
+    #[arg(long)]
+    project: String,
+    /// dpo, dpo-chat, openai-dpo or sft.
+    #[arg(long)]
+    format: String,
+    /// Output file (default: stdout).
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Leave out pairs with fewer votes.
+    #[arg(long, default_value_t = 1)]
+    min_votes: u32,
+    /// Leave out pairs whose majority has a smaller share of the votes (0 to 1).
+    #[arg(long, default_value_t = 0.0)]
+    min_agreement: f64,
+}
+
+/// Streams a preference export; the summary of what was left out goes to stderr.
+pub fn export(args: ExportArgs) -> Result<ExitCode> {
+    let format: wick::formats::preference::PreferenceFormat = args.format.parse().map_err(anyhow::Error::msg)?;
+    let store = args.db.open()?;
+    let project = store.read(|c| projects::by_name(c, &args.project))?;
+    let filter = wick::export::PreferenceFilter {
+        min_votes: args.min_votes,
+        min_agreement: args.min_agreement,
+    };
+    let mut out: Box<dyn std::io::Write> = match &args.output {
+        Some(p) => Box::new(std::io::BufWriter::new(File::create(p).with_context(|| format!("creating {}", p.display()))?)),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let summary = wick::export::preferences(&store, project.id, format, filter, &mut out)?;
+    eprintln!("{}: {summary}", project.name);
     Ok(ExitCode::SUCCESS)
 }

@@ -48,6 +48,8 @@ enum Command {
     Project(admin::ProjectCommand),
     /// Queue pre-labeling of a project's items (run by `wick serve`).
     Prelabel(admin::PrelabelArgs),
+    /// Export a preference project's votes in a trainer's format (streamed JSONL).
+    Export(admin::ExportArgs),
 }
 
 #[derive(Subcommand)]
@@ -68,6 +70,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         } => admin::token(args),
         Command::Project(cmd) => admin::project(cmd),
         Command::Prelabel(args) => admin::prelabel(args),
+        Command::Export(args) => admin::export(args),
     }
 }
 

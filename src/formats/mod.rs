@@ -1,3 +1,5 @@
 //! Reading input rows and writing output rows.
 pub mod import;
 pub mod jsonl;
+pub mod pairs;
+pub mod preference;

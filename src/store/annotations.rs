@@ -71,6 +71,10 @@ impl Answer {
                 }
                 Ok(Answer::Entities { entities })
             }
+            (_, TaskKind::Preference) => Err(StoreError::invalid(
+                "label",
+                "a preference project takes votes on pairs, not labels",
+            )),
             (Answer::Label { .. }, TaskKind::Ner) => Err(StoreError::invalid(
                 "entities",
                 "an NER project takes entities, not a label",

@@ -32,7 +32,7 @@ pub struct ImportReport {
 }
 
 impl ImportReport {
-    fn error(&mut self, line: usize, message: String) {
+    pub(crate) fn error(&mut self, line: usize, message: String) {
         self.error_count += 1;
         if self.errors.len() < MAX_LISTED_ERRORS {
             self.errors.push(RowError { line, message });

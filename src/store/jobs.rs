@@ -97,7 +97,13 @@ fn finish_row(
 }
 
 pub fn create(tx: &Transaction, actor: &Actor, project_id: i64) -> Result<Job> {
-    super::projects::get(tx, project_id)?;
+    let project = super::projects::get(tx, project_id)?;
+    if project.task == super::projects::TaskKind::Preference {
+        return Err(StoreError::invalid(
+            "project",
+            "pre-labeling applies to classification and NER projects",
+        ));
+    }
     let active: Option<i64> = tx
         .query_row(
             "SELECT id FROM jobs WHERE project_id = ?1 AND status IN ('queued', 'running')",

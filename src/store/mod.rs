@@ -6,6 +6,7 @@ pub mod audit;
 pub mod import;
 pub mod items;
 pub mod jobs;
+pub mod pairs;
 pub mod predictions;
 pub mod projects;
 pub mod queue;

@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 pub enum TaskKind {
     Classification,
     Ner,
+    /// Pairs of responses to a prompt, voted on.
+    Preference,
 }
 
 impl TaskKind {
@@ -16,6 +18,7 @@ impl TaskKind {
         match self {
             TaskKind::Classification => "classification",
             TaskKind::Ner => "ner",
+            TaskKind::Preference => "preference",
         }
     }
 
@@ -24,6 +27,7 @@ impl TaskKind {
         match self {
             TaskKind::Classification => &["classify", "sentiment", "intent"],
             TaskKind::Ner => &["ner"],
+            TaskKind::Preference => &["generate"],
         }
     }
 }
@@ -142,7 +146,11 @@ pub fn create(tx: &Transaction, actor: &Actor, new: &NewProject) -> Result<Proje
     if name.is_empty() || name.chars().count() > 200 {
         return Err(StoreError::invalid("name", "1 to 200 characters"));
     }
-    let labels = check_labels(&new.labels)?;
+    // A preference project's "labels" are its vote choices, fixed by Wick.
+    let labels = match new.task {
+        TaskKind::Preference => Vec::new(),
+        _ => check_labels(&new.labels)?,
+    };
     let prompt = match &new.prompt {
         None => new.task.prompts()[0].to_string(),
         Some(p) if new.task.prompts().contains(&p.as_str()) => p.clone(),
@@ -153,7 +161,9 @@ pub fn create(tx: &Transaction, actor: &Actor, new: &NewProject) -> Result<Proje
             ))
         }
     };
-    let overlap = check_overlap(new.overlap.unwrap_or(1))?;
+    // Three votes per pair by default, as OpenAssistant collects them.
+    let default_overlap = if new.task == TaskKind::Preference { 3 } else { 1 };
+    let overlap = check_overlap(new.overlap.unwrap_or(default_overlap))?;
     let exists: bool = tx.query_row(
         "SELECT EXISTS (SELECT 1 FROM projects WHERE name = ?1)",
         [name],

@@ -22,7 +22,7 @@ CREATE TABLE tokens (
 CREATE TABLE projects (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
-    task TEXT NOT NULL CHECK (task IN ('classification', 'ner')),
+    task TEXT NOT NULL CHECK (task IN ('classification', 'ner', 'preference')),
     labels TEXT NOT NULL,
     prompt TEXT NOT NULL,
     queue_order TEXT NOT NULL CHECK (queue_order IN ('uncertainty', 'sequential', 'random')),
@@ -119,4 +119,52 @@ CREATE TABLE audit (
     addr TEXT,
     created_at INTEGER NOT NULL
 );
-"#];
+"#,
+    // Preference projects: an item is a prompt, `responses` its candidate answers, and
+    // `comparisons` the pairs of them people vote on (the unit of the vote queue).
+    r#"
+ALTER TABLE items ADD COLUMN prompt TEXT;
+CREATE TABLE responses (
+    id INTEGER PRIMARY KEY,
+    item_id INTEGER NOT NULL REFERENCES items(id),
+    position INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    source TEXT NOT NULL,
+    model_id TEXT,
+    settings TEXT,
+    prompt_version TEXT,
+    created_at INTEGER NOT NULL,
+    UNIQUE (item_id, position)
+);
+CREATE TABLE comparisons (
+    id INTEGER PRIMARY KEY,
+    project_id INTEGER NOT NULL REFERENCES projects(id),
+    item_id INTEGER NOT NULL REFERENCES items(id),
+    a INTEGER NOT NULL REFERENCES responses(id),
+    b INTEGER NOT NULL REFERENCES responses(id),
+    votes INTEGER NOT NULL DEFAULT 0,
+    done INTEGER NOT NULL DEFAULT 0,
+    priority REAL NOT NULL,
+    lease_user INTEGER,
+    lease_until INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (a, b)
+);
+CREATE INDEX comparisons_queue ON comparisons (project_id, priority, id) WHERE done = 0;
+CREATE INDEX comparisons_item ON comparisons (item_id);
+-- choice is canonical (a/b of the comparison); left_response records what the rater saw on the left.
+CREATE TABLE votes (
+    id INTEGER PRIMARY KEY,
+    comparison_id INTEGER NOT NULL REFERENCES comparisons(id),
+    user_id INTEGER REFERENCES users(id),
+    source TEXT NOT NULL CHECK (source IN ('human', 'import')),
+    choice TEXT NOT NULL CHECK (choice IN ('a', 'b', 'tie', 'both_bad')),
+    strength INTEGER CHECK (strength BETWEEN 1 AND 3),
+    rationale TEXT,
+    left_response INTEGER REFERENCES responses(id),
+    seconds REAL,
+    guideline_version INTEGER,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX votes_comparison ON votes (comparison_id, user_id);
+"#,
+];

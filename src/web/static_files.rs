@@ -19,6 +19,11 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../../static/annotate.js"),
     ),
     (
+        "vote.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/vote.js"),
+    ),
+    (
         "project.js",
         "text/javascript; charset=utf-8",
         include_str!("../../static/project.js"),

@@ -2,6 +2,7 @@ use super::PageQuery;
 use crate::formats::import::{self as rows, Format};
 use crate::store::annotations::{self, Answer, Span, Submission};
 use crate::store::StoreError;
+use crate::store::projects::TaskKind;
 use crate::store::{import, items, projects};
 use crate::web::auth::Caller;
 use crate::web::error::ApiError;
@@ -49,7 +50,8 @@ pub async fn import(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let user = caller.user.clone();
-    state.read(move |c| projects::visible(c, &user, id)).await?;
+    let project = state.read(move |c| projects::visible(c, &user, id)).await?;
+    let pairs = project.task == TaskKind::Preference;
     let content_type = req
         .headers()
         .get(actix_web::http::header::CONTENT_TYPE)
@@ -74,7 +76,14 @@ pub async fn import(
             rx,
             chunk: Bytes::new(),
         };
-        import::import(&store, &actor, id, rows::rows(format, reader), |_| {})
+        if pairs {
+            if format == Format::Csv {
+                return Err(StoreError::invalid("format", "pairs are imported from JSONL"));
+            }
+            crate::store::pairs::import(&store, &actor, id, crate::formats::pairs::rows(reader))
+        } else {
+            import::import(&store, &actor, id, rows::rows(format, reader), |_| {})
+        }
     });
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| std::io::Error::other(e.to_string()));

@@ -2,6 +2,7 @@
 mod items;
 mod jobs;
 pub mod openapi;
+mod pairs;
 mod projects;
 mod queue;
 mod users;
@@ -37,6 +38,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/items/{id}", web::get().to(items::get))
         .route("/items/{id}/annotations", web::post().to(items::annotate))
         .route("/items/{id}/skip", web::post().to(items::skip))
+        .route("/projects/{id}/leaderboard", web::get().to(pairs::leaderboard))
+        .route("/projects/{id}/export", web::get().to(pairs::export))
+        .route("/pairs/{id}/votes", web::post().to(pairs::vote))
         .route("/jobs/{id}", web::get().to(jobs::get))
         .route("/jobs/{id}/cancel", web::post().to(jobs::cancel));
 }

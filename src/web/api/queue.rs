@@ -1,4 +1,5 @@
-use crate::store::queue;
+use crate::store::projects::{self, TaskKind};
+use crate::store::{pairs, queue};
 use crate::web::auth::Caller;
 use crate::web::error::ApiError;
 use crate::web::AppState;
@@ -23,8 +24,15 @@ pub async fn next(
     if exclude.len() > 100 {
         return Err(ApiError::bad_request("exclude: at most 100 ids"));
     }
-    let item = state
-        .write(move |tx| queue::next(tx, &caller.user, id, &exclude))
+    // A preference project hands out pairs to vote on; the others items to label.
+    let next = state
+        .write(move |tx| {
+            let project = projects::visible(tx, &caller.user, id)?;
+            Ok(match project.task {
+                TaskKind::Preference => json!({"pair": pairs::next(tx, &caller.user, id, &exclude)?}),
+                _ => json!({"item": queue::next(tx, &caller.user, id, &exclude)?}),
+            })
+        })
         .await?;
-    Ok(HttpResponse::Ok().json(json!({"item": item})))
+    Ok(HttpResponse::Ok().json(next))
 }

@@ -30,6 +30,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/projects/{id}/jobs", web::post().to(pages::start_job))
         .route("/jobs/{id}/cancel", web::post().to(pages::cancel_job))
         .route("/projects/{id}/annotate", web::get().to(pages::annotate))
+        .route("/projects/{id}/vote", web::get().to(pages::vote))
+        .route("/projects/{id}/leaderboard", web::get().to(pages::leaderboard))
         .route("/items/{id}", web::get().to(pages::item))
         .route("/users", web::get().to(pages::users))
         .route("/users", web::post().to(pages::create_user))

@@ -136,6 +136,7 @@ struct ProjectPage {
     guidelines_html: String,
     members: Vec<User>,
     items: Page<ItemSummary>,
+    preference: bool,
 }
 
 #[derive(Deserialize)]
@@ -172,6 +173,7 @@ pub async fn project(
         is_admin: me.caller.user.is_admin(),
         labels: label_summary(&p.labels),
         guidelines_html: markdown(&p.guidelines.body),
+        preference: p.task == TaskKind::Preference,
         p,
         counts,
         predicted,
@@ -594,5 +596,59 @@ pub async fn audit(
         entries: page.items,
         next: page.next,
         target: q.target,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "vote.html")]
+struct VotePage {
+    nav: Option<Nav>,
+    csrf: String,
+    project_id: i64,
+    project_name: String,
+    guidelines_html: String,
+    guideline_version: i64,
+}
+
+pub async fn vote(req: HttpRequest, state: web::Data<AppState>, session: Session, id: web::Path<i64>) -> Result<HttpResponse, UiError> {
+    let me = PageUser::from(&req, &state, &session).await?;
+    let (id, user) = (id.into_inner(), me.caller.user.clone());
+    let p = state.read(move |c| projects::visible(c, &user, id)).await?;
+    html(VotePage {
+        nav: me.nav(),
+        csrf: me.csrf.clone(),
+        project_id: p.id,
+        project_name: p.name.clone(),
+        guidelines_html: markdown(&p.guidelines.body),
+        guideline_version: p.guidelines.version,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "leaderboard.html")]
+struct LeaderboardPage {
+    nav: Option<Nav>,
+    project_id: i64,
+    project_name: String,
+    board: crate::quality::leaderboard::Leaderboard,
+}
+
+pub async fn leaderboard(req: HttpRequest, state: web::Data<AppState>, session: Session, id: web::Path<i64>) -> Result<HttpResponse, UiError> {
+    let me = PageUser::from(&req, &state, &session).await?;
+    let (id, user) = (id.into_inner(), me.caller.user.clone());
+    let (p, votes) = state
+        .read(move |c| {
+            let p = projects::visible(c, &user, id)?;
+            Ok((p, crate::store::pairs::source_votes(c, id)?))
+        })
+        .await?;
+    let board = web::block(move || crate::quality::leaderboard::Leaderboard::from_votes(&votes))
+        .await
+        .map_err(crate::web::error::ApiError::from)?;
+    html(LeaderboardPage {
+        nav: me.nav(),
+        project_id: p.id,
+        project_name: p.name,
+        board,
     })
 }

@@ -1,0 +1,269 @@
+//! Preference projects through the real server: the shared HH-RLHF dev pairs imported, votes
+//! cast by three raters through the API, the leaderboard, and every export format loaded by
+//! Hugging Face `datasets` (scripts/check_export.py; test.sh installs datasets).
+mod common;
+
+use common::server::{add_user, Api, Server};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The Python with `datasets`: `$WICK_PYTHON`, or the venv test.sh makes.
+fn python() -> PathBuf {
+    let p = std::env::var_os("WICK_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| common::root().join("target/pyenv/bin/python"));
+    assert!(
+        p.exists(),
+        "{} is missing: scripts/test.sh creates it with `datasets` installed",
+        p.display()
+    );
+    p
+}
+
+fn check_with_datasets(format: &str, file: &std::path::Path, rows: usize) {
+    let out = Command::new(python())
+        .arg(common::root().join("scripts/check_export.py"))
+        .args([format, &file.display().to_string(), &rows.to_string()])
+        .output()
+        .expect("run check_export.py");
+    assert!(
+        out.status.success(),
+        "{format}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Votes on the next pair as `choice` says, given which response is the file's chosen one.
+fn vote_next(
+    api: &Api,
+    project: i64,
+    chosen: &HashMap<String, String>,
+    choice: &str,
+    strength: Option<u8>,
+) -> Value {
+    let (status, body) = api.post(&format!("/projects/{project}/next"), json!({}));
+    assert_eq!(status, 200, "{body}");
+    let pair = &body["pair"];
+    let chosen_text = &chosen[pair["ext_id"].as_str().unwrap()];
+    let chosen_left = pair["left"]["text"].as_str() == Some(chosen_text.as_str());
+    // "a" and "b" are about the displayed sides: A is the left response.
+    let displayed = match (choice, chosen_left) {
+        ("chosen", true) | ("rejected", false) => "a",
+        ("chosen", false) | ("rejected", true) => "b",
+        (other, _) => other,
+    };
+    let (status, vote) = api.post(
+        &format!("/pairs/{}/votes", pair["id"]),
+        json!({"choice": displayed, "left": pair["left"]["id"], "strength": strength, "rationale": "test", "seconds": 1.5}),
+    );
+    assert_eq!(status, 201, "{vote}");
+    pair.clone()
+}
+
+#[test]
+fn hh_pairs_votes_leaderboard_and_exports_load_in_datasets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&dir.path().join("wick.db"), false);
+    let admin = server.client("admin");
+    let (status, project) = admin.post(
+        "/projects",
+        json!({"name": "HH", "task": "preference", "queue_order": "sequential", "labels": []}),
+    );
+    assert_eq!(status, 201, "{project}");
+    assert_eq!(project["overlap"], 3, "three votes per pair by default");
+    let id = project["id"].as_i64().unwrap();
+
+    let file =
+        std::fs::read(common::shared_data("preference_hh_harmless_dev.jsonl")).expect("read HH");
+    let rows: Vec<Value> = String::from_utf8_lossy(&file)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let chosen: HashMap<String, String> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap().to_string(),
+                r["chosen"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let (status, report) = admin.post_raw(
+        &format!("/projects/{id}/items"),
+        "application/x-ndjson",
+        &file,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        (
+            report["inserted"].as_u64(),
+            report["annotations"].as_u64(),
+            report["error_count"].as_u64()
+        ),
+        (Some(200), Some(200), Some(0)),
+        "{report}"
+    );
+
+    // Bad rows and bad votes are refused by name; nothing else is lost.
+    let bad = b"{\"prompt\": \"p\", \"responses\": [\"only one\"]}\n{\"prompt\": \"p\", \"responses\": [\"x\", 7]}\n{\"id\": \"k3\", \"prompt\": [{\"role\": \"user\", \"content\": \"Pick one\"}], \"responses\": [\"r1\", \"r2\", \"r3\"], \"sources\": [\"m1\", \"m2\", \"m3\"]}\n";
+    let (_, report) = admin.post_raw(
+        &format!("/projects/{id}/items"),
+        "application/x-ndjson",
+        bad,
+    );
+    assert_eq!(report["inserted"], 1, "{report}");
+    assert!(
+        report["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("responses"),
+        "{report}"
+    );
+    assert!(
+        report["errors"][1]["message"]
+            .as_str()
+            .unwrap()
+            .contains("responses[1]"),
+        "{report}"
+    );
+
+    // Three raters. Pairs come in file order (sequential queue): the first ten get two more
+    // votes for the file's chosen response, five get two ties, three two both-bad votes, and
+    // two split (rejected, tie).
+    for n in ["r1", "r2", "r3"] {
+        add_user(&server.db, n, "annotator", "rater-password");
+    }
+    let raters: Vec<Api> = ["r1", "r2", "r3"]
+        .iter()
+        .map(|n| server.client(n))
+        .collect();
+    for r in &raters {
+        let uid = r.get("/me").1["id"].as_i64().unwrap();
+        admin.send("PUT", &format!("/projects/{id}/members/{uid}"), json!({}));
+    }
+    let plan: Vec<(&str, &str, Option<u8>)> =
+        std::iter::repeat_n(("chosen", "chosen", Some(3)), 10)
+            .chain(std::iter::repeat_n(("tie", "tie", None), 5))
+            .chain(std::iter::repeat_n(("both_bad", "both_bad", None), 3))
+            .chain(std::iter::repeat_n(("rejected", "tie", None), 2))
+            .collect();
+    let mut lefts = Vec::new();
+    for (first, second, strength) in &plan {
+        let p1 = vote_next(&raters[0], id, &chosen, first, *strength);
+        let p2 = vote_next(&raters[1], id, &chosen, second, *strength);
+        assert_eq!(p1["id"], p2["id"], "both raters get the same pair in turn");
+        lefts.push(p1["left"]["id"] == p2["left"]["id"]);
+    }
+    assert!(
+        lefts.iter().any(|same| !same),
+        "sides are shuffled per rater"
+    );
+
+    // A rater never sees a pair twice, and votes only once on it.
+    let (_, first) = raters[0].post(&format!("/projects/{id}/next"), json!({}));
+    let first_id = first["pair"]["id"].as_i64().unwrap();
+    assert!(first_id > plan.len() as i64, "{first}");
+    let again = raters[0].post("/pairs/1/votes", json!({"choice": "a", "left": 1}));
+    assert_eq!(again.0, 409, "{}", again.1);
+    let unknown = raters[2].post("/pairs/1/votes", json!({"choice": "maybe", "left": 1}));
+    assert_eq!(unknown.0, 422);
+    assert!(
+        unknown.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown variant `maybe`"),
+        "{}",
+        unknown.1
+    );
+    let strength_on_tie = raters[2].post(
+        "/pairs/1/votes",
+        json!({"choice": "tie", "left": 1, "strength": 2}),
+    );
+    assert!(
+        strength_on_tie.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("strength"),
+        "{}",
+        strength_on_tie.1
+    );
+
+    // The leaderboard: the file's chosen responses are "response 1".
+    let (status, board) = admin.get(&format!("/projects/{id}/leaderboard"));
+    assert_eq!(status, 200);
+    assert_eq!(board["sources"][0]["source"], "response 1", "{board}");
+    assert!(board["sources"][0]["rating"].as_f64() > board["sources"][1]["rating"].as_f64());
+    assert_eq!(board["both_bad"], 6);
+    let decided = board["left_wins"].as_u64().unwrap() + board["right_wins"].as_u64().unwrap();
+    assert_eq!(decided, 22, "{board}");
+
+    // Exports: 190 pairs have a majority for one response (10 with three votes, 180 with the
+    // imported vote alone); 7 are ties or split, 3 both bad.
+    let expected = [
+        ("dpo", 190),
+        ("dpo-chat", 190),
+        ("openai-dpo", 190),
+        ("sft", 190),
+    ];
+    for (format, rows) in expected {
+        let resp = ureq::get(&format!(
+            "{}/api/v1/projects/{id}/export?format={format}",
+            server.base
+        ))
+        .set("Authorization", &format!("Bearer {}", admin.token))
+        .call()
+        .expect("export");
+        assert_eq!(resp.content_type(), "application/x-ndjson");
+        let body = resp.into_string().expect("body");
+        assert_eq!(body.lines().count(), rows, "{format}");
+        let path = dir.path().join(format!("{format}.jsonl"));
+        std::fs::write(&path, &body).expect("write export");
+        check_with_datasets(format, &path, rows);
+    }
+    // The command line: filters and the summary.
+    let out = common::server::wick()
+        .args([
+            "export",
+            "--project",
+            "HH",
+            "--format",
+            "dpo",
+            "--min-votes",
+            "3",
+            "--db",
+        ])
+        .arg(&server.db)
+        .output()
+        .expect("wick export");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).expect("utf8");
+    assert_eq!(text.lines().count(), 10);
+    let first: Value = serde_json::from_str(text.lines().next().unwrap()).expect("json");
+    assert_eq!(
+        (
+            first["votes"].as_u64(),
+            first["agreement"].as_f64(),
+            first["margin"].as_f64()
+        ),
+        (Some(3), Some(1.0), Some(7.0 / 3.0)),
+        "{first}"
+    );
+    assert_eq!(
+        first["chosen"],
+        chosen[first["id"].as_str().unwrap().split(':').next().unwrap()]
+    );
+    let summary = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        summary.contains("exported 10 pairs")
+            && summary.contains("both bad")
+            && summary.contains("too few votes"),
+        "{summary}"
+    );
+}
