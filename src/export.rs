@@ -41,53 +41,59 @@ pub fn preferences(
 ) -> Result<Summary, ExportError> {
     let mut summary = Summary::default();
     let mut io_error = None;
-    store.read(|c| {
-        if projects::get(c, project_id)?.task != TaskKind::Preference {
-            return Err(StoreError::invalid("project", "preference exports come from preference projects"));
-        }
-        pairs::for_each_voted(c, project_id, |p| {
-            let left_out = if p.tally.votes() < filter.min_votes {
-                Some(LeftOut::TooFewVotes)
-            } else {
-                match p.majority {
-                    None | Some(Choice::Tie) => Some(LeftOut::Tie),
-                    Some(Choice::BothBad) => Some(LeftOut::BothBad),
-                    Some(_) if p.agreement < filter.min_agreement => Some(LeftOut::LowAgreement),
-                    Some(_) => None,
+    store
+        .read(|c| {
+            if projects::get(c, project_id)?.task != TaskKind::Preference {
+                return Err(StoreError::invalid(
+                    "project",
+                    "preference exports come from preference projects",
+                ));
+            }
+            pairs::for_each_voted(c, project_id, |p| {
+                let left_out = if p.tally.votes() < filter.min_votes {
+                    Some(LeftOut::TooFewVotes)
+                } else {
+                    match p.majority {
+                        None | Some(Choice::Tie) => Some(LeftOut::Tie),
+                        Some(Choice::BothBad) => Some(LeftOut::BothBad),
+                        Some(_) if p.agreement < filter.min_agreement => {
+                            Some(LeftOut::LowAgreement)
+                        }
+                        Some(_) => None,
+                    }
+                };
+                if let Some(why) = left_out {
+                    summary.leave_out(why);
+                    return Ok(());
                 }
-            };
-            if let Some(why) = left_out {
-                summary.leave_out(why);
-                return Ok(());
-            }
-            let a_won = p.majority == Some(Choice::A);
-            let (chosen, rejected, margin) = if a_won {
-                (p.a.text, p.b.text, p.tally.strength_a)
-            } else {
-                (p.b.text, p.a.text, p.tally.strength_b)
-            };
-            let ex = PreferenceExample {
-                id: format!("{}:{}", p.ext_id, p.id),
-                prompt: p.prompt,
-                chosen,
-                rejected,
-                margin,
-                votes: p.tally.votes(),
-                agreement: p.agreement,
-            };
-            if let Err(e) = preference::write(format, &ex, out) {
-                io_error = Some(e);
-                // Stop reading: the reader has gone away.
-                return Err(StoreError::Conflict("export stopped".into()));
-            }
-            summary.exported += 1;
-            Ok(())
+                let a_won = p.majority == Some(Choice::A);
+                let (chosen, rejected, margin) = if a_won {
+                    (p.a.text, p.b.text, p.tally.strength_a)
+                } else {
+                    (p.b.text, p.a.text, p.tally.strength_b)
+                };
+                let ex = PreferenceExample {
+                    id: format!("{}:{}", p.ext_id, p.id),
+                    prompt: p.prompt,
+                    chosen,
+                    rejected,
+                    margin,
+                    votes: p.tally.votes(),
+                    agreement: p.agreement,
+                };
+                if let Err(e) = preference::write(format, &ex, out) {
+                    io_error = Some(e);
+                    // Stop reading: the reader has gone away.
+                    return Err(StoreError::Conflict("export stopped".into()));
+                }
+                summary.exported += 1;
+                Ok(())
+            })
         })
-    })
-    .map_err(|e| match io_error.take() {
-        Some(io) => ExportError::Io(io),
-        None => ExportError::Store(e),
-    })?;
+        .map_err(|e| match io_error.take() {
+            Some(io) => ExportError::Io(io),
+            None => ExportError::Store(e),
+        })?;
     out.flush()?;
     Ok(summary)
 }

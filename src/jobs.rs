@@ -86,8 +86,12 @@ fn run(store: &Store, model: Option<&ModelHandle>, job: &Job) -> Result<(), RunE
             "the server was started without a model (--no-model)".into(),
         ));
     };
-    let spec = task_spec(&project)
-        .ok_or_else(|| RunError::Model(format!("project {} is not labeled by the model", project.id)))?;
+    let spec = task_spec(&project).ok_or_else(|| {
+        RunError::Model(format!(
+            "project {} is not labeled by the model",
+            project.id
+        ))
+    })?;
     let by = Provenance {
         model_id: model.model_id().to_string(),
         prompt_version: spec

@@ -164,7 +164,12 @@ pub fn import(args: ImportArgs) -> Result<ExitCode> {
         File::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?;
     let bar = super::progress(0);
     let report = if project.task == TaskKind::Preference {
-        wick::store::pairs::import(&store, &Actor::system(), project.id, wick::formats::pairs::rows(file))?
+        wick::store::pairs::import(
+            &store,
+            &Actor::system(),
+            project.id,
+            wick::formats::pairs::rows(file),
+        )?
     } else {
         import::import(
             &store,
@@ -232,7 +237,8 @@ pub struct ExportArgs {
 
 /// Streams a preference export; the summary of what was left out goes to stderr.
 pub fn export(args: ExportArgs) -> Result<ExitCode> {
-    let format: wick::formats::preference::PreferenceFormat = args.format.parse().map_err(anyhow::Error::msg)?;
+    let format: wick::formats::preference::PreferenceFormat =
+        args.format.parse().map_err(anyhow::Error::msg)?;
     let store = args.db.open()?;
     let project = store.read(|c| projects::by_name(c, &args.project))?;
     let filter = wick::export::PreferenceFilter {
@@ -240,7 +246,9 @@ pub fn export(args: ExportArgs) -> Result<ExitCode> {
         min_agreement: args.min_agreement,
     };
     let mut out: Box<dyn std::io::Write> = match &args.output {
-        Some(p) => Box::new(std::io::BufWriter::new(File::create(p).with_context(|| format!("creating {}", p.display()))?)),
+        Some(p) => Box::new(std::io::BufWriter::new(
+            File::create(p).with_context(|| format!("creating {}", p.display()))?,
+        )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
     let summary = wick::export::preferences(&store, project.id, format, filter, &mut out)?;

@@ -48,7 +48,13 @@ fn content_id(row: &PairRow) -> String {
         h.update(r.as_bytes());
     }
     let d = h.finalize();
-    format!("sha256:{}", d[..10].iter().map(|b| format!("{b:02x}")).collect::<String>())
+    format!(
+        "sha256:{}",
+        d[..10]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    )
 }
 
 /// Imports prompts with their responses; each pair of responses becomes a comparison, and a
@@ -61,7 +67,10 @@ pub fn import(
 ) -> Result<ImportReport> {
     let project = store.read(|c| projects::get(c, project_id))?;
     if project.task != TaskKind::Preference {
-        return Err(StoreError::invalid("project", "pairs go into a preference project"));
+        return Err(StoreError::invalid(
+            "project",
+            "pairs go into a preference project",
+        ));
     }
     let mut report = ImportReport::default();
     let mut rows = rows.peekable();
@@ -85,12 +94,21 @@ pub fn import(
     Ok(report)
 }
 
-fn write_batch(tx: &Transaction, actor: &Actor, project: &Project, batch: &[PairRow], report: &mut ImportReport) -> Result<()> {
+fn write_batch(
+    tx: &Transaction,
+    actor: &Actor,
+    project: &Project,
+    batch: &[PairRow],
+    report: &mut ImportReport,
+) -> Result<()> {
     let now = now_ms();
     let (mut inserted, mut duplicates) = (0u64, 0u64);
     for row in batch {
         let ext_id = row.id.clone().unwrap_or_else(|| content_id(row));
-        let meta = row.meta.as_ref().map(|m| serde_json::Value::Object(m.clone()).to_string());
+        let meta = row
+            .meta
+            .as_ref()
+            .map(|m| serde_json::Value::Object(m.clone()).to_string());
         let prompt = serde_json::to_string(&row.prompt).unwrap_or_default();
         let added = tx
             .prepare_cached(
@@ -132,8 +150,10 @@ fn write_batch(tx: &Transaction, actor: &Actor, project: &Project, batch: &[Pair
                              VALUES (?1, NULL, 'import', ?2, ?3, ?4)",
                         )?
                         .execute(params![cmp, choice.as_str(), project.guidelines.version, now])?;
-                        tx.prepare_cached("UPDATE comparisons SET votes = 1, done = (1 >= ?2) WHERE id = ?1")?
-                            .execute(params![cmp, project.overlap])?;
+                        tx.prepare_cached(
+                            "UPDATE comparisons SET votes = 1, done = (1 >= ?2) WHERE id = ?1",
+                        )?
+                        .execute(params![cmp, project.overlap])?;
                         report.annotations += 1;
                     }
                 }
@@ -177,12 +197,18 @@ fn a_on_left(user_id: i64, comparison_id: i64) -> bool {
 }
 
 fn parse_prompt(json: Option<String>, text: String) -> Prompt {
-    json.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or(Prompt::Text(text))
+    json.and_then(|j| serde_json::from_str(&j).ok())
+        .unwrap_or(Prompt::Text(text))
 }
 
 /// The next pair for `user`, leased to them: never one they voted on or one leased to
 /// someone else, until it has the votes the project wants.
-pub fn next(tx: &Transaction, user: &User, project_id: i64, exclude: &[i64]) -> Result<Option<PairView>> {
+pub fn next(
+    tx: &Transaction,
+    user: &User,
+    project_id: i64,
+    exclude: &[i64],
+) -> Result<Option<PairView>> {
     let project = projects::visible(tx, user, project_id)?;
     let now = now_ms();
     let exclude = serde_json::to_string(exclude).unwrap_or_else(|_| "[]".into());
@@ -208,10 +234,16 @@ pub fn next(tx: &Transaction, user: &User, project_id: i64, exclude: &[i64]) -> 
     let side = |rid: i64| -> Result<Side> {
         Ok(Side {
             id: rid,
-            text: tx.prepare_cached("SELECT text FROM responses WHERE id = ?1")?.query_row([rid], |r| r.get(0))?,
+            text: tx
+                .prepare_cached("SELECT text FROM responses WHERE id = ?1")?
+                .query_row([rid], |r| r.get(0))?,
         })
     };
-    let (left, right) = if a_on_left(user.id, id) { (side(a)?, side(b)?) } else { (side(b)?, side(a)?) };
+    let (left, right) = if a_on_left(user.id, id) {
+        (side(a)?, side(b)?)
+    } else {
+        (side(b)?, side(a)?)
+    };
     Ok(Some(PairView {
         id,
         item_id,
@@ -254,21 +286,36 @@ pub struct Vote {
 
 const MAX_RATIONALE: usize = 5000;
 
-pub fn vote(tx: &Transaction, actor: &Actor, user: &User, comparison_id: i64, v: VoteIn) -> Result<Vote> {
+pub fn vote(
+    tx: &Transaction,
+    actor: &Actor,
+    user: &User,
+    comparison_id: i64,
+    v: VoteIn,
+) -> Result<Vote> {
     let (project_id, a, b): (i64, i64, i64) = tx
         .prepare_cached("SELECT project_id, a, b FROM comparisons WHERE id = ?1")?
         .query_row([comparison_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?
         .ok_or_else(|| StoreError::NotFound(format!("pair {comparison_id}")))?;
-    let project = projects::visible(tx, user, project_id).map_err(|_| StoreError::NotFound(format!("pair {comparison_id}")))?;
+    let project = projects::visible(tx, user, project_id)
+        .map_err(|_| StoreError::NotFound(format!("pair {comparison_id}")))?;
     if v.left != a && v.left != b {
-        return Err(StoreError::invalid("left", format!("response {} is not in pair {comparison_id}", v.left)));
+        return Err(StoreError::invalid(
+            "left",
+            format!("response {} is not in pair {comparison_id}", v.left),
+        ));
     }
     match (v.choice, v.strength) {
         (Choice::A | Choice::B, Some(s)) if !(1..=3).contains(&s) => {
-            return Err(StoreError::invalid("strength", "1 (slightly), 2 (clearly) or 3 (much better)"))
+            return Err(StoreError::invalid(
+                "strength",
+                "1 (slightly), 2 (clearly) or 3 (much better)",
+            ))
         }
-        (Choice::Tie | Choice::BothBad, Some(_)) => return Err(StoreError::invalid("strength", "only for a or b")),
+        (Choice::Tie | Choice::BothBad, Some(_)) => {
+            return Err(StoreError::invalid("strength", "only for a or b"))
+        }
         _ => {}
     }
     if let Some(s) = v.seconds {
@@ -276,17 +323,34 @@ pub fn vote(tx: &Transaction, actor: &Actor, user: &User, comparison_id: i64, v:
             return Err(StoreError::invalid("seconds", "between 0 and 86400"));
         }
     }
-    let rationale = v.rationale.map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
-    if rationale.as_ref().is_some_and(|r| r.chars().count() > MAX_RATIONALE) {
-        return Err(StoreError::invalid("rationale", format!("at most {MAX_RATIONALE} characters")));
+    let rationale = v
+        .rationale
+        .map(|r| r.trim().to_string())
+        .filter(|r| !r.is_empty());
+    if rationale
+        .as_ref()
+        .is_some_and(|r| r.chars().count() > MAX_RATIONALE)
+    {
+        return Err(StoreError::invalid(
+            "rationale",
+            format!("at most {MAX_RATIONALE} characters"),
+        ));
     }
     let already: bool = tx
-        .prepare_cached("SELECT EXISTS (SELECT 1 FROM votes WHERE comparison_id = ?1 AND user_id = ?2)")?
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM votes WHERE comparison_id = ?1 AND user_id = ?2)",
+        )?
         .query_row(params![comparison_id, user.id], |r| r.get(0))?;
     if already {
-        return Err(StoreError::Conflict(format!("you already voted on pair {comparison_id}")));
+        return Err(StoreError::Conflict(format!(
+            "you already voted on pair {comparison_id}"
+        )));
     }
-    let choice = if v.left == a { v.choice } else { v.choice.swapped() };
+    let choice = if v.left == a {
+        v.choice
+    } else {
+        v.choice.swapped()
+    };
     let now = now_ms();
     tx.prepare_cached(
         "INSERT INTO votes (comparison_id, user_id, source, choice, strength, rationale, left_response, seconds, guideline_version, created_at)
@@ -342,7 +406,12 @@ impl Tally {
 
     /// The most common outcome, if one outnumbers the others.
     pub fn majority(&self) -> Option<Choice> {
-        let counts = [(Choice::A, self.a), (Choice::B, self.b), (Choice::Tie, self.tie), (Choice::BothBad, self.both_bad)];
+        let counts = [
+            (Choice::A, self.a),
+            (Choice::B, self.b),
+            (Choice::Tie, self.tie),
+            (Choice::BothBad, self.both_bad),
+        ];
         let top = counts.iter().map(|c| c.1).max().unwrap_or(0);
         let mut winners = counts.iter().filter(|c| c.1 == top && top > 0);
         match (winners.next(), winners.next()) {
@@ -357,7 +426,10 @@ impl Tally {
         if n == 0 {
             return 0.0;
         }
-        let top = [self.a, self.b, self.tie, self.both_bad].into_iter().max().unwrap_or(0);
+        let top = [self.a, self.b, self.tie, self.both_bad]
+            .into_iter()
+            .max()
+            .unwrap_or(0);
         f64::from(top) / f64::from(n)
     }
 
@@ -401,7 +473,11 @@ pub struct PairSummary {
 
 /// Every pair of the project with at least one vote, in id order, handed to `each` one at a
 /// time: nothing is held in memory beyond the row being read.
-pub fn for_each_voted(conn: &Connection, project_id: i64, mut each: impl FnMut(PairSummary) -> Result<()>) -> Result<()> {
+pub fn for_each_voted(
+    conn: &Connection,
+    project_id: i64,
+    mut each: impl FnMut(PairSummary) -> Result<()>,
+) -> Result<()> {
     let mut stmt = conn.prepare(&format!(
         "SELECT c.id, i.ext_id, i.text, i.prompt, ra.id, ra.text, ra.source, rb.id, rb.text, rb.source, {TALLY_SQL}
          FROM comparisons c JOIN items i ON i.id = c.item_id
@@ -416,9 +492,15 @@ pub fn for_each_voted(conn: &Connection, project_id: i64, mut each: impl FnMut(P
             id: r.get(0)?,
             ext_id: r.get(1)?,
             prompt: parse_prompt(r.get(3)?, r.get(2)?),
-            a: Side { id: r.get(4)?, text: r.get(5)? },
+            a: Side {
+                id: r.get(4)?,
+                text: r.get(5)?,
+            },
             source_a: r.get(6)?,
-            b: Side { id: r.get(7)?, text: r.get(8)? },
+            b: Side {
+                id: r.get(7)?,
+                text: r.get(8)?,
+            },
             source_b: r.get(9)?,
             majority: tally.majority(),
             agreement: tally.agreement(),

@@ -162,7 +162,11 @@ pub fn create(tx: &Transaction, actor: &Actor, new: &NewProject) -> Result<Proje
         }
     };
     // Three votes per pair by default, as OpenAssistant collects them.
-    let default_overlap = if new.task == TaskKind::Preference { 3 } else { 1 };
+    let default_overlap = if new.task == TaskKind::Preference {
+        3
+    } else {
+        1
+    };
     let overlap = check_overlap(new.overlap.unwrap_or(default_overlap))?;
     let exists: bool = tx.query_row(
         "SELECT EXISTS (SELECT 1 FROM projects WHERE name = ?1)",

@@ -1,7 +1,8 @@
 //! Schema migrations, applied in order; `schema_migrations` records which ran.
 //! A migration is never edited once released: add a new one.
 
-pub const MIGRATIONS: &[&str] = &[r#"
+pub const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE settings (
     key TEXT PRIMARY KEY,
     value BLOB NOT NULL

@@ -1,8 +1,8 @@
 use super::PageQuery;
 use crate::formats::import::{self as rows, Format};
 use crate::store::annotations::{self, Answer, Span, Submission};
-use crate::store::StoreError;
 use crate::store::projects::TaskKind;
+use crate::store::StoreError;
 use crate::store::{import, items, projects};
 use crate::web::auth::Caller;
 use crate::web::error::ApiError;
@@ -78,7 +78,10 @@ pub async fn import(
         };
         if pairs {
             if format == Format::Csv {
-                return Err(StoreError::invalid("format", "pairs are imported from JSONL"));
+                return Err(StoreError::invalid(
+                    "format",
+                    "pairs are imported from JSONL",
+                ));
             }
             crate::store::pairs::import(&store, &actor, id, crate::formats::pairs::rows(reader))
         } else {

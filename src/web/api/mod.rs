@@ -38,7 +38,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/items/{id}", web::get().to(items::get))
         .route("/items/{id}/annotations", web::post().to(items::annotate))
         .route("/items/{id}/skip", web::post().to(items::skip))
-        .route("/projects/{id}/leaderboard", web::get().to(pairs::leaderboard))
+        .route(
+            "/projects/{id}/leaderboard",
+            web::get().to(pairs::leaderboard),
+        )
         .route("/projects/{id}/export", web::get().to(pairs::export))
         .route("/pairs/{id}/votes", web::post().to(pairs::vote))
         .route("/jobs/{id}", web::get().to(jobs::get))

@@ -2,21 +2,32 @@ use crate::export::{self, PreferenceFilter};
 use crate::formats::preference::PreferenceFormat;
 use crate::store::pairs::{self, VoteIn};
 use crate::store::projects::{self, TaskKind};
-use actix_web::web::Bytes;
 use crate::web::auth::Caller;
 use crate::web::error::ApiError;
 use crate::web::AppState;
+use actix_web::web::Bytes;
 use actix_web::{web, HttpResponse};
 
-pub async fn vote(caller: Caller, state: web::Data<AppState>, id: web::Path<i64>, body: web::Json<VoteIn>) -> Result<HttpResponse, ApiError> {
+pub async fn vote(
+    caller: Caller,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    body: web::Json<VoteIn>,
+) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let actor = caller.actor();
     let v = body.into_inner();
-    let vote = state.write(move |tx| pairs::vote(tx, &actor, &caller.user, id, v)).await?;
+    let vote = state
+        .write(move |tx| pairs::vote(tx, &actor, &caller.user, id, v))
+        .await?;
     Ok(HttpResponse::Created().json(vote))
 }
 
-pub async fn leaderboard(caller: Caller, state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+pub async fn leaderboard(
+    caller: Caller,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let votes = state
         .read(move |c| {
@@ -24,7 +35,8 @@ pub async fn leaderboard(caller: Caller, state: web::Data<AppState>, id: web::Pa
             pairs::source_votes(c, id)
         })
         .await?;
-    let board = web::block(move || crate::quality::leaderboard::Leaderboard::from_votes(&votes)).await?;
+    let board =
+        web::block(move || crate::quality::leaderboard::Leaderboard::from_votes(&votes)).await?;
     Ok(HttpResponse::Ok().json(board))
 }
 
@@ -57,36 +69,62 @@ impl std::io::Write for ChannelWriter {
             return Ok(());
         }
         let chunk = Bytes::from(std::mem::take(&mut self.buf));
-        self.tx
-            .blocking_send(chunk)
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away"))
+        self.tx.blocking_send(chunk).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")
+        })
     }
 }
 
 /// A streamed JSONL download; `wick export` prints the summary of what was left out.
-pub async fn export(caller: Caller, state: web::Data<AppState>, id: web::Path<i64>, q: web::Query<ExportQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn export(
+    caller: Caller,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    q: web::Query<ExportQuery>,
+) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let format: PreferenceFormat = q.format.parse().map_err(|e: String| ApiError::bad_request(e))?;
+    let format: PreferenceFormat = q
+        .format
+        .parse()
+        .map_err(|e: String| ApiError::bad_request(e))?;
     let filter = PreferenceFilter {
         min_votes: q.min_votes.unwrap_or(1),
         min_agreement: q.min_agreement.unwrap_or(0.0),
     };
-    let project = state.read(move |c| projects::visible(c, &caller.user, id)).await?;
+    let project = state
+        .read(move |c| projects::visible(c, &caller.user, id))
+        .await?;
     if project.task != TaskKind::Preference {
-        return Err(ApiError::bad_request("preference exports come from preference projects"));
+        return Err(ApiError::bad_request(
+            "preference exports come from preference projects",
+        ));
     }
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(8);
     let store = state.store.clone();
     actix_web::rt::task::spawn_blocking(move || {
-        let mut out = ChannelWriter { tx, buf: Vec::with_capacity(CHUNK) };
+        let mut out = ChannelWriter {
+            tx,
+            buf: Vec::with_capacity(CHUNK),
+        };
         if let Err(e) = export::preferences(&store, id, format, filter, &mut out) {
             tracing::warn!(project = id, "export stopped: {e}");
         }
     });
-    let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|c| c.map(Ok::<_, actix_web::Error>)));
-    let name = format!("{}-{}.jsonl", project.name.replace(|c: char| !c.is_ascii_alphanumeric(), "_"), format.name());
+    let body = futures_util::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx).map(|c| c.map(Ok::<_, actix_web::Error>))
+    });
+    let name = format!(
+        "{}-{}.jsonl",
+        project
+            .name
+            .replace(|c: char| !c.is_ascii_alphanumeric(), "_"),
+        format.name()
+    );
     Ok(HttpResponse::Ok()
         .content_type("application/x-ndjson")
-        .insert_header(("Content-Disposition", format!("attachment; filename=\"{name}\"")))
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"{name}\""),
+        ))
         .streaming(body))
 }

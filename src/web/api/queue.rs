@@ -29,7 +29,9 @@ pub async fn next(
         .write(move |tx| {
             let project = projects::visible(tx, &caller.user, id)?;
             Ok(match project.task {
-                TaskKind::Preference => json!({"pair": pairs::next(tx, &caller.user, id, &exclude)?}),
+                TaskKind::Preference => {
+                    json!({"pair": pairs::next(tx, &caller.user, id, &exclude)?})
+                }
                 _ => json!({"item": queue::next(tx, &caller.user, id, &exclude)?}),
             })
         })

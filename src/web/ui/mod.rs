@@ -31,7 +31,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/jobs/{id}/cancel", web::post().to(pages::cancel_job))
         .route("/projects/{id}/annotate", web::get().to(pages::annotate))
         .route("/projects/{id}/vote", web::get().to(pages::vote))
-        .route("/projects/{id}/leaderboard", web::get().to(pages::leaderboard))
+        .route(
+            "/projects/{id}/leaderboard",
+            web::get().to(pages::leaderboard),
+        )
         .route("/items/{id}", web::get().to(pages::item))
         .route("/users", web::get().to(pages::users))
         .route("/users", web::post().to(pages::create_user))

@@ -610,7 +610,12 @@ struct VotePage {
     guideline_version: i64,
 }
 
-pub async fn vote(req: HttpRequest, state: web::Data<AppState>, session: Session, id: web::Path<i64>) -> Result<HttpResponse, UiError> {
+pub async fn vote(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, UiError> {
     let me = PageUser::from(&req, &state, &session).await?;
     let (id, user) = (id.into_inner(), me.caller.user.clone());
     let p = state.read(move |c| projects::visible(c, &user, id)).await?;
@@ -633,7 +638,12 @@ struct LeaderboardPage {
     board: crate::quality::leaderboard::Leaderboard,
 }
 
-pub async fn leaderboard(req: HttpRequest, state: web::Data<AppState>, session: Session, id: web::Path<i64>) -> Result<HttpResponse, UiError> {
+pub async fn leaderboard(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, UiError> {
     let me = PageUser::from(&req, &state, &session).await?;
     let (id, user) = (id.into_inner(), me.caller.user.clone());
     let (p, votes) = state
