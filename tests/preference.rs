@@ -267,3 +267,109 @@ fn hh_pairs_votes_leaderboard_and_exports_load_in_datasets() {
         "{summary}"
     );
 }
+
+#[test]
+fn generation_job_samples_responses_for_prompts_without_any() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&dir.path().join("wick.db"), true);
+    let admin = server.client("admin");
+    let settings =
+        json!({"responses": 2, "temperature": 0.9, "top_p": 0.95, "seed": 7, "max_tokens": 24});
+    let bad = admin.post(
+        "/projects",
+        json!({"name": "G", "task": "preference", "labels": [], "generation": {"responses": 1}}),
+    );
+    assert!(
+        bad.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("generation.responses"),
+        "{}",
+        bad.1
+    );
+    let (status, project) = admin.post("/projects", json!({"name": "G", "task": "preference", "labels": [], "queue_order": "sequential", "generation": settings}));
+    assert_eq!(status, 201, "{project}");
+    let id = project["id"].as_i64().unwrap();
+    let rows = concat!(
+        "{\"id\": \"p1\", \"prompt\": \"Name a fruit.\"}\n",
+        "{\"id\": \"p2\", \"prompt\": [{\"role\": \"system\", \"content\": \"Answer briefly.\"}, {\"role\": \"user\", \"content\": \"What is the capital of France?\"}]}\n",
+        "{\"id\": \"p3\", \"prompt\": \"Say hello.\", \"responses\": [\"Hello!\", \"Hi there.\"], \"sources\": [\"human\", \"human-2\"]}\n",
+    );
+    let (_, report) = admin.post_raw(
+        &format!("/projects/{id}/items"),
+        "application/x-ndjson",
+        rows.as_bytes(),
+    );
+    assert_eq!(report["inserted"], 3, "{report}");
+
+    let (status, job) = admin.post(&format!("/projects/{id}/jobs"), json!({}));
+    assert_eq!(
+        (status, job["kind"].as_str()),
+        (202, Some("generate")),
+        "{job}"
+    );
+    let job = common::server::wait_job(&admin, job["id"].as_i64().unwrap());
+    assert_eq!(
+        (
+            job["status"].as_str(),
+            job["done"].as_i64(),
+            job["total"].as_i64()
+        ),
+        (Some("done"), Some(3), Some(3)),
+        "{job}"
+    );
+
+    for item in [1, 2] {
+        let body = admin.get(&format!("/items/{item}")).1;
+        let responses = body["responses"].as_array().expect("responses");
+        assert_eq!(responses.len(), 2, "{body}");
+        for (i, r) in responses.iter().enumerate() {
+            assert!(!r["text"].as_str().unwrap().is_empty(), "{r}");
+            assert!(
+                r["model_id"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("SmolLM2-135M-Instruct"),
+                "{r}"
+            );
+            assert_eq!(r["settings"]["seed"], 7 + i as u64, "{r}");
+            assert_eq!(r["settings"]["temperature"], 0.9);
+            assert_eq!(
+                r["prompt_version"].as_str().unwrap().len(),
+                12,
+                "the chat template's version: {r}"
+            );
+            assert!(
+                r["source"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with(&format!("seed {}", 7 + i)),
+                "{r}"
+            );
+        }
+    }
+    let imported = admin.get("/items/3").1;
+    assert_eq!(
+        imported["responses"][0]["source"], "human",
+        "imported responses are kept as they were"
+    );
+    // Generated pairs reach the vote queue, after the imported pair that was there first.
+    let (_, first) = admin.post(&format!("/projects/{id}/next"), json!({}));
+    assert_eq!(first["pair"]["ext_id"], "p3", "{first}");
+    let (_, next) = admin.post(
+        &format!("/projects/{id}/next"),
+        json!({"exclude": [first["pair"]["id"]]}),
+    );
+    assert_eq!(next["pair"]["ext_id"], "p1", "{next}");
+    // A second job finds nothing to do.
+    let (_, again) = admin.post(&format!("/projects/{id}/jobs"), json!({}));
+    let again = common::server::wait_job(&admin, again["id"].as_i64().unwrap());
+    assert_eq!(again["status"], "done");
+    assert_eq!(
+        admin.get("/items/1").1["responses"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}

@@ -1,9 +1,9 @@
 //! The JSON API and pages through the real server on 127.0.0.1 with a real SQLite file.
 mod common;
 
-use common::server::{add_user, Api, Server, ADMIN_PASSWORD};
+use common::server::{add_user, wait_job, Api, Server, ADMIN_PASSWORD};
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn start() -> (tempfile::TempDir, Server) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -817,18 +817,6 @@ fn prelabeling_job_predicts_every_item_and_orders_the_queue() {
         "{later}"
     );
     assert!(done < 40, "{later}");
-}
-
-pub fn wait_job(api: &Api, job: i64) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let (_, j) = api.get(&format!("/jobs/{job}"));
-        if !matches!(j["status"].as_str(), Some("queued") | Some("running")) {
-            return j;
-        }
-        assert!(Instant::now() < deadline, "job {job} did not finish: {j}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 #[test]

@@ -132,6 +132,7 @@ pub fn project(cmd: ProjectCommand) -> Result<ExitCode> {
             .map(|q| serde_json::from_value::<QueueOrder>(parse(&q)))
             .transpose()?,
         overlap,
+        generation: None,
     };
     let p = db.open()?.write(|tx| {
         let p = projects::create(tx, &Actor::system(), &new)?;

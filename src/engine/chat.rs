@@ -26,6 +26,8 @@ pub struct ChatTemplate {
     env: Environment<'static>,
     bos: String,
     eos: String,
+    /// sha256 prefix of the template source: the prompt version of generated responses.
+    pub version: String,
 }
 
 impl ChatTemplate {
@@ -58,6 +60,12 @@ impl ChatTemplate {
     }
 
     pub fn new(source: String, bos: String, eos: String) -> Result<Self> {
+        use sha2::Digest;
+        let version = sha2::Sha256::digest(source.as_bytes())
+            .iter()
+            .take(6)
+            .map(|b| format!("{b:02x}"))
+            .collect();
         let mut env = Environment::new();
         // Templates written for Python's Jinja call str methods (`.strip()`, `.startswith()`).
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
@@ -69,7 +77,12 @@ impl ChatTemplate {
         );
         env.add_template_owned("chat", source)
             .map_err(|e| EngineError::ChatTemplate(e.to_string()))?;
-        Ok(Self { env, bos, eos })
+        Ok(Self {
+            env,
+            bos,
+            eos,
+            version,
+        })
     }
 
     /// The prompt text for `messages`, ending where the assistant's reply begins.

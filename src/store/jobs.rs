@@ -97,13 +97,11 @@ fn finish_row(
 }
 
 pub fn create(tx: &Transaction, actor: &Actor, project_id: i64) -> Result<Job> {
-    let project = super::projects::get(tx, project_id)?;
-    if project.task == super::projects::TaskKind::Preference {
-        return Err(StoreError::invalid(
-            "project",
-            "pre-labeling applies to classification and NER projects",
-        ));
-    }
+    // Labeling projects are pre-labeled; preference projects get responses generated.
+    let kind = match super::projects::get(tx, project_id)?.task {
+        super::projects::TaskKind::Preference => "generate",
+        _ => "prelabel",
+    };
     let active: Option<i64> = tx
         .query_row(
             "SELECT id FROM jobs WHERE project_id = ?1 AND status IN ('queued', 'running')",
@@ -113,12 +111,12 @@ pub fn create(tx: &Transaction, actor: &Actor, project_id: i64) -> Result<Job> {
         .optional()?;
     if let Some(id) = active {
         return Err(StoreError::Conflict(format!(
-            "job {id} is already pre-labeling this project"
+            "job {id} is already running for this project"
         )));
     }
     tx.execute(
-        "INSERT INTO jobs (project_id, kind, status, user_id, created_at) VALUES (?1, 'prelabel', 'queued', ?2, ?3)",
-        params![project_id, actor.user_id, now_ms()],
+        "INSERT INTO jobs (project_id, kind, status, user_id, created_at) VALUES (?1, ?2, 'queued', ?3, ?4)",
+        params![project_id, kind, actor.user_id, now_ms()],
     )?;
     let id = tx.last_insert_rowid();
     audit::record(
@@ -126,9 +124,37 @@ pub fn create(tx: &Transaction, actor: &Actor, project_id: i64) -> Result<Job> {
         actor,
         "job.create",
         &format!("project:{project_id}"),
-        &serde_json::json!({"job_id": id}),
+        &serde_json::json!({"job_id": id, "kind": kind}),
     )?;
     get(tx, id)
+}
+
+/// Prompts of a preference project that have no responses yet, after `after_id`.
+pub fn prompts_without_responses(
+    conn: &Connection,
+    project_id: i64,
+    after_id: i64,
+    limit: usize,
+) -> Result<Vec<(i64, Option<String>, String)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT i.id, i.prompt, i.text FROM items i WHERE i.project_id = ?1 AND i.id > ?2
+           AND NOT EXISTS (SELECT 1 FROM responses r WHERE r.item_id = i.id)
+         ORDER BY i.id LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(params![project_id, after_id, limit as i64], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// (prompts in the project, prompts with responses).
+pub fn response_coverage(conn: &Connection, project_id: i64) -> Result<(i64, i64)> {
+    Ok(conn.query_row(
+        "SELECT COUNT(*), COALESCE(SUM(EXISTS (SELECT 1 FROM responses r WHERE r.item_id = i.id)), 0)
+         FROM items i WHERE i.project_id = ?1",
+        [project_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?)
 }
 
 pub fn get(conn: &Connection, id: i64) -> Result<Job> {

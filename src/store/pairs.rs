@@ -546,3 +546,74 @@ pub fn project_of(conn: &Connection, comparison_id: i64) -> Result<i64> {
         .optional()?
         .ok_or_else(|| StoreError::NotFound(format!("pair {comparison_id}")))
 }
+
+/// A response the model wrote, with what it was sampled with.
+#[derive(Debug, Clone)]
+pub struct Generated {
+    pub text: String,
+    pub source: String,
+    pub model_id: String,
+    pub settings: serde_json::Value,
+    pub prompt_version: String,
+}
+
+/// Stores a prompt's generated responses and a comparison for each pair of them.
+pub fn add_generated(
+    tx: &Transaction,
+    project: &Project,
+    item_id: i64,
+    responses: &[Generated],
+) -> Result<()> {
+    let now = now_ms();
+    let mut ids = Vec::with_capacity(responses.len());
+    for (i, g) in responses.iter().enumerate() {
+        tx.prepare_cached(
+            "INSERT INTO responses (item_id, position, text, source, model_id, settings, prompt_version, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?
+        .execute(params![item_id, i as i64, g.text, g.source, g.model_id, g.settings.to_string(), g.prompt_version, now])?;
+        ids.push(tx.last_insert_rowid());
+    }
+    for i in 0..ids.len() {
+        for j in i + 1..ids.len() {
+            let priority = match project.queue_order {
+                QueueOrder::Random => rand::random::<f64>(),
+                _ => 0.0,
+            };
+            tx.prepare_cached("INSERT INTO comparisons (project_id, item_id, a, b, priority) VALUES (?1, ?2, ?3, ?4, ?5)")?
+                .execute(params![project.id, item_id, ids[i], ids[j], priority])?;
+        }
+    }
+    Ok(())
+}
+
+/// An item's responses with their provenance, in position order.
+#[derive(Debug, Serialize)]
+pub struct ResponseRow {
+    pub id: i64,
+    pub position: i64,
+    pub text: String,
+    pub source: String,
+    pub model_id: Option<String>,
+    pub settings: Option<serde_json::Value>,
+    pub prompt_version: Option<String>,
+}
+
+pub fn responses(conn: &Connection, item_id: i64) -> Result<Vec<ResponseRow>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, position, text, source, model_id, settings, prompt_version FROM responses WHERE item_id = ?1 ORDER BY position",
+    )?;
+    let rows = stmt.query_map([item_id], |r| {
+        let settings: Option<String> = r.get(5)?;
+        Ok(ResponseRow {
+            id: r.get(0)?,
+            position: r.get(1)?,
+            text: r.get(2)?,
+            source: r.get(3)?,
+            model_id: r.get(4)?,
+            settings: settings.and_then(|s| serde_json::from_str(&s).ok()),
+            prompt_version: r.get(6)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}

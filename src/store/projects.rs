@@ -74,6 +74,51 @@ pub struct Guidelines {
     pub body: String,
 }
 
+/// How a preference project's responses are sampled when Wick generates them.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GenerationSettings {
+    /// Responses per prompt; each pair of them is voted on.
+    pub responses: u32,
+    pub temperature: f64,
+    pub top_p: f64,
+    /// Response i is sampled with seed `seed + i`.
+    pub seed: u64,
+    pub max_tokens: u32,
+}
+
+impl Default for GenerationSettings {
+    fn default() -> Self {
+        GenerationSettings {
+            responses: 2,
+            temperature: 0.8,
+            top_p: 0.95,
+            seed: 1,
+            max_tokens: 128,
+        }
+    }
+}
+
+impl GenerationSettings {
+    fn checked(self) -> Result<Self> {
+        let bad =
+            |field: &str, msg: &str| Err(StoreError::invalid(&format!("generation.{field}"), msg));
+        if !(2..=8).contains(&self.responses) {
+            return bad("responses", "between 2 and 8");
+        }
+        if !(0.0..=2.0).contains(&self.temperature) {
+            return bad("temperature", "between 0 and 2");
+        }
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            return bad("top_p", "above 0, at most 1");
+        }
+        if !(1..=2048).contains(&self.max_tokens) {
+            return bad("max_tokens", "between 1 and 2048");
+        }
+        Ok(self)
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Project {
     pub id: i64,
@@ -85,6 +130,8 @@ pub struct Project {
     pub overlap: i64,
     pub guidelines: Guidelines,
     pub created_at: String,
+    /// Preference projects only.
+    pub generation: Option<GenerationSettings>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -96,6 +143,8 @@ pub struct NewProject {
     pub guidelines: Option<String>,
     pub queue_order: Option<QueueOrder>,
     pub overlap: Option<i64>,
+    #[serde(default)]
+    pub generation: Option<GenerationSettings>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -103,6 +152,7 @@ pub struct ProjectUpdate {
     pub guidelines: Option<String>,
     pub queue_order: Option<QueueOrder>,
     pub overlap: Option<i64>,
+    pub generation: Option<GenerationSettings>,
 }
 
 const MAX_LABELS: usize = 1000;
@@ -168,6 +218,18 @@ pub fn create(tx: &Transaction, actor: &Actor, new: &NewProject) -> Result<Proje
         1
     };
     let overlap = check_overlap(new.overlap.unwrap_or(default_overlap))?;
+    let generation = match (new.task, new.generation) {
+        (TaskKind::Preference, g) => {
+            Some(serde_json::to_string(&g.unwrap_or_default().checked()?).unwrap_or_default())
+        }
+        (_, None) => None,
+        (_, Some(_)) => {
+            return Err(StoreError::invalid(
+                "generation",
+                "only preference projects generate responses",
+            ))
+        }
+    };
     let exists: bool = tx.query_row(
         "SELECT EXISTS (SELECT 1 FROM projects WHERE name = ?1)",
         [name],
@@ -180,8 +242,8 @@ pub fn create(tx: &Transaction, actor: &Actor, new: &NewProject) -> Result<Proje
     }
     let now = now_ms();
     tx.execute(
-        "INSERT INTO projects (name, task, labels, prompt, queue_order, overlap, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO projects (name, task, labels, prompt, queue_order, overlap, created_at, generation)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             name,
             new.task.as_str(),
@@ -189,7 +251,8 @@ pub fn create(tx: &Transaction, actor: &Actor, new: &NewProject) -> Result<Proje
             prompt,
             new.queue_order.unwrap_or(QueueOrder::Uncertainty).as_str(),
             overlap,
-            now
+            now,
+            generation
         ],
     )?;
     let id = tx.last_insert_rowid();
@@ -209,7 +272,7 @@ pub fn create(tx: &Transaction, actor: &Actor, new: &NewProject) -> Result<Proje
 
 const SELECT: &str =
     "SELECT p.id, p.name, p.task, p.labels, p.prompt, p.queue_order, p.overlap, p.created_at,
-        g.version, g.body
+        g.version, g.body, p.generation
     FROM projects p JOIN guidelines g ON g.project_id = p.id
         AND g.version = (SELECT MAX(version) FROM guidelines WHERE project_id = p.id)";
 
@@ -217,6 +280,7 @@ fn from_row(r: &rusqlite::Row) -> rusqlite::Result<Result<Project>> {
     let task: String = r.get(2)?;
     let labels: String = r.get(3)?;
     let order: String = r.get(5)?;
+    let generation: Option<String> = r.get(10)?;
     let (id, name, prompt, overlap, created, version, body): (
         i64,
         String,
@@ -246,6 +310,9 @@ fn from_row(r: &rusqlite::Row) -> rusqlite::Result<Result<Project>> {
             overlap,
             guidelines: Guidelines { version, body },
             created_at: format_ms(created),
+            generation: generation
+                .map(|g| serde_json::from_str(&g).map_err(|e| StoreError::Corrupt(e.to_string())))
+                .transpose()?,
         })
     })())
 }
@@ -311,6 +378,19 @@ pub fn update(tx: &Transaction, actor: &Actor, id: i64, up: &ProjectUpdate) -> R
             )?;
         }
     }
+    if let Some(g) = up.generation {
+        if current.task != TaskKind::Preference {
+            return Err(StoreError::invalid(
+                "generation",
+                "only preference projects generate responses",
+            ));
+        }
+        let g = serde_json::to_string(&g.checked()?).unwrap_or_default();
+        tx.execute(
+            "UPDATE projects SET generation = ?1 WHERE id = ?2",
+            params![g, id],
+        )?;
+    }
     if let Some(overlap) = up.overlap {
         let overlap = check_overlap(overlap)?;
         tx.execute(
@@ -326,6 +406,7 @@ pub fn update(tx: &Transaction, actor: &Actor, id: i64, up: &ProjectUpdate) -> R
         "guidelines_changed": up.guidelines.as_ref().is_some_and(|b| *b != current.guidelines.body),
         "queue_order": up.queue_order,
         "overlap": up.overlap,
+        "generation": up.generation,
     });
     audit::record(
         tx,

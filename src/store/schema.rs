@@ -98,7 +98,7 @@ CREATE TABLE skips (
 CREATE TABLE jobs (
     id INTEGER PRIMARY KEY,
     project_id INTEGER NOT NULL REFERENCES projects(id),
-    kind TEXT NOT NULL CHECK (kind IN ('prelabel')),
+    kind TEXT NOT NULL CHECK (kind IN ('prelabel', 'generate')),
     status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'cancelled', 'failed')),
     model_id TEXT,
     prompt_version TEXT,
@@ -125,6 +125,8 @@ CREATE TABLE audit (
     // `comparisons` the pairs of them people vote on (the unit of the vote queue).
     r#"
 ALTER TABLE items ADD COLUMN prompt TEXT;
+-- Sampling settings for generated responses (JSON), preference projects only.
+ALTER TABLE projects ADD COLUMN generation TEXT;
 CREATE TABLE responses (
     id INTEGER PRIMARY KEY,
     item_id INTEGER NOT NULL REFERENCES items(id),

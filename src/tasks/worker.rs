@@ -5,10 +5,10 @@ use super::classify::{ClassifierOptions, TaskError};
 use super::labeler::{Labeler, Prediction, Task};
 use super::labels::LabelSet;
 use super::prompt::PromptTemplate;
-use crate::engine::LoadedModel;
+use crate::engine::{generate, Generation, LoadedModel, Message, SamplingParams};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::mpsc::{self, SyncSender};
 use std::sync::Arc;
 
 /// Requests waiting for the model beyond the one it is working on.
@@ -45,8 +45,6 @@ impl TaskSpec {
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
-    #[error("the model is busy; try again shortly")]
-    Busy,
     #[error("the model thread has stopped")]
     Stopped,
     #[error(transparent)]
@@ -59,12 +57,20 @@ impl From<TaskError> for WorkerError {
     }
 }
 
-type Reply = mpsc::Sender<Result<Vec<Prediction>, TaskError>>;
+type Reply<T> = mpsc::Sender<Result<T, TaskError>>;
 
-struct Request {
-    spec: TaskSpec,
-    texts: Vec<String>,
-    reply: Reply,
+enum Request {
+    Label {
+        spec: TaskSpec,
+        texts: Vec<String>,
+        reply: Reply<Vec<Prediction>>,
+    },
+    /// A reply to a conversation, sampled with `params`.
+    Generate {
+        messages: Vec<Message>,
+        params: SamplingParams,
+        reply: Reply<Generation>,
+    },
 }
 
 /// A handle to the model thread; cheap to clone.
@@ -72,6 +78,7 @@ struct Request {
 pub struct ModelHandle {
     tx: SyncSender<Request>,
     model_id: Arc<str>,
+    chat_version: Arc<str>,
     waiting: Arc<AtomicUsize>,
 }
 
@@ -81,7 +88,7 @@ impl ModelHandle {
         load: impl FnOnce() -> anyhow::Result<LoadedModel> + Send + 'static,
     ) -> anyhow::Result<Self> {
         let (tx, rx) = mpsc::sync_channel::<Request>(QUEUE);
-        let (ready_tx, ready_rx) = mpsc::channel::<anyhow::Result<String>>();
+        let (ready_tx, ready_rx) = mpsc::channel::<anyhow::Result<(String, String)>>();
         let waiting = Arc::new(AtomicUsize::new(0));
         let thread_waiting = waiting.clone();
         std::thread::Builder::new()
@@ -94,30 +101,41 @@ impl ModelHandle {
                         return;
                     }
                 };
-                let _ = ready_tx.send(Ok(model.id.clone()));
+                let _ = ready_tx.send(Ok((model.id.clone(), model.chat.version.clone())));
                 let mut labelers: HashMap<TaskSpec, Labeler<'_>> = HashMap::new();
                 for req in rx {
                     thread_waiting.fetch_sub(1, Ordering::Relaxed);
-                    let out = (|| {
-                        if !labelers.contains_key(&req.spec) {
-                            if labelers.len() >= MAX_LABELERS {
-                                labelers.clear();
-                            }
-                            labelers.insert(req.spec.clone(), req.spec.labeler(&model)?);
+                    match req {
+                        Request::Label { spec, texts, reply } => {
+                            let out = (|| {
+                                if !labelers.contains_key(&spec) {
+                                    if labelers.len() >= MAX_LABELERS {
+                                        labelers.clear();
+                                    }
+                                    labelers.insert(spec.clone(), spec.labeler(&model)?);
+                                }
+                                let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+                                labelers[&spec].label(&texts)
+                            })();
+                            let _ = reply.send(out);
                         }
-                        let labeler = &labelers[&req.spec];
-                        let texts: Vec<&str> = req.texts.iter().map(String::as_str).collect();
-                        labeler.label(&texts)
-                    })();
-                    let _ = req.reply.send(out);
+                        Request::Generate {
+                            messages,
+                            params,
+                            reply,
+                        } => {
+                            let _ = reply.send(reply_to(&model, &messages, &params));
+                        }
+                    }
                 }
             })?;
-        let model_id = ready_rx
+        let (model_id, chat_version) = ready_rx
             .recv()
             .map_err(|_| anyhow::anyhow!("the model thread died while loading"))??;
         Ok(ModelHandle {
             tx,
             model_id: model_id.into(),
+            chat_version: chat_version.into(),
             waiting,
         })
     }
@@ -126,57 +144,53 @@ impl ModelHandle {
         &self.model_id
     }
 
+    /// The version of the chat template that generation renders prompts with.
+    pub fn chat_version(&self) -> &str {
+        &self.chat_version
+    }
+
     /// Requests queued for the model.
     pub fn queue_depth(&self) -> usize {
         self.waiting.load(Ordering::Relaxed)
     }
 
-    /// Labels `texts`, waiting for room in the queue (for background jobs).
+    /// Labels `texts`, waiting for room in the queue (background jobs are the only callers; an
+    /// interactive caller would use `try_send` and answer 429 when the queue is full).
     pub fn label(
         &self,
         spec: &TaskSpec,
         texts: Vec<String>,
     ) -> Result<Vec<Prediction>, WorkerError> {
         let (reply, rx) = mpsc::channel();
-        self.waiting.fetch_add(1, Ordering::Relaxed);
-        if self
-            .tx
-            .send(Request {
-                spec: spec.clone(),
-                texts,
-                reply,
-            })
-            .is_err()
-        {
-            self.waiting.fetch_sub(1, Ordering::Relaxed);
-            return Err(WorkerError::Stopped);
-        }
-        Ok(rx.recv().map_err(|_| WorkerError::Stopped)??)
-    }
-
-    /// Labels `texts` if the queue has room, or answers Busy at once (for interactive callers,
-    /// which turn it into 429).
-    pub fn try_label(
-        &self,
-        spec: &TaskSpec,
-        texts: Vec<String>,
-    ) -> Result<Vec<Prediction>, WorkerError> {
-        let (reply, rx) = mpsc::channel();
-        self.waiting.fetch_add(1, Ordering::Relaxed);
-        match self.tx.try_send(Request {
+        self.send(Request::Label {
             spec: spec.clone(),
             texts,
             reply,
-        }) {
-            Ok(()) => Ok(rx.recv().map_err(|_| WorkerError::Stopped)??),
-            Err(e) => {
-                self.waiting.fetch_sub(1, Ordering::Relaxed);
-                Err(match e {
-                    TrySendError::Full(_) => WorkerError::Busy,
-                    TrySendError::Disconnected(_) => WorkerError::Stopped,
-                })
-            }
-        }
+        })?;
+        Ok(rx.recv().map_err(|_| WorkerError::Stopped)??)
+    }
+
+    /// A sampled reply to `messages`, waiting for room in the queue.
+    pub fn generate(
+        &self,
+        messages: Vec<Message>,
+        params: SamplingParams,
+    ) -> Result<Generation, WorkerError> {
+        let (reply, rx) = mpsc::channel();
+        self.send(Request::Generate {
+            messages,
+            params,
+            reply,
+        })?;
+        Ok(rx.recv().map_err(|_| WorkerError::Stopped)??)
+    }
+
+    fn send(&self, req: Request) -> Result<(), WorkerError> {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        self.tx.send(req).map_err(|_| {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+            WorkerError::Stopped
+        })
     }
 }
 
@@ -196,4 +210,25 @@ impl Task {
             .collect();
         LabelSet::new(names.to_vec(), phrases)
     }
+}
+
+/// Renders the conversation with the model's chat template and samples a reply. A prompt too
+/// long for the context keeps its end (the latest turns), leaving room for the reply.
+fn reply_to(
+    model: &LoadedModel,
+    messages: &[Message],
+    params: &SamplingParams,
+) -> Result<Generation, TaskError> {
+    let text = model.chat.render(messages)?;
+    let mut ids = model.tokenizer.encode_prompt(&text)?;
+    let room = model
+        .transformer
+        .config()
+        .context_length
+        .saturating_sub(params.max_tokens)
+        .max(1);
+    if ids.len() > room {
+        ids.drain(..ids.len() - room);
+    }
+    Ok(generate(model, &ids, params)?)
 }

@@ -74,11 +74,6 @@ impl From<StoreError> for ApiError {
 impl From<WorkerError> for ApiError {
     fn from(e: WorkerError) -> Self {
         match e {
-            WorkerError::Busy => Self::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_requests",
-                e.to_string(),
-            ),
             WorkerError::Stopped => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",

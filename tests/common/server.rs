@@ -167,3 +167,19 @@ impl Api {
         )
     }
 }
+
+/// Polls a job until it leaves queued/running (at most five minutes).
+pub fn wait_job(api: &Api, job: i64) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    loop {
+        let (_, j) = api.get(&format!("/jobs/{job}"));
+        if !matches!(j["status"].as_str(), Some("queued") | Some("running")) {
+            return j;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "job {job} did not finish: {j}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -122,15 +122,25 @@ pub async fn get(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let item = state
+    let (item, responses) = state
         .read(move |c| {
             let project = items::project_of(c, id)?;
-            projects::visible(c, &caller.user, project)
+            let project = projects::visible(c, &caller.user, project)
                 .map_err(|_| StoreError::NotFound(format!("item {id}")))?;
-            items::get(c, id)
+            // A preference item is a prompt: its responses come with it.
+            let responses = match project.task {
+                TaskKind::Preference => Some(crate::store::pairs::responses(c, id)?),
+                _ => None,
+            };
+            Ok((items::get(c, id)?, responses))
         })
         .await?;
-    Ok(HttpResponse::Ok().json(item))
+    let mut body = serde_json::to_value(item).map_err(|e| ApiError::internal(e.to_string()))?;
+    if let Some(r) = responses {
+        body["responses"] =
+            serde_json::to_value(r).map_err(|e| ApiError::internal(e.to_string()))?;
+    }
+    Ok(HttpResponse::Ok().json(body))
 }
 
 /// `label` or `entities`; unknown fields are refused by name.

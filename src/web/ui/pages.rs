@@ -114,6 +114,7 @@ pub async fn create_project(
         guidelines: f.guidelines,
         queue_order: f.queue_order,
         overlap: f.overlap,
+        generation: None,
     };
     let actor = me.caller.actor();
     let p = state
@@ -208,6 +209,7 @@ pub async fn save_settings(
         guidelines: f.guidelines.map(|g| g.replace("\r\n", "\n")),
         queue_order: f.queue_order,
         overlap: f.overlap,
+        generation: None,
     };
     let actor = me.caller.actor();
     state
