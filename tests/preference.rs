@@ -200,6 +200,21 @@ fn hh_pairs_votes_leaderboard_and_exports_load_in_datasets() {
     let decided = board["left_wins"].as_u64().unwrap() + board["right_wins"].as_u64().unwrap();
     assert_eq!(decided, 22, "{board}");
 
+    // Per pair: majority, agreement and a split flag. The two (rejected, tie) pairs split
+    // three ways; so do none of the others.
+    let (status, split) = admin.get(&format!("/projects/{id}/pairs?split=true"));
+    assert_eq!(status, 200, "{split}");
+    let split = split["items"].as_array().unwrap();
+    assert_eq!(split.len(), 2, "{split:?}");
+    assert!(split
+        .iter()
+        .all(|p| p["split"] == true && p["majority"].is_null()));
+    let (_, first_page) = admin.get(&format!("/projects/{id}/pairs?limit=5"));
+    assert_eq!(first_page["items"][0]["majority"], "a", "{first_page}");
+    assert_eq!(first_page["items"][0]["agreement"], 1.0);
+    assert_eq!(first_page["items"][0]["tally"]["a"], 3);
+    assert!(first_page["next"].as_i64().is_some());
+
     // Exports: 190 pairs have a majority for one response (10 with three votes, 180 with the
     // imported vote alone); 7 are ties or split, 3 both bad.
     let expected = [

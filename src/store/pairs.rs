@@ -4,7 +4,7 @@
 use super::import::ImportReport;
 use super::projects::{self, Project, QueueOrder, TaskKind};
 use super::users::User;
-use super::{audit, format_ms, now_ms, Actor, Result, Store, StoreError};
+use super::{audit, format_ms, now_ms, Actor, Page, Result, Store, StoreError};
 use crate::formats::jsonl::BadLine;
 use crate::formats::pairs::{PairRow, Prompt};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
@@ -471,6 +471,35 @@ pub struct PairSummary {
     pub split: bool,
 }
 
+const SUMMARY_SQL: &str =
+    "SELECT c.id, i.ext_id, i.text, i.prompt, ra.id, ra.text, ra.source, rb.id, rb.text, rb.source";
+const SUMMARY_FROM: &str = "FROM comparisons c JOIN items i ON i.id = c.item_id
+    JOIN responses ra ON ra.id = c.a JOIN responses rb ON rb.id = c.b
+    JOIN votes v ON v.comparison_id = c.id";
+
+fn summary_from_row(r: &rusqlite::Row) -> rusqlite::Result<PairSummary> {
+    let tally = tally_at(r, 10)?;
+    Ok(PairSummary {
+        id: r.get(0)?,
+        ext_id: r.get(1)?,
+        prompt: parse_prompt(r.get(3)?, r.get(2)?),
+        a: Side {
+            id: r.get(4)?,
+            text: r.get(5)?,
+        },
+        source_a: r.get(6)?,
+        b: Side {
+            id: r.get(7)?,
+            text: r.get(8)?,
+        },
+        source_b: r.get(9)?,
+        majority: tally.majority(),
+        agreement: tally.agreement(),
+        split: tally.split(),
+        tally,
+    })
+}
+
 /// Every pair of the project with at least one vote, in id order, handed to `each` one at a
 /// time: nothing is held in memory beyond the row being read.
 pub fn for_each_voted(
@@ -479,36 +508,36 @@ pub fn for_each_voted(
     mut each: impl FnMut(PairSummary) -> Result<()>,
 ) -> Result<()> {
     let mut stmt = conn.prepare(&format!(
-        "SELECT c.id, i.ext_id, i.text, i.prompt, ra.id, ra.text, ra.source, rb.id, rb.text, rb.source, {TALLY_SQL}
-         FROM comparisons c JOIN items i ON i.id = c.item_id
-           JOIN responses ra ON ra.id = c.a JOIN responses rb ON rb.id = c.b
-           JOIN votes v ON v.comparison_id = c.id
-         WHERE c.project_id = ?1 GROUP BY c.id ORDER BY c.id"
+        "{SUMMARY_SQL}, {TALLY_SQL} {SUMMARY_FROM} WHERE c.project_id = ?1 GROUP BY c.id ORDER BY c.id"
     ))?;
     let mut rows = stmt.query([project_id])?;
     while let Some(r) = rows.next()? {
-        let tally = tally_at(r, 10)?;
-        each(PairSummary {
-            id: r.get(0)?,
-            ext_id: r.get(1)?,
-            prompt: parse_prompt(r.get(3)?, r.get(2)?),
-            a: Side {
-                id: r.get(4)?,
-                text: r.get(5)?,
-            },
-            source_a: r.get(6)?,
-            b: Side {
-                id: r.get(7)?,
-                text: r.get(8)?,
-            },
-            source_b: r.get(9)?,
-            majority: tally.majority(),
-            agreement: tally.agreement(),
-            split: tally.split(),
-            tally,
-        })?;
+        each(summary_from_row(r)?)?;
     }
     Ok(())
+}
+
+/// Voted pairs after `after`, with their majority, agreement and split flag; `split_only`
+/// keeps the pairs whose votes split (no outcome has more than half).
+pub fn list_voted(
+    conn: &Connection,
+    project_id: i64,
+    after: Option<i64>,
+    limit: usize,
+    split_only: bool,
+) -> Result<Page<PairSummary>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "{SUMMARY_SQL}, {TALLY_SQL} {SUMMARY_FROM} WHERE c.project_id = ?1 AND c.id > ?2 GROUP BY c.id
+         HAVING NOT ?3 OR 2 * max(SUM(v.choice = 'a'), SUM(v.choice = 'b'), SUM(v.choice = 'tie'), SUM(v.choice = 'both_bad')) <= COUNT(v.id)
+         ORDER BY c.id LIMIT ?4"
+    ))?;
+    let rows = stmt
+        .query_map(
+            params![project_id, after.unwrap_or(0), split_only, limit as i64 + 1],
+            summary_from_row,
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Page::from_rows(rows, limit, |p| p.id))
 }
 
 /// One vote as a ranking sees it: the two sources and the canonical outcome, in vote order.

@@ -42,6 +42,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/projects/{id}/leaderboard",
             web::get().to(pairs::leaderboard),
         )
+        .route("/projects/{id}/pairs", web::get().to(pairs::list))
         .route("/projects/{id}/export", web::get().to(pairs::export))
         .route("/pairs/{id}/votes", web::post().to(pairs::vote))
         .route("/jobs/{id}", web::get().to(jobs::get))

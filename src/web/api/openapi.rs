@@ -182,6 +182,14 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ),
     ep(
         "get",
+        "/projects/{id}/pairs",
+        "Voted pairs with majority, agreement and a split flag (?split=true for split ones; keyset paging)",
+        false,
+        None,
+        200,
+    ),
+    ep(
+        "get",
         "/projects/{id}/export",
         "Preference export, streamed JSONL (?format=dpo|dpo-chat|openai-dpo|sft&min_votes&min_agreement)",
         false,

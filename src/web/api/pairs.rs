@@ -128,3 +128,34 @@ pub async fn export(
         ))
         .streaming(body))
 }
+
+#[derive(serde::Deserialize)]
+pub struct PairsQuery {
+    after: Option<i64>,
+    limit: Option<usize>,
+    #[serde(default)]
+    split: bool,
+}
+
+/// Voted pairs with majority, agreement and a split flag (`?split=true`: only split ones).
+pub async fn list(
+    caller: Caller,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    q: web::Query<PairsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let q = q.into_inner();
+    let limit = super::PageQuery {
+        after: q.after,
+        limit: q.limit,
+    }
+    .limit();
+    let page = state
+        .read(move |c| {
+            projects::visible(c, &caller.user, id)?;
+            pairs::list_voted(c, id, q.after, limit, q.split)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(page))
+}
