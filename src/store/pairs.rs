@@ -646,3 +646,53 @@ pub fn responses(conn: &Connection, item_id: i64) -> Result<Vec<ResponseRow>> {
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
+
+/// A vote as an item's history shows it: who preferred which response.
+#[derive(Debug, Serialize)]
+pub struct VoteRow {
+    pub id: i64,
+    pub comparison_id: i64,
+    pub user: Option<String>,
+    pub source: String,
+    pub choice: String,
+    /// Positions (1-based) of the pair's two responses, and of the one shown on the left.
+    pub a: i64,
+    pub b: i64,
+    pub left: Option<i64>,
+    pub strength: Option<u8>,
+    pub rationale: Option<String>,
+    pub seconds: Option<f64>,
+    pub guideline_version: Option<i64>,
+    pub created_at: String,
+}
+
+/// Every vote on the pairs of an item, oldest first.
+pub fn votes_for_item(conn: &Connection, item_id: i64) -> Result<Vec<VoteRow>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT v.id, v.comparison_id, u.name, v.source, v.choice, ra.position + 1, rb.position + 1,
+                rl.position + 1, v.strength, v.rationale, v.seconds, v.guideline_version, v.created_at
+         FROM votes v JOIN comparisons c ON c.id = v.comparison_id
+           JOIN responses ra ON ra.id = c.a JOIN responses rb ON rb.id = c.b
+           LEFT JOIN responses rl ON rl.id = v.left_response
+           LEFT JOIN users u ON u.id = v.user_id
+         WHERE c.item_id = ?1 ORDER BY v.id",
+    )?;
+    let rows = stmt.query_map([item_id], |r| {
+        Ok(VoteRow {
+            id: r.get(0)?,
+            comparison_id: r.get(1)?,
+            user: r.get(2)?,
+            source: r.get(3)?,
+            choice: r.get(4)?,
+            a: r.get(5)?,
+            b: r.get(6)?,
+            left: r.get(7)?,
+            strength: r.get(8)?,
+            rationale: r.get(9)?,
+            seconds: r.get(10)?,
+            guideline_version: r.get(11)?,
+            created_at: format_ms(r.get(12)?),
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}

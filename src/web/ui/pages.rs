@@ -442,6 +442,9 @@ struct ItemPage {
     project_name: String,
     current: Option<String>,
     history: Vec<HistoryRow>,
+    /// Preference items: the responses and every vote on their pairs.
+    responses: Vec<crate::store::pairs::ResponseRow>,
+    votes: Vec<crate::store::pairs::VoteRow>,
 }
 
 pub async fn item(
@@ -452,12 +455,19 @@ pub async fn item(
 ) -> Result<HttpResponse, UiError> {
     let me = PageUser::from(&req, &state, &session).await?;
     let (id, user) = (id.into_inner(), me.caller.user.clone());
-    let (item, project) = state
+    let (item, project, responses, votes) = state
         .read(move |c| {
             let item = items::get(c, id)?;
             let project = projects::visible(c, &user, item.project_id)
                 .map_err(|_| StoreError::NotFound(format!("item {id}")))?;
-            Ok((item, project))
+            let (responses, votes) = match project.task {
+                TaskKind::Preference => (
+                    crate::store::pairs::responses(c, id)?,
+                    crate::store::pairs::votes_for_item(c, id)?,
+                ),
+                _ => (Vec::new(), Vec::new()),
+            };
+            Ok((item, project, responses, votes))
         })
         .await?;
     let mut history: Vec<(String, HistoryRow)> = item
@@ -481,6 +491,8 @@ pub async fn item(
         current,
         history: history.into_iter().map(|(_, h)| h).collect(),
         item,
+        responses,
+        votes,
     })
 }
 
