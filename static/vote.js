@@ -32,15 +32,23 @@
     return data && data.pair;
   }
 
-  // Keep one pair in reserve so the next one shows at once.
-  async function prefetch() {
-    if (state.buffer.length > 0) return;
-    try {
-      const p = await fetchNext();
-      if (p) state.buffer.push(p);
-    } catch (e) {
-      say(e.message, 'error');
+  // Keep one pair in reserve so the next one shows at once. One request at a time: a second
+  // one sent while the first is out (a vote submitted before the reserve arrived) would bring
+  // the same pair again, and it would be shown twice.
+  let pending = null;
+  function prefetch() {
+    if (state.buffer.length > 0) return Promise.resolve();
+    if (!pending) {
+      pending = fetchNext()
+        .then((p) => {
+          if (p && !held().includes(p.id)) state.buffer.push(p);
+        })
+        .catch((e) => say(e.message, 'error'))
+        .finally(() => {
+          pending = null;
+        });
     }
+    return pending;
   }
 
   function promptText(prompt) {
@@ -49,6 +57,8 @@
   }
 
   function show(pair) {
+    // After Enter in the rationale box, leave it: keys on the next pair choose, not type.
+    if (document.activeElement === $('rationale')) $('rationale').blur();
     state.current = pair;
     state.choice = null;
     state.strength = null;
