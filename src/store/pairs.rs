@@ -133,30 +133,23 @@ fn write_batch(
                 .execute(params![item_id, i as i64, text, source, now])?;
             ids.push(tx.last_insert_rowid());
         }
-        for i in 0..ids.len() {
-            for j in i + 1..ids.len() {
-                let priority = match project.queue_order {
-                    QueueOrder::Random => rand::random::<f64>(),
-                    _ => 0.0,
-                };
-                tx.prepare_cached("INSERT INTO comparisons (project_id, item_id, a, b, priority) VALUES (?1, ?2, ?3, ?4, ?5)")?
-                    .execute(params![project.id, item_id, ids[i], ids[j], priority])?;
-                if let Some((winner, loser)) = row.preferred {
-                    if (winner, loser) == (i, j) || (winner, loser) == (j, i) {
-                        let cmp = tx.last_insert_rowid();
-                        let choice = if winner == i { Choice::A } else { Choice::B };
-                        tx.prepare_cached(
-                            "INSERT INTO votes (comparison_id, user_id, source, choice, guideline_version, created_at)
-                             VALUES (?1, NULL, 'import', ?2, ?3, ?4)",
-                        )?
-                        .execute(params![cmp, choice.as_str(), project.guidelines.version, now])?;
-                        tx.prepare_cached(
-                            "UPDATE comparisons SET votes = 1, done = (1 >= ?2) WHERE id = ?1",
-                        )?
-                        .execute(params![cmp, project.overlap])?;
-                        report.annotations += 1;
-                    }
-                }
+        let comparisons = insert_comparisons(tx, project, item_id, &ids)?;
+        if let Some((winner, loser)) = row.preferred {
+            if let Some(&((i, _), cmp)) = comparisons
+                .iter()
+                .find(|((i, j), _)| (*i, *j) == (winner.min(loser), winner.max(loser)))
+            {
+                let choice = if winner == i { Choice::A } else { Choice::B };
+                tx.prepare_cached(
+                    "INSERT INTO votes (comparison_id, user_id, source, choice, guideline_version, created_at)
+                     VALUES (?1, NULL, 'import', ?2, ?3, ?4)",
+                )?
+                .execute(params![cmp, choice.as_str(), project.guidelines.version, now])?;
+                tx.prepare_cached(
+                    "UPDATE comparisons SET votes = 1, done = (1 >= ?2) WHERE id = ?1",
+                )?
+                .execute(params![cmp, project.overlap])?;
+                report.annotations += 1;
             }
         }
     }
@@ -603,6 +596,19 @@ pub fn add_generated(
         .execute(params![item_id, i as i64, g.text, g.source, g.model_id, g.settings.to_string(), g.prompt_version, now])?;
         ids.push(tx.last_insert_rowid());
     }
+    insert_comparisons(tx, project, item_id, &ids)?;
+    Ok(())
+}
+
+/// A comparison for each pair of an item's responses (given by id, in position order); returns
+/// each pair's positions with the comparison's id.
+fn insert_comparisons(
+    tx: &Transaction,
+    project: &Project,
+    item_id: i64,
+    ids: &[i64],
+) -> Result<Vec<((usize, usize), i64)>> {
+    let mut out = Vec::with_capacity(ids.len() * ids.len().saturating_sub(1) / 2);
     for i in 0..ids.len() {
         for j in i + 1..ids.len() {
             let priority = match project.queue_order {
@@ -611,9 +617,10 @@ pub fn add_generated(
             };
             tx.prepare_cached("INSERT INTO comparisons (project_id, item_id, a, b, priority) VALUES (?1, ?2, ?3, ?4, ?5)")?
                 .execute(params![project.id, item_id, ids[i], ids[j], priority])?;
+            out.push(((i, j), tx.last_insert_rowid()));
         }
     }
-    Ok(())
+    Ok(out)
 }
 
 /// An item's responses with their provenance, in position order.
