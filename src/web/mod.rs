@@ -1,6 +1,6 @@
 //! The HTTP layer: the JSON API under `/api/v1`, the HTML pages, auth and errors. It turns
-//! requests into calls on `store`, `jobs` and the model handle; blocking work goes through
-//! `web::block`, the model through its own thread.
+//! requests into calls on `store`, `jobs` and the model handle; reads go through `web::block`,
+//! write transactions through one writer thread (see `Writer`), the model through its own thread.
 pub mod api;
 pub mod auth;
 pub mod error;
@@ -32,6 +32,7 @@ pub struct AppState {
     pub model: Option<ModelHandle>,
     pub login_limiter: DefaultKeyedRateLimiter<IpAddr>,
     pub metrics: metrics::Metrics,
+    writer: Writer,
 }
 
 impl AppState {
@@ -39,6 +40,7 @@ impl AppState {
         // Ten tries a minute per address, with a burst of ten.
         let quota = Quota::per_minute(NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN));
         AppState {
+            writer: Writer::spawn(store.clone()),
             store,
             jobs,
             model,
@@ -56,13 +58,60 @@ impl AppState {
         Ok(web::block(move || store.read(f)).await??)
     }
 
-    /// A write transaction on the blocking pool.
+    /// A write transaction, run on the writer thread in arrival order.
     pub async fn write<T: Send + 'static>(
         &self,
         f: impl FnOnce(&rusqlite::Transaction) -> store::Result<T> + Send + 'static,
     ) -> Result<T, ApiError> {
-        let store = self.store.clone();
-        Ok(web::block(move || store.write(f)).await??)
+        let Some(queue) = &self.writer.queue else {
+            let store = self.store.clone();
+            return Ok(web::block(move || store.write(f)).await??);
+        };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        queue
+            .send(Box::new(move |store: &Store| {
+                let _ = reply.send(store.write(f));
+            }))
+            .map_err(|_| ApiError::internal("the writer thread has stopped"))?;
+        Ok(answer
+            .await
+            .map_err(|_| ApiError::internal("the write transaction panicked"))??)
+    }
+}
+
+type WriteJob = Box<dyn FnOnce(&Store) + Send>;
+
+/// One thread that runs the API's write transactions one after another, in the order they
+/// arrive. SQLite takes one writer at a time anyway (`Store::write` holds a mutex); with each
+/// write on its own blocking-pool thread, dozens of threads woke up only to queue on that mutex,
+/// and on a small machine the context switches cost more than the transactions, and the mutex's
+/// lack of order stretched the tail (BENCHMARKS.md, "Server (issue 3)"). Reads still run in
+/// parallel on the blocking pool.
+struct Writer {
+    /// None if the thread could not be started: writes then go through `web::block`.
+    queue: Option<std::sync::mpsc::Sender<WriteJob>>,
+}
+
+impl Writer {
+    fn spawn(store: Store) -> Writer {
+        let (queue, jobs) = std::sync::mpsc::channel::<WriteJob>();
+        let started = std::thread::Builder::new()
+            .name("wick-writer".into())
+            .spawn(move || {
+                // Ends when the last sender (the AppState) is dropped.
+                for job in jobs {
+                    // A panic fails its own request (the reply is dropped unsent), not the thread;
+                    // the transaction rolls back as it unwinds.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&store)));
+                }
+            });
+        match started {
+            Ok(_) => Writer { queue: Some(queue) },
+            Err(e) => {
+                tracing::warn!("no writer thread ({e}); writes go through the blocking pool");
+                Writer { queue: None }
+            }
+        }
     }
 }
 
