@@ -22,10 +22,13 @@ use thirtyfour::prelude::*;
 const PASSWORD: &str = "rater-password-1";
 const RATERS: [&str; 3] = ["rater1", "rater2", "rater3"];
 
+/// An imported prompt: its id, the prompt, and its (source, response) pairs.
+type Prompt = (&'static str, Value, Vec<(&'static str, &'static str)>);
+
 /// The imported prompts: (id, prompt, [(source, response)]). Three responses make three pairs,
 /// two make one: eight pairs in all. model-y is the best source and model-z the worst (see
 /// `rank`). Every response text is unique, so a pair on screen is known by its two texts.
-fn prompts() -> Vec<(&'static str, Value, Vec<(&'static str, &'static str)>)> {
+fn prompts() -> Vec<Prompt> {
     vec![
         (
             "sky",
