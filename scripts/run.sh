@@ -22,6 +22,6 @@ if [ ! -e "$WICK_DB" ]; then
     $wick import --project "Entities in tweets" scripts/demo/wnut17.jsonl
     $wick prelabel --project "Banking intents"
     $wick prelabel --project "Entities in tweets"
-    echo "== log in at http://$addr/ as admin, password $WICK_ADMIN_PASSWORD" >&2
 fi
+echo "== open http://$addr/ and log in as admin (password: \$WICK_ADMIN_PASSWORD when $WICK_DB was created, by default wick-demo)" >&2
 exec $wick serve --addr "$addr"
