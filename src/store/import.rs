@@ -70,6 +70,22 @@ pub fn import(
     mut progress: impl FnMut(&ImportReport),
 ) -> Result<ImportReport> {
     let project = store.read(|c| projects::get(c, project_id))?;
+    in_batches(
+        store,
+        rows,
+        |tx, batch, report| write_batch(tx, actor, &project, batch, report),
+        &mut progress,
+    )
+}
+
+/// Commits the good rows in transactions of `BATCH` through `write`, reports the bad ones, and
+/// calls `progress` after each commit.
+pub(crate) fn in_batches<R>(
+    store: &Store,
+    rows: impl Iterator<Item = Result<R, BadLine>>,
+    mut write: impl FnMut(&Transaction, &[R], &mut ImportReport) -> Result<()>,
+    progress: &mut dyn FnMut(&ImportReport),
+) -> Result<ImportReport> {
     let mut report = ImportReport::default();
     let mut batch = Vec::with_capacity(BATCH);
     let mut rows = rows.peekable();
@@ -87,7 +103,7 @@ pub fn import(
         if batch.is_empty() {
             continue;
         }
-        store.write(|tx| write_batch(tx, actor, &project, &batch, &mut report))?;
+        store.write(|tx| write(tx, &batch, &mut report))?;
         progress(&report);
     }
     // Parse errors are found before a batch is written, answer errors while it is: list both

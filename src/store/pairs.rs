@@ -72,26 +72,12 @@ pub fn import(
             "pairs go into a preference project",
         ));
     }
-    let mut report = ImportReport::default();
-    let mut rows = rows.peekable();
-    let mut batch = Vec::with_capacity(super::import::BATCH);
-    while rows.peek().is_some() {
-        batch.clear();
-        for row in rows.by_ref() {
-            match row {
-                Ok(r) => batch.push(r),
-                Err(bad) => report.error(bad.line, bad.reason),
-            }
-            if batch.len() == super::import::BATCH {
-                break;
-            }
-        }
-        if !batch.is_empty() {
-            store.write(|tx| write_batch(tx, actor, &project, &batch, &mut report))?;
-        }
-    }
-    report.errors.sort_by_key(|e| e.line);
-    Ok(report)
+    super::import::in_batches(
+        store,
+        rows,
+        |tx, batch, report| write_batch(tx, actor, &project, batch, report),
+        &mut |_| {},
+    )
 }
 
 fn write_batch(

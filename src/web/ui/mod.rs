@@ -151,9 +151,18 @@ impl PageUser {
         })
     }
 
-    /// For form posts: the CSRF field must match the session's.
-    pub fn check(&self, session: &Session, csrf: &str) -> Result<(), UiError> {
-        auth::check_csrf(session, csrf).map_err(UiError::Api)
+    /// For an admin's form post: the logged-in user, who must be an admin, with the form's
+    /// CSRF field matching the session's.
+    pub async fn admin_post(
+        req: &HttpRequest,
+        state: &AppState,
+        session: &Session,
+        csrf: &str,
+    ) -> Result<Self, UiError> {
+        let me = Self::from(req, state, session).await?;
+        auth::check_csrf(session, csrf)?;
+        me.require_admin()?;
+        Ok(me)
     }
 
     pub fn require_admin(&self) -> Result<(), UiError> {

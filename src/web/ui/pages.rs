@@ -96,9 +96,7 @@ pub async fn create_project(
     session: Session,
     form: web::Form<NewProjectForm>,
 ) -> Result<HttpResponse, UiError> {
-    let me = PageUser::from(&req, &state, &session).await?;
-    me.check(&session, &form.csrf)?;
-    me.require_admin()?;
+    let me = PageUser::admin_post(&req, &state, &session, &form.csrf).await?;
     let f = form.into_inner();
     let new = NewProject {
         name: f.name,
@@ -199,9 +197,7 @@ pub async fn save_settings(
     id: web::Path<i64>,
     form: web::Form<SettingsForm>,
 ) -> Result<HttpResponse, UiError> {
-    let me = PageUser::from(&req, &state, &session).await?;
-    me.check(&session, &form.csrf)?;
-    me.require_admin()?;
+    let me = PageUser::admin_post(&req, &state, &session, &form.csrf).await?;
     let id = id.into_inner();
     let f = form.into_inner();
     let up = ProjectUpdate {
@@ -232,9 +228,7 @@ async fn set_member(
     form: MemberForm,
     member: bool,
 ) -> Result<HttpResponse, UiError> {
-    let me = PageUser::from(&req, &state, &session).await?;
-    me.check(&session, &form.csrf)?;
-    me.require_admin()?;
+    let me = PageUser::admin_post(&req, &state, &session, &form.csrf).await?;
     let actor = me.caller.actor();
     state
         .write(move |tx| {
@@ -293,9 +287,7 @@ pub async fn start_job(
     id: web::Path<i64>,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, UiError> {
-    let me = PageUser::from(&req, &state, &session).await?;
-    me.check(&session, &form.csrf)?;
-    me.require_admin()?;
+    let me = PageUser::admin_post(&req, &state, &session, &form.csrf).await?;
     if state.model.is_none() {
         return Err(crate::web::error::ApiError::new(
             actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
@@ -318,9 +310,7 @@ pub async fn cancel_job(
     id: web::Path<i64>,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, UiError> {
-    let me = PageUser::from(&req, &state, &session).await?;
-    me.check(&session, &form.csrf)?;
-    me.require_admin()?;
+    let me = PageUser::admin_post(&req, &state, &session, &form.csrf).await?;
     let actor = me.caller.actor();
     let job = state
         .write(move |tx| jobs::cancel(tx, &actor, id.into_inner()))
@@ -546,9 +536,7 @@ pub async fn create_user(
     session: Session,
     form: web::Form<NewUserForm>,
 ) -> Result<HttpResponse, UiError> {
-    let me = PageUser::from(&req, &state, &session).await?;
-    me.check(&session, &form.csrf)?;
-    me.require_admin()?;
+    let me = PageUser::admin_post(&req, &state, &session, &form.csrf).await?;
     let actor = me.caller.actor();
     let f = form.into_inner();
     match state
@@ -570,9 +558,7 @@ pub async fn create_token(
     id: web::Path<i64>,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, UiError> {
-    let me = PageUser::from(&req, &state, &session).await?;
-    me.check(&session, &form.csrf)?;
-    me.require_admin()?;
+    let me = PageUser::admin_post(&req, &state, &session, &form.csrf).await?;
     let (id, actor) = (id.into_inner(), me.caller.actor());
     let (name, token) = state
         .write(move |tx| {
