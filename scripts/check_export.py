@@ -16,6 +16,11 @@ REQUIRED = {
     "dpo-chat": {"prompt", "chosen", "rejected"},
     "openai-dpo": {"input", "preferred_output", "non_preferred_output"},
     "sft": {"messages"},
+    # Label exports of classification and NER projects.
+    "labels": {"id", "text", "source", "annotators", "agreement"},
+    "spacy": {"text", "spans"},
+    "prompt-completion": {"prompt", "completion"},
+    "alpaca": {"instruction", "input", "output"},
 }
 ROLES = {"system", "user", "assistant"}
 
@@ -60,6 +65,18 @@ def check_row(fmt, row, n):
             messages(row[k], f"row {n}: {k}", only="assistant")
             if len(row[k]) != 1:
                 fail(f"row {n}: {k}: expected one assistant message")
+    elif fmt == "labels":
+        text(row["text"], f"row {n}: text")
+        if not isinstance(row.get("label"), str) and not isinstance(row.get("entities"), list):
+            fail(f"row {n}: expected a label or a list of entities")
+    elif fmt == "spacy":
+        text(row["text"], f"row {n}: text")
+        for s in row["spans"]:
+            if not (0 <= s["start"] < s["end"] <= len(row["text"])):
+                fail(f"row {n}: span {s} is not inside the text")
+    elif fmt in ("prompt-completion", "alpaca"):
+        for k in REQUIRED[fmt]:
+            text(row[k], f"row {n}: {k}")
     elif fmt == "sft":
         messages(row["messages"], f"row {n}: messages")
         if row["messages"][-1]["role"] != "assistant":

@@ -1,4 +1,5 @@
 //! Exports that stream from SQLite row by row into a writer: nothing holds a whole project.
+use crate::formats::labels::{Gold, LabelFormat, LabeledItem, Span};
 use crate::formats::preference::{self, LeftOut, PreferenceExample, PreferenceFormat, Summary};
 use crate::store::pairs::{self, Choice};
 use crate::store::projects::{self, TaskKind};
@@ -89,6 +90,189 @@ pub fn preferences(
                 summary.exported += 1;
                 Ok(())
             })
+        })
+        .map_err(|e| match io_error.take() {
+            Some(io) => ExportError::Io(io),
+            None => ExportError::Store(e),
+        })?;
+    out.flush()?;
+    Ok(summary)
+}
+
+/// Which labeled items make it into a label export.
+#[derive(Debug, Clone, Default)]
+pub struct LabelFilter {
+    /// Leave out items whose only answers were imported.
+    pub human_only: bool,
+    /// Share of an item's annotators who agree with its answer, 0 to 1.
+    pub min_agreement: f64,
+    /// Keep only these labels (entity types: other spans are dropped); empty keeps all.
+    pub labels: Vec<String>,
+}
+
+/// What a label export wrote and left out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LabelSummary {
+    pub exported: u64,
+    pub import_only: u64,
+    pub low_agreement: u64,
+    pub other_label: u64,
+}
+
+impl std::fmt::Display for LabelSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exported {} items; left out {} imported-only, {} below the agreement, {} with other labels",
+            self.exported, self.import_only, self.low_agreement, self.other_label
+        )
+    }
+}
+
+/// One annotation row of the export scan.
+struct Answered {
+    item: i64,
+    ext_id: String,
+    text: String,
+    who: Option<String>,
+    value: serde_json::Value,
+    model: Option<String>,
+    prompt_version: Option<String>,
+}
+
+/// The task instruction of the instruction-tuning shapes.
+fn instruction(project: &projects::Project) -> String {
+    const LISTED: usize = 50;
+    let labels = if project.labels.len() <= LISTED {
+        project.labels.join(", ")
+    } else {
+        format!("{}, …", project.labels[..LISTED].join(", "))
+    };
+    match project.task {
+        TaskKind::Ner => format!("List the entities in the text with their types ({labels})."),
+        _ => format!("Classify the text. Answer with one label: {labels}."),
+    }
+}
+
+/// The item's answer from each annotator's latest row (an import counts as one annotator): the
+/// most common value, ties to the latest.
+fn agreed(rows: &[Answered]) -> Option<(serde_json::Value, f64, Vec<String>, bool)> {
+    let mut latest: Vec<&Answered> = Vec::new();
+    for r in rows.iter().rev() {
+        if !latest.iter().any(|l| l.who == r.who) {
+            latest.push(r);
+        }
+    }
+    let best = latest
+        .iter()
+        .rev()
+        .max_by_key(|a| latest.iter().filter(|b| b.value == a.value).count())?;
+    let agree = latest.iter().filter(|b| b.value == best.value).count();
+    let people: Vec<String> = latest.iter().rev().filter_map(|r| r.who.clone()).collect();
+    let import_only = people.is_empty();
+    Some((
+        best.value.clone(),
+        agree as f64 / latest.len() as f64,
+        people,
+        import_only,
+    ))
+}
+
+/// Writes every answered item of a classification or NER project in `format`, streaming from
+/// SQLite: one item's annotations in memory at a time.
+pub fn labels(
+    store: &Store,
+    project_id: i64,
+    format: LabelFormat,
+    filter: &LabelFilter,
+    out: &mut impl Write,
+) -> Result<LabelSummary, ExportError> {
+    let mut summary = LabelSummary::default();
+    let mut io_error = None;
+    store
+        .read(|c| {
+            let project = projects::get(c, project_id)?;
+            if project.task == TaskKind::Preference {
+                return Err(StoreError::invalid("format", "a preference project exports dpo, dpo-chat, openai-dpo or sft"));
+            }
+            if format.needs_spans() && project.task != TaskKind::Ner {
+                return Err(StoreError::invalid("format", format!("{} holds entities: it needs an NER project", format.name())));
+            }
+            let instruction = instruction(&project);
+            let mut stmt = c.prepare(
+                "SELECT i.id, i.ext_id, i.text, u.name, a.value,
+                    (SELECT p.model_id FROM predictions p WHERE p.item_id = i.id ORDER BY p.id DESC LIMIT 1),
+                    (SELECT p.prompt_version FROM predictions p WHERE p.item_id = i.id ORDER BY p.id DESC LIMIT 1)
+                 FROM items i JOIN annotations a ON a.item_id = i.id LEFT JOIN users u ON u.id = a.user_id
+                 WHERE i.project_id = ?1 ORDER BY i.id, a.id",
+            )?;
+            let mut rows = stmt.query([project_id])?;
+            let mut group: Vec<Answered> = Vec::new();
+            let mut emit = |group: &mut Vec<Answered>, summary: &mut LabelSummary| -> Result<(), StoreError> {
+                let Some((value, agreement, annotators, import_only)) = agreed(group) else {
+                    return Ok(());
+                };
+                let first = &group[0];
+                let gold = match (value.get("label").and_then(|l| l.as_str()), value.get("entities")) {
+                    (Some(l), _) => Gold::Label(l.to_string()),
+                    (None, Some(e)) => Gold::Entities(
+                        serde_json::from_value::<Vec<crate::store::annotations::Span>>(e.clone())
+                            .map_err(|e| StoreError::Corrupt(e.to_string()))?
+                            .into_iter()
+                            .filter(|s| filter.labels.is_empty() || filter.labels.contains(&s.label))
+                            .map(|s| Span { start: s.start, end: s.end, label: s.label })
+                            .collect(),
+                    ),
+                    _ => return Err(StoreError::Corrupt(format!("answer of item {} is {value}", first.item))),
+                };
+                let left_out = if filter.human_only && import_only {
+                    Some(&mut summary.import_only)
+                } else if agreement < filter.min_agreement {
+                    Some(&mut summary.low_agreement)
+                } else if matches!(&gold, Gold::Label(l) if !filter.labels.is_empty() && !filter.labels.contains(l)) {
+                    Some(&mut summary.other_label)
+                } else {
+                    None
+                };
+                if let Some(count) = left_out {
+                    *count += 1;
+                    group.clear();
+                    return Ok(());
+                }
+                let item = LabeledItem {
+                    id: first.ext_id.clone(),
+                    text: first.text.clone(),
+                    gold,
+                    source: if import_only { "import" } else if annotators.len() > 1 { "consensus" } else { "human" },
+                    annotators,
+                    agreement,
+                    model: first.model.clone(),
+                    prompt_version: first.prompt_version.clone(),
+                };
+                group.clear();
+                if let Err(e) = crate::formats::labels::write(format, &item, &instruction, out) {
+                    io_error = Some(e);
+                    return Err(StoreError::Conflict("export stopped".into()));
+                }
+                summary.exported += 1;
+                Ok(())
+            };
+            while let Some(r) = rows.next()? {
+                let row = Answered {
+                    item: r.get(0)?,
+                    ext_id: r.get(1)?,
+                    text: r.get(2)?,
+                    who: r.get(3)?,
+                    value: serde_json::from_str(&r.get::<_, String>(4)?).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    model: r.get(5)?,
+                    prompt_version: r.get(6)?,
+                };
+                if group.first().is_some_and(|g| g.item != row.item) {
+                    emit(&mut group, &mut summary)?;
+                }
+                group.push(row);
+            }
+            emit(&mut group, &mut summary)
         })
         .map_err(|e| match io_error.take() {
             Some(io) => ExportError::Io(io),

@@ -222,37 +222,53 @@ pub struct ExportArgs {
     /// The project's name.
     #[arg(long)]
     project: String,
-    /// dpo, dpo-chat, openai-dpo or sft.
+    /// Preference projects: dpo, dpo-chat, openai-dpo or sft. Classification and NER projects:
+    /// labels, spacy, conll (NER), sft, prompt-completion or alpaca.
     #[arg(long)]
     format: String,
     /// Output file (default: stdout).
     #[arg(short, long)]
     output: Option<PathBuf>,
-    /// Leave out pairs with fewer votes.
+    /// Preference: leave out pairs with fewer votes.
     #[arg(long, default_value_t = 1)]
     min_votes: u32,
-    /// Leave out pairs whose majority has a smaller share of the votes (0 to 1).
+    /// Leave out pairs or items whose answer has a smaller share of the votes or annotators (0 to 1).
     #[arg(long, default_value_t = 0.0)]
     min_agreement: f64,
+    /// Labels: leave out items whose only answers were imported.
+    #[arg(long)]
+    human_only: bool,
+    /// Labels: keep only these labels (entity types), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    labels: Vec<String>,
 }
 
-/// Streams a preference export; the summary of what was left out goes to stderr.
+/// Streams an export; the summary of what was left out goes to stderr.
 pub fn export(args: ExportArgs) -> Result<ExitCode> {
-    let format: wick::formats::preference::PreferenceFormat =
-        args.format.parse().map_err(anyhow::Error::msg)?;
     let store = args.db.open()?;
     let project = store.read(|c| projects::by_name(c, &args.project))?;
-    let filter = wick::export::PreferenceFilter {
-        min_votes: args.min_votes,
-        min_agreement: args.min_agreement,
-    };
     let mut out: Box<dyn std::io::Write> = match &args.output {
         Some(p) => Box::new(std::io::BufWriter::new(
             File::create(p).with_context(|| format!("creating {}", p.display()))?,
         )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
-    let summary = wick::export::preferences(&store, project.id, format, filter, &mut out)?;
+    let summary = if project.task == TaskKind::Preference {
+        let filter = wick::export::PreferenceFilter {
+            min_votes: args.min_votes,
+            min_agreement: args.min_agreement,
+        };
+        let format = args.format.parse().map_err(anyhow::Error::msg)?;
+        wick::export::preferences(&store, project.id, format, filter, &mut out)?.to_string()
+    } else {
+        let filter = wick::export::LabelFilter {
+            human_only: args.human_only,
+            min_agreement: args.min_agreement,
+            labels: args.labels,
+        };
+        let format = args.format.parse().map_err(anyhow::Error::msg)?;
+        wick::export::labels(&store, project.id, format, &filter, &mut out)?.to_string()
+    };
     eprintln!("{}: {summary}", project.name);
     Ok(ExitCode::SUCCESS)
 }

@@ -191,7 +191,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ep(
         "get",
         "/projects/{id}/export",
-        "Preference export, streamed JSONL (?format=dpo|dpo-chat|openai-dpo|sft&min_votes&min_agreement)",
+        "Streamed export: preference (?format=dpo|dpo-chat|openai-dpo|sft&min_votes&min_agreement) or labels (?format=labels|spacy|conll|sft|prompt-completion|alpaca&human_only&min_agreement&labels)",
         false,
         None,
         200,

@@ -1,4 +1,5 @@
-use crate::export::{self, PreferenceFilter};
+use crate::export::{self, LabelFilter, PreferenceFilter};
+use crate::formats::labels::LabelFormat;
 use crate::formats::preference::PreferenceFormat;
 use crate::store::pairs::{self, VoteIn};
 use crate::store::projects::{self, TaskKind};
@@ -45,6 +46,16 @@ pub struct ExportQuery {
     format: String,
     min_votes: Option<u32>,
     min_agreement: Option<f64>,
+    #[serde(default)]
+    human_only: bool,
+    /// Comma-separated labels to keep (label exports).
+    labels: Option<String>,
+}
+
+/// What to export: preference pairs or labeled items, by the project's task.
+enum Export {
+    Pairs(PreferenceFormat, PreferenceFilter),
+    Labels(LabelFormat, LabelFilter),
 }
 
 /// Sends what the exporter writes on the blocking pool to the response as it is written.
@@ -83,22 +94,44 @@ pub async fn export(
     q: web::Query<ExportQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let format: PreferenceFormat = q
-        .format
-        .parse()
-        .map_err(|e: String| ApiError::bad_request(e))?;
-    let filter = PreferenceFilter {
-        min_votes: q.min_votes.unwrap_or(1),
-        min_agreement: q.min_agreement.unwrap_or(0.0),
-    };
     let project = state
         .read(move |c| projects::visible(c, &caller.user, id))
         .await?;
-    if project.task != TaskKind::Preference {
-        return Err(ApiError::bad_request(
-            "preference exports come from preference projects",
-        ));
-    }
+    let q = q.into_inner();
+    let bad = |e: String| ApiError::bad_request(e);
+    let what = if project.task == TaskKind::Preference {
+        let filter = PreferenceFilter {
+            min_votes: q.min_votes.unwrap_or(1),
+            min_agreement: q.min_agreement.unwrap_or(0.0),
+        };
+        Export::Pairs(q.format.parse().map_err(bad)?, filter)
+    } else {
+        let format: LabelFormat = q.format.parse().map_err(bad)?;
+        if format.needs_spans() && project.task != TaskKind::Ner {
+            return Err(bad(format!(
+                "{} holds entities: it needs an NER project",
+                format.name()
+            )));
+        }
+        let filter = LabelFilter {
+            human_only: q.human_only,
+            min_agreement: q.min_agreement.unwrap_or(0.0),
+            labels: q
+                .labels
+                .map(|l| {
+                    l.split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        Export::Labels(format, filter)
+    };
+    let format_name = match &what {
+        Export::Pairs(f, _) => f.name(),
+        Export::Labels(f, _) => f.name(),
+    };
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(8);
     let store = state.store.clone();
     actix_web::rt::task::spawn_blocking(move || {
@@ -106,8 +139,17 @@ pub async fn export(
             tx,
             buf: Vec::with_capacity(CHUNK),
         };
-        if let Err(e) = export::preferences(&store, id, format, filter, &mut out) {
-            tracing::warn!(project = id, "export stopped: {e}");
+        let done = match what {
+            Export::Pairs(format, filter) => {
+                export::preferences(&store, id, format, filter, &mut out).map(|s| s.to_string())
+            }
+            Export::Labels(format, filter) => {
+                export::labels(&store, id, format, &filter, &mut out).map(|s| s.to_string())
+            }
+        };
+        match done {
+            Ok(summary) => tracing::info!(project = id, "export: {summary}"),
+            Err(e) => tracing::warn!(project = id, "export stopped: {e}"),
         }
     });
     let body = futures_util::stream::poll_fn(move |cx| {
@@ -118,7 +160,7 @@ pub async fn export(
         project
             .name
             .replace(|c: char| !c.is_ascii_alphanumeric(), "_"),
-        format.name()
+        format_name
     );
     Ok(HttpResponse::Ok()
         .content_type("application/x-ndjson")

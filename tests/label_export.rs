@@ -1,0 +1,254 @@
+//! Label exports of classification and NER projects through the binary, each JSONL shape loaded
+//! by Hugging Face `datasets` (scripts/check_export.py).
+mod common;
+
+use common::server::{add_user, Server};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn python() -> PathBuf {
+    let p = std::env::var_os("WICK_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| common::root().join("target/pyenv/bin/python"));
+    assert!(
+        p.exists(),
+        "{} is missing: scripts/test.sh creates it with `datasets` installed",
+        p.display()
+    );
+    p
+}
+
+/// `wick export` into a file; returns the file's lines and the summary on stderr.
+fn export(
+    db: &Path,
+    dir: &Path,
+    project: &str,
+    format: &str,
+    extra: &[&str],
+) -> (Vec<String>, String, PathBuf) {
+    let path = dir.join(format!(
+        "{project}-{format}-{}.jsonl",
+        extra.join("_").replace(['-', ','], "")
+    ));
+    let out = common::server::wick()
+        .args(["export", "--project", project, "--format", format, "-o"])
+        .arg(&path)
+        .args(extra)
+        .arg("--db")
+        .arg(db)
+        .output()
+        .expect("wick export");
+    assert!(
+        out.status.success(),
+        "{format}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&path).expect("read export");
+    (
+        text.lines().map(String::from).collect(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        path,
+    )
+}
+
+fn loads_in_datasets(format: &str, path: &Path, rows: usize) {
+    let out = Command::new(python())
+        .arg(common::root().join("scripts/check_export.py"))
+        .args([format, &path.display().to_string(), &rows.to_string()])
+        .output()
+        .expect("run check_export.py");
+    assert!(
+        out.status.success(),
+        "{format}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn classification_and_ner_exports_with_filters() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&dir.path().join("wick.db"), false);
+    let admin = server.client("admin");
+    let (_, p) = admin.post(
+        "/projects",
+        json!({"name": "Reviews", "task": "classification", "labels": ["positive", "negative"]}),
+    );
+    let id = p["id"].as_i64().unwrap();
+    let rows = concat!(
+        "{\"id\": \"r1\", \"text\": \"Loved it.\", \"label\": \"positive\"}\n",
+        "{\"id\": \"r2\", \"text\": \"Hated it.\", \"label\": \"negative\"}\n",
+        "{\"id\": \"r3\", \"text\": \"A fine film.\"}\n",
+        "{\"id\": \"r4\", \"text\": \"Hard to say.\"}\n",
+    );
+    admin.post_raw(
+        &format!("/projects/{id}/items"),
+        "application/x-ndjson",
+        rows.as_bytes(),
+    );
+    for (name, answers) in [
+        ("ann1", ["positive", "positive"]),
+        ("ann2", ["positive", "negative"]),
+    ] {
+        add_user(&server.db, name, "annotator", "annotator-pass");
+        let api = server.client(name);
+        let uid = api.get("/me").1["id"].as_i64().unwrap();
+        admin.send("PUT", &format!("/projects/{id}/members/{uid}"), json!({}));
+        for (item, label) in [3, 4].iter().zip(answers) {
+            let (status, body) = api.post(
+                &format!("/items/{item}/annotations"),
+                json!({"label": label, "seconds": 1.0}),
+            );
+            assert_eq!(status, 201, "{body}");
+        }
+    }
+
+    let (lines, summary, path) = export(&server.db, dir.path(), "Reviews", "labels", &[]);
+    assert_eq!(lines.len(), 4, "{summary}");
+    let rows: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        (rows[0]["label"].as_str(), rows[0]["source"].as_str()),
+        (Some("positive"), Some("import"))
+    );
+    assert_eq!(
+        (rows[2]["source"].as_str(), rows[2]["agreement"].as_f64()),
+        (Some("consensus"), Some(1.0))
+    );
+    assert_eq!(rows[2]["annotators"], json!(["ann1", "ann2"]));
+    // ann1 said positive and ann2 negative: a tie goes to the latest answer.
+    assert_eq!(
+        (rows[3]["label"].as_str(), rows[3]["agreement"].as_f64()),
+        (Some("negative"), Some(0.5))
+    );
+    loads_in_datasets("labels", &path, 4);
+
+    let (lines, summary, _) = export(
+        &server.db,
+        dir.path(),
+        "Reviews",
+        "labels",
+        &["--human-only"],
+    );
+    assert_eq!(lines.len(), 2);
+    assert!(summary.contains("2 imported-only"), "{summary}");
+    let (lines, summary, _) = export(
+        &server.db,
+        dir.path(),
+        "Reviews",
+        "labels",
+        &["--min-agreement", "0.6"],
+    );
+    assert_eq!(lines.len(), 3);
+    assert!(summary.contains("1 below the agreement"), "{summary}");
+    let (lines, _, _) = export(
+        &server.db,
+        dir.path(),
+        "Reviews",
+        "labels",
+        &["--labels", "negative"],
+    );
+    assert_eq!(lines.len(), 2);
+
+    for format in ["sft", "prompt-completion", "alpaca"] {
+        let (lines, _, path) = export(&server.db, dir.path(), "Reviews", format, &[]);
+        assert_eq!(lines.len(), 4, "{format}");
+        loads_in_datasets(format, &path, 4);
+    }
+    let (_, _, path) = export(&server.db, dir.path(), "Reviews", "sft", &[]);
+    let first: Value = serde_json::from_str(
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(first["messages"][2]["content"], "positive");
+    assert!(
+        first["messages"][1]["content"]
+            .as_str()
+            .unwrap()
+            .contains("positive, negative"),
+        "{first}"
+    );
+
+    // The same export as a streamed download.
+    let body = ureq::get(&format!(
+        "{}/api/v1/projects/{id}/export?format=labels&human_only=true",
+        server.base
+    ))
+    .set("Authorization", &format!("Bearer {}", admin.token))
+    .call()
+    .expect("export download")
+    .into_string()
+    .expect("body");
+    assert_eq!(body.lines().count(), 2);
+    let refused = admin.get(&format!("/projects/{id}/export?format=spacy"));
+    assert_eq!(refused.0, 400, "{}", refused.1);
+
+    // Span formats need an NER project.
+    let refused = common::server::wick()
+        .args([
+            "export",
+            "--project",
+            "Reviews",
+            "--format",
+            "conll",
+            "--db",
+        ])
+        .arg(&server.db)
+        .output()
+        .expect("wick export");
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("NER project"));
+
+    let (_, p) = admin.post(
+        "/projects",
+        json!({"name": "News", "task": "ner", "labels": ["PER", "LOC"]}),
+    );
+    let ner = p["id"].as_i64().unwrap();
+    let rows = concat!(
+        "{\"id\": \"n1\", \"text\": \"🎉 Ana met Bob in Rome\", \"entities\": [{\"start\": 2, \"end\": 5, \"label\": \"PER\"}, {\"start\": 17, \"end\": 21, \"label\": \"LOC\"}]}\n",
+        "{\"id\": \"n2\", \"text\": \"Nobody here\", \"entities\": []}\n",
+    );
+    admin.post_raw(
+        &format!("/projects/{ner}/items"),
+        "application/x-ndjson",
+        rows.as_bytes(),
+    );
+    let (lines, _, path) = export(&server.db, dir.path(), "News", "spacy", &[]);
+    assert_eq!(lines[0], "{\"text\":\"🎉 Ana met Bob in Rome\",\"spans\":[{\"start\":2,\"end\":5,\"label\":\"PER\"},{\"start\":17,\"end\":21,\"label\":\"LOC\"}]}");
+    loads_in_datasets("spacy", &path, 2);
+    let (lines, _, _) = export(&server.db, dir.path(), "News", "conll", &[]);
+    assert_eq!(
+        lines,
+        [
+            "🎉\tO",
+            "Ana\tB-PER",
+            "met\tO",
+            "Bob\tO",
+            "in\tO",
+            "Rome\tB-LOC",
+            "",
+            "Nobody\tO",
+            "here\tO",
+            ""
+        ]
+    );
+    let (lines, _, _) = export(
+        &server.db,
+        dir.path(),
+        "News",
+        "labels",
+        &["--labels", "LOC"],
+    );
+    let first: Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(
+        first["entities"],
+        json!([{"start": 17, "end": 21, "label": "LOC", "text": "Rome"}])
+    );
+}
