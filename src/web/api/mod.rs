@@ -1,4 +1,5 @@
 //! `/api/v1`: JSON endpoints. Each module maps one aggregate's store calls to HTTP.
+mod export;
 mod items;
 mod jobs;
 pub mod openapi;
@@ -43,7 +44,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::get().to(pairs::leaderboard),
         )
         .route("/projects/{id}/pairs", web::get().to(pairs::list))
-        .route("/projects/{id}/export", web::get().to(pairs::export))
+        .route("/projects/{id}/export", web::get().to(export::export))
         .route("/pairs/{id}/votes", web::post().to(pairs::vote))
         .route("/jobs/{id}", web::get().to(jobs::get))
         .route("/jobs/{id}/cancel", web::post().to(jobs::cancel));
