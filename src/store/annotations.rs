@@ -125,8 +125,7 @@ pub fn submit(
         .query_row([item_id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?
         .ok_or_else(|| StoreError::NotFound(format!("item {item_id}")))?;
-    let project = projects::visible(tx, user, project_id)
-        .map_err(|_| StoreError::NotFound(format!("item {item_id}")))?;
+    let project = projects::visible_for(tx, user, project_id, &format!("item {item_id}"))?;
     let answer = sub.answer.validated(&project, &text)?;
     if let Some(s) = sub.seconds {
         if !(0.0..=86_400.0).contains(&s) {
@@ -261,8 +260,7 @@ pub fn skip(tx: &Transaction, actor: &Actor, user: &User, item_id: i64) -> Resul
         )
         .optional()?
         .ok_or_else(|| StoreError::NotFound(format!("item {item_id}")))?;
-    projects::visible(tx, user, project_id)
-        .map_err(|_| StoreError::NotFound(format!("item {item_id}")))?;
+    projects::visible_for(tx, user, project_id, &format!("item {item_id}"))?;
     tx.execute(
         "INSERT OR IGNORE INTO skips (user_id, item_id, created_at) VALUES (?1, ?2, ?3)",
         params![user.id, item_id, now_ms()],

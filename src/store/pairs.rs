@@ -277,8 +277,7 @@ pub fn vote(
         .query_row([comparison_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?
         .ok_or_else(|| StoreError::NotFound(format!("pair {comparison_id}")))?;
-    let project = projects::visible(tx, user, project_id)
-        .map_err(|_| StoreError::NotFound(format!("pair {comparison_id}")))?;
+    let project = projects::visible_for(tx, user, project_id, &format!("pair {comparison_id}"))?;
     if v.left != a && v.left != b {
         return Err(StoreError::invalid(
             "left",

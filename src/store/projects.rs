@@ -344,6 +344,15 @@ pub fn visible(conn: &Connection, user: &User, id: i64) -> Result<Project> {
     get(conn, id)
 }
 
+/// As `visible`, for something inside the project (an item, a pair, a job): a caller who may not
+/// see the project is told that `what` does not exist. Other errors pass through as they are.
+pub fn visible_for(conn: &Connection, user: &User, project_id: i64, what: &str) -> Result<Project> {
+    match visible(conn, user, project_id) {
+        Err(StoreError::NotFound(_)) => Err(StoreError::NotFound(what.to_string())),
+        other => other,
+    }
+}
+
 pub fn list_for(conn: &Connection, user: &User) -> Result<Vec<Project>> {
     let sql = format!(
         "{SELECT} WHERE ?1 OR EXISTS (SELECT 1 FROM members m WHERE m.project_id = p.id AND m.user_id = ?2) ORDER BY p.id"

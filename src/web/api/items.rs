@@ -125,8 +125,7 @@ pub async fn get(
     let (item, responses) = state
         .read(move |c| {
             let project = items::project_of(c, id)?;
-            let project = projects::visible(c, &caller.user, project)
-                .map_err(|_| StoreError::NotFound(format!("item {id}")))?;
+            let project = projects::visible_for(c, &caller.user, project, &format!("item {id}"))?;
             // A preference item is a prompt: its responses come with it.
             let responses = match project.task {
                 TaskKind::Preference => Some(crate::store::pairs::responses(c, id)?),

@@ -50,8 +50,7 @@ pub async fn get(
     let job = state
         .read(move |c| {
             let job = jobs::get(c, id)?;
-            projects::visible(c, &caller.user, job.project_id)
-                .map_err(|_| crate::store::StoreError::NotFound(format!("job {id}")))?;
+            projects::visible_for(c, &caller.user, job.project_id, &format!("job {id}"))?;
             Ok(job)
         })
         .await?;

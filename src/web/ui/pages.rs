@@ -448,8 +448,7 @@ pub async fn item(
     let (item, project, responses, votes) = state
         .read(move |c| {
             let item = items::get(c, id)?;
-            let project = projects::visible(c, &user, item.project_id)
-                .map_err(|_| StoreError::NotFound(format!("item {id}")))?;
+            let project = projects::visible_for(c, &user, item.project_id, &format!("item {id}"))?;
             let (responses, votes) = match project.task {
                 TaskKind::Preference => (
                     crate::store::pairs::responses(c, id)?,
