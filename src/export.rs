@@ -41,60 +41,48 @@ pub fn preferences(
     out: &mut impl Write,
 ) -> Result<Summary, ExportError> {
     let mut summary = Summary::default();
-    let mut io_error = None;
-    store
-        .read(|c| {
-            if projects::get(c, project_id)?.task != TaskKind::Preference {
-                return Err(StoreError::invalid(
-                    "project",
-                    "preference exports come from preference projects",
-                ));
+    read_streaming(store, |c, io_error| {
+        if projects::get(c, project_id)?.task != TaskKind::Preference {
+            return Err(StoreError::invalid(
+                "project",
+                "preference exports come from preference projects",
+            ));
+        }
+        pairs::for_each_voted(c, project_id, |p| {
+            let left_out = if p.tally.votes() < filter.min_votes {
+                Some(LeftOut::TooFewVotes)
+            } else {
+                match p.majority {
+                    None | Some(Choice::Tie) => Some(LeftOut::Tie),
+                    Some(Choice::BothBad) => Some(LeftOut::BothBad),
+                    Some(_) if p.agreement < filter.min_agreement => Some(LeftOut::LowAgreement),
+                    Some(_) => None,
+                }
+            };
+            if let Some(why) = left_out {
+                summary.leave_out(why);
+                return Ok(());
             }
-            pairs::for_each_voted(c, project_id, |p| {
-                let left_out = if p.tally.votes() < filter.min_votes {
-                    Some(LeftOut::TooFewVotes)
-                } else {
-                    match p.majority {
-                        None | Some(Choice::Tie) => Some(LeftOut::Tie),
-                        Some(Choice::BothBad) => Some(LeftOut::BothBad),
-                        Some(_) if p.agreement < filter.min_agreement => {
-                            Some(LeftOut::LowAgreement)
-                        }
-                        Some(_) => None,
-                    }
-                };
-                if let Some(why) = left_out {
-                    summary.leave_out(why);
-                    return Ok(());
-                }
-                let a_won = p.majority == Some(Choice::A);
-                let (chosen, rejected, margin) = if a_won {
-                    (p.a.text, p.b.text, p.tally.strength_a)
-                } else {
-                    (p.b.text, p.a.text, p.tally.strength_b)
-                };
-                let ex = PreferenceExample {
-                    id: format!("{}:{}", p.ext_id, p.id),
-                    prompt: p.prompt,
-                    chosen,
-                    rejected,
-                    margin,
-                    votes: p.tally.votes(),
-                    agreement: p.agreement,
-                };
-                if let Err(e) = preference::write(format, &ex, out) {
-                    io_error = Some(e);
-                    // Stop reading: the reader has gone away.
-                    return Err(StoreError::Conflict("export stopped".into()));
-                }
-                summary.exported += 1;
-                Ok(())
-            })
+            let a_won = p.majority == Some(Choice::A);
+            let (chosen, rejected, margin) = if a_won {
+                (p.a.text, p.b.text, p.tally.strength_a)
+            } else {
+                (p.b.text, p.a.text, p.tally.strength_b)
+            };
+            let ex = PreferenceExample {
+                id: format!("{}:{}", p.ext_id, p.id),
+                prompt: p.prompt,
+                chosen,
+                rejected,
+                margin,
+                votes: p.tally.votes(),
+                agreement: p.agreement,
+            };
+            wrote(preference::write(format, &ex, out), io_error)?;
+            summary.exported += 1;
+            Ok(())
         })
-        .map_err(|e| match io_error.take() {
-            Some(io) => ExportError::Io(io),
-            None => ExportError::Store(e),
-        })?;
+    })?;
     out.flush()?;
     Ok(summary)
 }
@@ -188,96 +176,148 @@ pub fn labels(
     out: &mut impl Write,
 ) -> Result<LabelSummary, ExportError> {
     let mut summary = LabelSummary::default();
-    let mut io_error = None;
-    store
-        .read(|c| {
-            let project = projects::get(c, project_id)?;
-            if project.task == TaskKind::Preference {
-                return Err(StoreError::invalid("format", "a preference project exports dpo, dpo-chat, openai-dpo or sft"));
-            }
-            if format.needs_spans() && project.task != TaskKind::Ner {
-                return Err(StoreError::invalid("format", format!("{} holds entities: it needs an NER project", format.name())));
-            }
-            let instruction = instruction(&project);
-            let mut stmt = c.prepare(
+    read_streaming(store, |c, io_error| {
+        let project = projects::get(c, project_id)?;
+        check_label_format(project.task, format)?;
+        let instruction = instruction(&project);
+        let mut stmt = c.prepare(
                 "SELECT i.id, i.ext_id, i.text, u.name, a.value,
                     (SELECT p.model_id FROM predictions p WHERE p.item_id = i.id ORDER BY p.id DESC LIMIT 1),
                     (SELECT p.prompt_version FROM predictions p WHERE p.item_id = i.id ORDER BY p.id DESC LIMIT 1)
                  FROM items i JOIN annotations a ON a.item_id = i.id LEFT JOIN users u ON u.id = a.user_id
                  WHERE i.project_id = ?1 ORDER BY i.id, a.id",
             )?;
-            let mut rows = stmt.query([project_id])?;
-            let mut group: Vec<Answered> = Vec::new();
-            let mut emit = |group: &mut Vec<Answered>, summary: &mut LabelSummary| -> Result<(), StoreError> {
-                let Some((value, agreement, annotators, import_only)) = agreed(group) else {
-                    return Ok(());
-                };
-                let first = &group[0];
-                let gold = match (value.get("label").and_then(|l| l.as_str()), value.get("entities")) {
-                    (Some(l), _) => Gold::Label(l.to_string()),
-                    (None, Some(e)) => Gold::Entities(
-                        serde_json::from_value::<Vec<crate::store::annotations::Span>>(e.clone())
-                            .map_err(|e| StoreError::Corrupt(e.to_string()))?
-                            .into_iter()
-                            .filter(|s| filter.labels.is_empty() || filter.labels.contains(&s.label))
-                            .map(|s| Span { start: s.start, end: s.end, label: s.label })
-                            .collect(),
-                    ),
-                    _ => return Err(StoreError::Corrupt(format!("answer of item {} is {value}", first.item))),
-                };
-                let left_out = if filter.human_only && import_only {
-                    Some(&mut summary.import_only)
-                } else if agreement < filter.min_agreement {
-                    Some(&mut summary.low_agreement)
-                } else if matches!(&gold, Gold::Label(l) if !filter.labels.is_empty() && !filter.labels.contains(l)) {
-                    Some(&mut summary.other_label)
-                } else {
-                    None
-                };
-                if let Some(count) = left_out {
-                    *count += 1;
-                    group.clear();
-                    return Ok(());
-                }
-                let item = LabeledItem {
-                    id: first.ext_id.clone(),
-                    text: first.text.clone(),
-                    gold,
-                    source: if import_only { "import" } else if annotators.len() > 1 { "consensus" } else { "human" },
-                    annotators,
-                    agreement,
-                    model: first.model.clone(),
-                    prompt_version: first.prompt_version.clone(),
-                };
-                group.clear();
-                if let Err(e) = crate::formats::labels::write(format, &item, &instruction, out) {
-                    io_error = Some(e);
-                    return Err(StoreError::Conflict("export stopped".into()));
-                }
-                summary.exported += 1;
-                Ok(())
+        let mut rows = stmt.query([project_id])?;
+        let mut group: Vec<Answered> = Vec::new();
+        let mut emit = |group: &mut Vec<Answered>,
+                        summary: &mut LabelSummary|
+         -> Result<(), StoreError> {
+            let Some((value, agreement, annotators, import_only)) = agreed(group) else {
+                return Ok(());
             };
-            while let Some(r) = rows.next()? {
-                let row = Answered {
-                    item: r.get(0)?,
-                    ext_id: r.get(1)?,
-                    text: r.get(2)?,
-                    who: r.get(3)?,
-                    value: serde_json::from_str(&r.get::<_, String>(4)?).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                    model: r.get(5)?,
-                    prompt_version: r.get(6)?,
-                };
-                if group.first().is_some_and(|g| g.item != row.item) {
-                    emit(&mut group, &mut summary)?;
+            let first = &group[0];
+            let gold = match (
+                value.get("label").and_then(|l| l.as_str()),
+                value.get("entities"),
+            ) {
+                (Some(l), _) => Gold::Label(l.to_string()),
+                (None, Some(e)) => Gold::Entities(
+                    serde_json::from_value::<Vec<crate::store::annotations::Span>>(e.clone())
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?
+                        .into_iter()
+                        .filter(|s| filter.labels.is_empty() || filter.labels.contains(&s.label))
+                        .map(|s| Span {
+                            start: s.start,
+                            end: s.end,
+                            label: s.label,
+                        })
+                        .collect(),
+                ),
+                _ => {
+                    return Err(StoreError::Corrupt(format!(
+                        "answer of item {} is {value}",
+                        first.item
+                    )))
                 }
-                group.push(row);
+            };
+            let left_out = if filter.human_only && import_only {
+                Some(&mut summary.import_only)
+            } else if agreement < filter.min_agreement {
+                Some(&mut summary.low_agreement)
+            } else if matches!(&gold, Gold::Label(l) if !filter.labels.is_empty() && !filter.labels.contains(l))
+            {
+                Some(&mut summary.other_label)
+            } else {
+                None
+            };
+            if let Some(count) = left_out {
+                *count += 1;
+                group.clear();
+                return Ok(());
             }
-            emit(&mut group, &mut summary)
-        })
+            let item = LabeledItem {
+                id: first.ext_id.clone(),
+                text: first.text.clone(),
+                gold,
+                source: if import_only {
+                    "import"
+                } else if annotators.len() > 1 {
+                    "consensus"
+                } else {
+                    "human"
+                },
+                annotators,
+                agreement,
+                model: first.model.clone(),
+                prompt_version: first.prompt_version.clone(),
+            };
+            group.clear();
+            wrote(
+                crate::formats::labels::write(format, &item, &instruction, out),
+                io_error,
+            )?;
+            summary.exported += 1;
+            Ok(())
+        };
+        while let Some(r) = rows.next()? {
+            let row = Answered {
+                item: r.get(0)?,
+                ext_id: r.get(1)?,
+                text: r.get(2)?,
+                who: r.get(3)?,
+                value: serde_json::from_str(&r.get::<_, String>(4)?)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                model: r.get(5)?,
+                prompt_version: r.get(6)?,
+            };
+            if group.first().is_some_and(|g| g.item != row.item) {
+                emit(&mut group, &mut summary)?;
+            }
+            group.push(row);
+        }
+        emit(&mut group, &mut summary)
+    })?;
+    out.flush()?;
+    Ok(summary)
+}
+
+/// Whether a project of this task can be exported in a label format.
+pub fn check_label_format(task: TaskKind, format: LabelFormat) -> Result<(), StoreError> {
+    match task {
+        TaskKind::Preference => Err(StoreError::invalid(
+            "format",
+            "a preference project exports dpo, dpo-chat, openai-dpo or sft",
+        )),
+        TaskKind::Classification if format.needs_spans() => Err(StoreError::invalid(
+            "format",
+            format!("{} holds entities: it needs an NER project", format.name()),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Runs an export's read. A write error met inside it (kept by `wrote`) stops the read and is
+/// what the export reports, rather than the database error that unwound the read.
+fn read_streaming<T>(
+    store: &Store,
+    read: impl FnOnce(&rusqlite::Connection, &mut Option<std::io::Error>) -> Result<T, StoreError>,
+) -> Result<T, ExportError> {
+    let mut io_error = None;
+    store
+        .read(|c| read(c, &mut io_error))
         .map_err(|e| match io_error.take() {
             Some(io) => ExportError::Io(io),
             None => ExportError::Store(e),
-        })?;
-    out.flush()?;
-    Ok(summary)
+        })
+}
+
+/// Keeps a failed write for `read_streaming` and stops the read.
+fn wrote(
+    result: std::io::Result<()>,
+    io_error: &mut Option<std::io::Error>,
+) -> Result<(), StoreError> {
+    result.map_err(|e| {
+        *io_error = Some(e);
+        StoreError::Conflict("the export's writer failed".into())
+    })
 }

@@ -75,12 +75,7 @@ pub async fn export(
         Export::Pairs(q.format.parse().map_err(bad)?, filter)
     } else {
         let format: LabelFormat = q.format.parse().map_err(bad)?;
-        if format.needs_spans() && project.task != TaskKind::Ner {
-            return Err(bad(format!(
-                "{} holds entities: it needs an NER project",
-                format.name()
-            )));
-        }
+        export::check_label_format(project.task, format).map_err(|e| bad(e.to_string()))?;
         let filter = LabelFilter {
             human_only: q.human_only,
             min_agreement: q.min_agreement.unwrap_or(0.0),
