@@ -5,19 +5,6 @@ mod common;
 use common::server::{add_user, Server};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-
-fn python() -> PathBuf {
-    let p = std::env::var_os("WICK_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| common::root().join("target/pyenv/bin/python"));
-    assert!(
-        p.exists(),
-        "{} is missing: scripts/test.sh creates it with `datasets` installed",
-        p.display()
-    );
-    p
-}
 
 /// `wick export` into a file; returns the file's lines and the summary on stderr.
 fn export(
@@ -50,20 +37,6 @@ fn export(
         String::from_utf8_lossy(&out.stderr).into_owned(),
         path,
     )
-}
-
-fn loads_in_datasets(format: &str, path: &Path, rows: usize) {
-    let out = Command::new(python())
-        .arg(common::root().join("scripts/check_export.py"))
-        .args([format, &path.display().to_string(), &rows.to_string()])
-        .output()
-        .expect("run check_export.py");
-    assert!(
-        out.status.success(),
-        "{format}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[test]
@@ -124,7 +97,7 @@ fn classification_and_ner_exports_with_filters() {
         (rows[3]["label"].as_str(), rows[3]["agreement"].as_f64()),
         (Some("negative"), Some(0.5))
     );
-    loads_in_datasets("labels", &path, 4);
+    common::loads_in_datasets("labels", &path, 4);
 
     let (lines, summary, _) = export(
         &server.db,
@@ -156,7 +129,7 @@ fn classification_and_ner_exports_with_filters() {
     for format in ["sft", "prompt-completion", "alpaca"] {
         let (lines, _, path) = export(&server.db, dir.path(), "Reviews", format, &[]);
         assert_eq!(lines.len(), 4, "{format}");
-        loads_in_datasets(format, &path, 4);
+        common::loads_in_datasets(format, &path, 4);
     }
     let (_, _, path) = export(&server.db, dir.path(), "Reviews", "sft", &[]);
     let first: Value = serde_json::from_str(
@@ -222,7 +195,7 @@ fn classification_and_ner_exports_with_filters() {
     );
     let (lines, _, path) = export(&server.db, dir.path(), "News", "spacy", &[]);
     assert_eq!(lines[0], "{\"text\":\"🎉 Ana met Bob in Rome\",\"spans\":[{\"start\":2,\"end\":5,\"label\":\"PER\"},{\"start\":17,\"end\":21,\"label\":\"LOC\"}]}");
-    loads_in_datasets("spacy", &path, 2);
+    common::loads_in_datasets("spacy", &path, 2);
     let (lines, _, _) = export(&server.db, dir.path(), "News", "conll", &[]);
     assert_eq!(
         lines,

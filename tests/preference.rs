@@ -6,35 +6,6 @@ mod common;
 use common::server::{add_user, Api, Server};
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::process::Command;
-
-/// The Python with `datasets`: `$WICK_PYTHON`, or the venv test.sh makes.
-fn python() -> PathBuf {
-    let p = std::env::var_os("WICK_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| common::root().join("target/pyenv/bin/python"));
-    assert!(
-        p.exists(),
-        "{} is missing: scripts/test.sh creates it with `datasets` installed",
-        p.display()
-    );
-    p
-}
-
-fn check_with_datasets(format: &str, file: &std::path::Path, rows: usize) {
-    let out = Command::new(python())
-        .arg(common::root().join("scripts/check_export.py"))
-        .args([format, &file.display().to_string(), &rows.to_string()])
-        .output()
-        .expect("run check_export.py");
-    assert!(
-        out.status.success(),
-        "{format}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// Votes on the next pair as `choice` says, given which response is the file's chosen one.
 fn vote_next(
@@ -236,7 +207,7 @@ fn hh_pairs_votes_leaderboard_and_exports_load_in_datasets() {
         assert_eq!(body.lines().count(), rows, "{format}");
         let path = dir.path().join(format!("{format}.jsonl"));
         std::fs::write(&path, &body).expect("write export");
-        check_with_datasets(format, &path, rows);
+        common::loads_in_datasets(format, &path, rows);
     }
     // The command line: filters and the summary.
     let out = common::server::wick()

@@ -40,3 +40,27 @@ pub fn model() -> &'static LoadedModel {
         LoadedModel::load(&model_path(), &LoadOptions::default()).expect("load the embedded model")
     })
 }
+
+/// Loads an export with Hugging Face `datasets` (scripts/check_export.py) and checks its shape
+/// and row count. The Python is `$WICK_PYTHON`, or the venv scripts/test.sh makes.
+pub fn loads_in_datasets(format: &str, file: &std::path::Path, rows: usize) {
+    let python = std::env::var_os("WICK_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/pyenv/bin/python"));
+    assert!(
+        python.exists(),
+        "{} is missing: scripts/test.sh creates it with `datasets` installed",
+        python.display()
+    );
+    let out = std::process::Command::new(python)
+        .arg(root().join("scripts/check_export.py"))
+        .args([format, &file.display().to_string(), &rows.to_string()])
+        .output()
+        .expect("run check_export.py");
+    assert!(
+        out.status.success(),
+        "{format}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
