@@ -2,9 +2,12 @@
 """Checks a `wick` preference export loads with Hugging Face `datasets` as trainers load it.
 
     python3 scripts/check_export.py FORMAT FILE EXPECTED_ROWS
+    python3 scripts/check_export.py folder DIR train:N,validation:M
 
-FORMAT is dpo, dpo-chat, openai-dpo or sft. Needs `pip install datasets`. Prints one OK line,
-or the first problem on stderr and exits 1.
+FORMAT is dpo, dpo-chat, openai-dpo, sft, labels, spacy, prompt-completion or alpaca. Needs
+`pip install datasets` (and `spacy` for the spacy format, whose rows are also turned into spaCy
+Docs with `Doc.char_span`, as a spaCy training script would). Prints one OK line, or the first
+problem on stderr and exits 1.
 """
 import shutil
 import sys
@@ -83,7 +86,53 @@ def check_row(fmt, row, n):
             fail(f"row {n}: messages: the last one must be the assistant's")
 
 
+def spacy_docs(ds):
+    """Each row as a spaCy Doc: every span must align with spaCy's tokens and cover the same text,
+    and the Docs must serialize as a DocBin (what `spacy train` reads)."""
+    import spacy
+    from spacy.tokens import DocBin
+
+    nlp = spacy.blank("en")
+    docs = []
+    for n, row in enumerate(ds, 1):
+        doc = nlp.make_doc(row["text"])
+        spans = []
+        for s in row["spans"]:
+            span = doc.char_span(s["start"], s["end"], label=s["label"], alignment_mode="strict")
+            if span is None:
+                fail(f"row {n}: span {s} does not align with spaCy's tokens of {row['text']!r}")
+            if span.text != row["text"][s["start"]:s["end"]]:
+                fail(f"row {n}: span {s} covers {span.text!r}")
+            spans.append(span)
+        doc.ents = spans
+        docs.append(doc)
+    back = list(DocBin(docs=docs).from_bytes(DocBin(docs=docs).to_bytes()).get_docs(nlp.vocab))
+    if [[(e.start_char, e.end_char, e.label_) for e in d.ents] for d in back] != [
+        [(s["start"], s["end"], s["label"]) for s in row["spans"]] for row in ds
+    ]:
+        fail("the spans changed through a spaCy DocBin")
+
+
+def dataset_dir(path, expected):
+    """A folder with an export's files and its README.md card loads as one dataset whose splits
+    come from the card's front matter. `expected` is like "train:3,validation:1"."""
+    from datasets import load_dataset
+
+    want = {k: int(v) for k, v in (p.split(":") for p in expected.split(","))}
+    cache = tempfile.mkdtemp(prefix="check_export_")
+    try:
+        dd = load_dataset(path, cache_dir=cache)
+        got = {k: len(v) for k, v in dd.items()}
+        if got != want:
+            fail(f"splits {got}, expected {want}")
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+    print(f"OK dataset folder {path}: {got}")
+
+
 def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "folder":
+        return dataset_dir(sys.argv[2], sys.argv[3])
     if len(sys.argv) != 4 or sys.argv[1] not in REQUIRED or not sys.argv[3].isdigit():
         fail(f"usage: check_export.py {{{','.join(REQUIRED)}}} FILE EXPECTED_ROWS")
     fmt, path, expected = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -102,6 +151,8 @@ def main():
             fail(f"expected {expected} rows, got {len(ds)}")
         for n, row in enumerate(ds, 1):
             check_row(fmt, row, n)
+        if fmt == "spacy":
+            spacy_docs(ds)
     finally:
         shutil.rmtree(cache, ignore_errors=True)
     print(f"OK {fmt} {path}: {len(ds)} rows, columns {', '.join(ds.column_names)}")

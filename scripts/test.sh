@@ -10,9 +10,10 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   $sudo apt-get update && $sudo apt-get install -y --no-install-recommends chromium chromium-driver
 fi
 scripts/fetch-model.sh
-# tests/preference.rs loads every export with Hugging Face `datasets`, as trainers do.
-if ! target/pyenv/bin/python -c "import datasets" 2>/dev/null; then
-  python3 -m venv target/pyenv && target/pyenv/bin/pip install --quiet "datasets==5.2.0"
+# The export tests load every JSONL export with Hugging Face `datasets`, as trainers do, and the
+# spacy export with spaCy itself (Doc.char_span).
+if ! target/pyenv/bin/python -c "import datasets, spacy" 2>/dev/null; then
+  python3 -m venv target/pyenv && target/pyenv/bin/pip install --quiet "datasets==5.2.0" "spacy==3.8.11"
 fi
 cargo fmt --check
 # The span offset module of the annotation page (UTF-16 <-> code points); the browser test covers the rest.

@@ -3,6 +3,7 @@
 //! resumed after a restart from its row: the items still without a prediction are what is left.
 use crate::engine::{Message, SamplingParams};
 use crate::formats::pairs::Prompt;
+use crate::store::auto_accept;
 use crate::store::jobs::{self, Job, JobStatus};
 use crate::store::pairs::{self, Generated};
 use crate::store::predictions::{self, NewPrediction, Output, Provenance};
@@ -140,6 +141,7 @@ fn run(store: &Store, model: Option<&ModelHandle>, job: &Job) -> Result<(), RunE
             .collect();
         store.write(|tx| {
             predictions::insert(tx, &by, project.queue_order, &rows)?;
+            auto_accept::after_predictions(tx, project.id, &ids)?;
             jobs::add_done(tx, job.id, rows.len() as i64)
         })?;
     }

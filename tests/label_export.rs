@@ -160,6 +160,81 @@ fn classification_and_ner_exports_with_filters() {
     .into_string()
     .expect("body");
     assert_eq!(body.lines().count(), 2);
+    // A train/validation split by the hash of each id, with a dataset card beside it; the folder
+    // loads in `datasets` with the splits the card names.
+    let folder = dir.path().join("split");
+    std::fs::create_dir(&folder).expect("mkdir");
+    let split_export = || {
+        let out = common::server::wick()
+            .args([
+                "export",
+                "--project",
+                "Reviews",
+                "--format",
+                "labels",
+                "--validation-share",
+                "0.7",
+                "-o",
+            ])
+            .arg(folder.join("reviews.jsonl"))
+            .arg("--db")
+            .arg(&server.db)
+            .output()
+            .expect("wick export");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let ids = |side: &str| -> Vec<String> {
+            std::fs::read_to_string(folder.join(format!("reviews.{side}.jsonl")))
+                .expect("split file")
+                .lines()
+                .map(|l| {
+                    serde_json::from_str::<Value>(l).unwrap()["id"]
+                        .as_str()
+                        .unwrap()
+                        .to_string()
+                })
+                .collect()
+        };
+        (ids("train"), ids("validation"))
+    };
+    let (train, validation) = split_export();
+    assert_eq!(train.len() + validation.len(), 4);
+    for id in ["r1", "r2", "r3", "r4"] {
+        // The side is the top 64 bits of the id's SHA-256 as a fraction of 2^64.
+        let h = <sha2::Sha256 as sha2::Digest>::digest(id.as_bytes());
+        let x = u64::from_be_bytes(h[..8].try_into().unwrap()) as f64 / 2f64.powi(64);
+        let side = if x < 0.7 { &validation } else { &train };
+        assert!(
+            side.contains(&id.to_string()),
+            "{id} ({x}) is on the wrong side"
+        );
+    }
+    assert_eq!(
+        split_export(),
+        (train.clone(), validation.clone()),
+        "the split is stable"
+    );
+    let card = std::fs::read_to_string(folder.join("README.md")).expect("dataset card");
+    for want in [
+        "path: \"reviews.train.jsonl\"",
+        "| consensus | 2 |",
+        "| import | 2 |",
+        "| ann1 | 2 |",
+        "| positive | 2 |",
+        "validation share 0.7",
+    ] {
+        assert!(
+            card.contains(want),
+            "{want:?} missing from the card:\n{card}"
+        );
+    }
+    common::loads_in_folder(
+        &folder,
+        &format!("train:{},validation:{}", train.len(), validation.len()),
+    );
     let refused = admin.get(&format!("/projects/{id}/export?format=spacy"));
     assert_eq!(refused.0, 400, "{}", refused.1);
 
@@ -195,6 +270,7 @@ fn classification_and_ner_exports_with_filters() {
     );
     let (lines, _, path) = export(&server.db, dir.path(), "News", "spacy", &[]);
     assert_eq!(lines[0], "{\"text\":\"🎉 Ana met Bob in Rome\",\"spans\":[{\"start\":2,\"end\":5,\"label\":\"PER\"},{\"start\":17,\"end\":21,\"label\":\"LOC\"}]}");
+    // spaCy reads the spans with Doc.char_span (scripts/check_export.py).
     common::loads_in_datasets("spacy", &path, 2);
     let (lines, _, _) = export(&server.db, dir.path(), "News", "conll", &[]);
     assert_eq!(

@@ -4,7 +4,10 @@ use clap::{Args, Subcommand};
 use std::fs::File;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use wick::export::card::Part;
+use wick::export::{LabelFilter, LabelSummary, Split};
 use wick::formats::import::{self as rows, Format};
+use wick::formats::labels::LabelFormat;
 use wick::store::projects::{self, NewProject, QueueOrder, TaskKind};
 use wick::store::users::{self, Role};
 use wick::store::{import, Actor, Store};
@@ -133,6 +136,8 @@ pub fn project(cmd: ProjectCommand) -> Result<ExitCode> {
             .transpose()?,
         overlap,
         generation: None,
+        gold_rate: None,
+        precision_target: None,
     };
     let p = db.open()?.write(|tx| {
         let p = projects::create(tx, &Actor::system(), &new)?;
@@ -241,17 +246,23 @@ pub struct ExportArgs {
     /// Labels: keep only these labels (entity types), comma-separated.
     #[arg(long, value_delimiter = ',')]
     labels: Vec<String>,
+    /// Labels: split by the hash of each id into OUTPUT's `.train` and `.validation` files,
+    /// this share (0 to 1) in validation. Needs --output.
+    #[arg(long, requires = "output")]
+    validation_share: Option<f64>,
 }
 
 /// Streams an export; the summary of what was left out goes to stderr.
 pub fn export(args: ExportArgs) -> Result<ExitCode> {
     let store = args.db.open()?;
     let project = store.read(|c| projects::by_name(c, &args.project))?;
-    let mut out: Box<dyn std::io::Write> = match &args.output {
-        Some(p) => Box::new(std::io::BufWriter::new(
-            File::create(p).with_context(|| format!("creating {}", p.display()))?,
-        )),
-        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    let open = |path: &Option<PathBuf>| -> Result<Box<dyn std::io::Write>> {
+        Ok(match path {
+            Some(p) => Box::new(std::io::BufWriter::new(
+                File::create(p).with_context(|| format!("creating {}", p.display()))?,
+            )),
+            None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+        })
     };
     let summary = if project.task == TaskKind::Preference {
         let filter = wick::export::PreferenceFilter {
@@ -259,16 +270,101 @@ pub fn export(args: ExportArgs) -> Result<ExitCode> {
             min_agreement: args.min_agreement,
         };
         let format = args.format.parse().map_err(anyhow::Error::msg)?;
+        let mut out = open(&args.output)?;
         wick::export::preferences(&store, project.id, format, filter, &mut out)?.to_string()
     } else {
-        let filter = wick::export::LabelFilter {
+        let format = args.format.parse().map_err(anyhow::Error::msg)?;
+        let filter = LabelFilter {
             human_only: args.human_only,
             min_agreement: args.min_agreement,
             labels: args.labels,
+            split: None,
         };
-        let format = args.format.parse().map_err(anyhow::Error::msg)?;
-        wick::export::labels(&store, project.id, format, &filter, &mut out)?.to_string()
+        if let (Some(path), Some(share)) = (&args.output, args.validation_share) {
+            return split_export(&store, &project, format, filter, path, share);
+        }
+        let mut out = open(&args.output)?;
+        let summary = wick::export::labels(&store, project.id, format, &filter, &mut out)?;
+        drop(out);
+        if let Some(path) = &args.output {
+            let part = Part {
+                split: "train",
+                file: file_name(path),
+                rows: summary.exported,
+            };
+            write_card(&project, format, &filter, &summary, &[part], path)?;
+        }
+        summary.to_string()
     };
     eprintln!("{}: {summary}", project.name);
     Ok(ExitCode::SUCCESS)
+}
+
+fn file_name(path: &std::path::Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// `dir/name.jsonl` → `dir/name.train.jsonl` and `dir/name.validation.jsonl`, each streamed.
+fn split_export(
+    store: &wick::store::Store,
+    project: &projects::Project,
+    format: LabelFormat,
+    filter: LabelFilter,
+    path: &std::path::Path,
+    share: f64,
+) -> Result<ExitCode> {
+    if !(0.0..1.0).contains(&share) {
+        anyhow::bail!("--validation-share must be at least 0 and below 1");
+    }
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "jsonl".into());
+    let mut parts = Vec::new();
+    let mut total = LabelSummary::default();
+    for side in [Split::Train, Split::Validation] {
+        let file = path.with_file_name(format!("{stem}.{}.{ext}", side.name()));
+        let mut out = std::io::BufWriter::new(
+            File::create(&file).with_context(|| format!("creating {}", file.display()))?,
+        );
+        let side_filter = LabelFilter {
+            split: Some((side, share)),
+            ..filter.clone()
+        };
+        let summary = wick::export::labels(store, project.id, format, &side_filter, &mut out)?;
+        eprintln!("{} ({}): {summary}", project.name, side.name());
+        parts.push(Part {
+            split: side.name(),
+            file: file_name(&file),
+            rows: summary.exported,
+        });
+        total.merge(summary);
+    }
+    let filter = LabelFilter {
+        split: Some((Split::Validation, share)),
+        ..filter
+    };
+    write_card(project, format, &filter, &total, &parts, path)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `README.md` beside the export.
+fn write_card(
+    project: &projects::Project,
+    format: LabelFormat,
+    filter: &LabelFilter,
+    summary: &LabelSummary,
+    parts: &[Part],
+    path: &std::path::Path,
+) -> Result<()> {
+    let date = time::OffsetDateTime::now_utc().date().to_string();
+    let card = wick::export::card::label_card(project, format, filter, summary, parts, &date);
+    let readme = path.with_file_name("README.md");
+    std::fs::write(&readme, card).with_context(|| format!("writing {}", readme.display()))
 }

@@ -41,9 +41,11 @@ pub struct ImportRow {
     pub meta: Option<Map<String, Value>>,
     pub label: Option<String>,
     pub entities: Option<Vec<EntityIn>>,
+    /// A gold item: its label or entities are the known answer annotators are scored against.
+    pub gold: bool,
 }
 
-const KNOWN: [&str; 5] = ["id", "text", "meta", "label", "entities"];
+const KNOWN: [&str; 6] = ["id", "text", "meta", "label", "entities", "gold"];
 
 fn from_fields(
     line: usize,
@@ -97,6 +99,26 @@ fn from_fields(
             "a row has either \"label\" or \"entities\", not both".into()
         ));
     }
+    let gold = match fields.get("gold") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        // CSV cells arrive as strings.
+        Some(Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => true,
+            "false" | "0" | "no" => false,
+            _ => {
+                return Err(bad(format!(
+                    "field \"gold\" must be true or false, not {s:?}"
+                )))
+            }
+        },
+        Some(_) => return Err(bad("field \"gold\" must be true or false".into())),
+    };
+    if gold && label.is_none() && entities.is_none() {
+        return Err(bad(
+            "a gold row needs its answer in \"label\" or \"entities\"".into(),
+        ));
+    }
     let mut meta = match fields.remove("meta") {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(m)) => m,
@@ -114,6 +136,7 @@ fn from_fields(
         meta: (!meta.is_empty()).then_some(meta),
         label,
         entities,
+        gold,
     })
 }
 
@@ -209,6 +232,28 @@ mod tests {
         assert_eq!(bad.line, 5);
         assert!(bad.reason.contains("entities[0]"), "{}", bad.reason);
         assert_eq!(out[4].as_ref().unwrap_err().line, 6);
+    }
+
+    #[test]
+    fn gold_rows_need_an_answer_and_a_boolean() {
+        let out = all(
+            Format::Jsonl,
+            concat!(
+                "{\"text\": \"a\", \"label\": \"pos\", \"gold\": true}\n",
+                "{\"text\": \"b\", \"gold\": true}\n",
+                "{\"text\": \"c\", \"label\": \"pos\", \"gold\": \"maybe\"}\n",
+            ),
+        );
+        assert!(out[0].as_ref().unwrap().gold);
+        assert!(out[1]
+            .as_ref()
+            .unwrap_err()
+            .reason
+            .contains("gold row needs"));
+        assert!(out[2].as_ref().unwrap_err().reason.contains("\"gold\""));
+        let csv = all(Format::Csv, "text,label,gold\nx,pos,true\ny,neg,\n");
+        assert!(csv[0].as_ref().unwrap().gold);
+        assert!(!csv[1].as_ref().unwrap().gold);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! trainers and NLP tools take as they are:
 //!
 //! - `labels`: `{"id","text","label"}` or `{"id","text","entities":[{"start","end","label","text"}]}`
-//!   with `source`, `annotators`, `agreement`, `model`, `prompt_version`.
+//!   with `source` (human, consensus, adjudicated, model or import), `annotators`, `agreement`,
+//!   `model`, `prompt_version`.
 //! - `spacy`: `{"text","spans":[{"start","end","label"}]}` (offsets in code points, as Python's).
 //! - `conll`: `token<TAB>BIO-tag` lines, a blank line after each item (NER only).
 //! - `sft`: `{"messages":[system, user (instruction + text), assistant (label or JSON entities)]}`.
@@ -78,11 +79,12 @@ pub struct LabeledItem {
     pub id: String,
     pub text: String,
     pub gold: Gold,
-    /// `human` (one person), `consensus` (several), or `import`.
+    /// `human` (one person), `consensus` (several), `adjudicated` (a reviewer), `model`
+    /// (an auto-accepted prediction) or `import`.
     pub source: &'static str,
     pub annotators: Vec<String>,
-    /// Share of the item's annotators whose latest answer is `gold`.
-    pub agreement: f64,
+    /// Share of the item's annotators whose latest answer is `gold`; None without annotators.
+    pub agreement: Option<f64>,
     pub model: Option<String>,
     pub prompt_version: Option<String>,
 }
@@ -209,7 +211,7 @@ mod tests {
             ]),
             source: "consensus",
             annotators: vec!["a".into(), "b".into()],
-            agreement: 1.0,
+            agreement: Some(1.0),
             model: None,
             prompt_version: None,
         }

@@ -1,7 +1,8 @@
-//! Annotation quality: agreement metrics, queue helpers and rankings live here.
-//!
-//! For now: inter-annotator agreement (`agreement`), pairwise-preference rankings (`ranking`)
-//! and the leaderboard built on them (`leaderboard`).
+//! Annotation quality: inter-annotator agreement (`agreement`), an item's consensus and whether
+//! it needs a reviewer (`consensus`), the project quality report (`report`), and for preference
+//! projects the rankings (`ranking`) and the leaderboard built on them (`leaderboard`).
 pub mod agreement;
+pub mod consensus;
 pub mod leaderboard;
 pub mod ranking;
+pub mod report;

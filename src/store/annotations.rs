@@ -86,6 +86,17 @@ impl Answer {
         }
     }
 
+    /// The answer a prediction's output (`label` or `entities`, among other fields) amounts to.
+    pub fn from_prediction(output: &serde_json::Value) -> Option<Answer> {
+        if let Some(label) = output.get("label").and_then(|l| l.as_str()) {
+            return Some(Answer::Label {
+                label: label.to_string(),
+            });
+        }
+        let entities = serde_json::from_value(output.get("entities")?.clone()).ok()?;
+        Some(Answer::Entities { entities })
+    }
+
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
@@ -161,13 +172,22 @@ pub fn submit(
     .execute(params![item_id, user.id, answer.to_json(), accepted, sub.seconds, project.guidelines.version, sub.prediction_id, now])?;
     let id = tx.last_insert_rowid();
     let new_annotator = i64::from(!already);
-    tx.prepare_cached(
-        "UPDATE items SET annotators = annotators + ?2, done = (annotators + ?2 >= ?3),
-             lease_user = CASE WHEN lease_user = ?4 THEN NULL ELSE lease_user END,
-             lease_until = CASE WHEN lease_user = ?4 THEN 0 ELSE lease_until END
-         WHERE id = ?1",
-    )?
-    .execute(params![item_id, new_annotator, project.overlap, user.id])?;
+    // Gold items and settled items stay out of the labeling queue.
+    let (done, gold): (bool, bool) = tx
+        .prepare_cached(
+            "UPDATE items SET annotators = annotators + ?2,
+                 done = (done OR gold IS NOT NULL OR annotators + ?2 >= ?3),
+                 lease_user = CASE WHEN lease_user = ?4 THEN NULL ELSE lease_user END,
+                 lease_until = CASE WHEN lease_user = ?4 THEN 0 ELSE lease_until END
+             WHERE id = ?1 RETURNING done, gold IS NOT NULL",
+        )?
+        .query_row(
+            params![item_id, new_annotator, project.overlap, user.id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+    if done && !gold {
+        super::review::reassess(tx, item_id)?;
+    }
     audit::record(
         tx,
         actor,
@@ -191,21 +211,10 @@ pub fn submit(
 
 /// Whether the answer is exactly what the model predicted.
 fn matches_prediction(answer: &Answer, output: &str) -> bool {
-    let Ok(out) = serde_json::from_str::<serde_json::Value>(output) else {
-        return false;
-    };
-    match answer {
-        Answer::Label { label } => out.get("label").and_then(|l| l.as_str()) == Some(label),
-        Answer::Entities { entities } => {
-            let predicted: Vec<Span> = out
-                .get("entities")
-                .and_then(|e| serde_json::from_value::<Vec<Span>>(e.clone()).ok())
-                .unwrap_or_default();
-            let mut predicted = predicted;
-            predicted.sort_by_key(|s| (s.start, s.end));
-            predicted == *entities
-        }
-    }
+    serde_json::from_str(output)
+        .ok()
+        .and_then(|o| Answer::from_prediction(&o))
+        .is_some_and(|p| crate::quality::consensus::same(answer, &p))
 }
 
 /// An item's annotations, oldest first.

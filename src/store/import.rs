@@ -27,6 +27,8 @@ pub struct ImportReport {
     pub duplicates: u64,
     /// Labels or entities imported as annotations with source `import`.
     pub annotations: u64,
+    /// Gold items (their answers are not annotations).
+    pub gold: u64,
     pub errors: Vec<RowError>,
     pub error_count: u64,
 }
@@ -121,7 +123,7 @@ fn write_batch(
 ) -> Result<()> {
     let now = now_ms();
     let mut insert = tx.prepare_cached(
-        "INSERT INTO items (project_id, ext_id, text, meta, created_at, priority) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+        "INSERT INTO items (project_id, ext_id, text, meta, created_at, priority, gold, done) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
          ON CONFLICT (project_id, ext_id) DO NOTHING",
     )?;
     let mut annotate = tx.prepare_cached(
@@ -147,20 +149,26 @@ fn write_batch(
             .meta
             .as_ref()
             .map(|m| serde_json::Value::Object(m.clone()).to_string());
+        // A gold item keeps its answer apart and stays out of the labeling queue's index.
+        let gold = answer.as_ref().filter(|_| row.gold).map(Answer::to_json);
         let added = insert.execute(params![
             project.id,
             ext_id,
             row.text,
             meta,
             now,
-            initial_priority(project.queue_order)
+            initial_priority(project.queue_order),
+            gold,
+            gold.is_some()
         ])?;
         if added == 0 {
             duplicates += 1;
             continue;
         }
         inserted += 1;
-        if let Some(answer) = answer {
+        if gold.is_some() {
+            report.gold += 1;
+        } else if let Some(answer) = answer {
             let item_id = tx.last_insert_rowid();
             annotate.execute(params![
                 item_id,

@@ -3,17 +3,20 @@
 //! Nothing here knows about HTTP.
 pub mod annotations;
 pub mod audit;
+pub mod auto_accept;
 pub mod import;
 pub mod items;
 pub mod jobs;
 pub mod pairs;
 pub mod predictions;
 pub mod projects;
+pub mod quality;
 pub mod queue;
+pub mod review;
 mod schema;
 pub mod users;
 
-use rusqlite::{Connection, OpenFlags, Transaction};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -170,6 +173,15 @@ fn migrate(conn: &mut Connection) -> Result<()> {
         "CREATE TABLE IF NOT EXISTS schema_migrations (
              version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
     )?;
+    // Some migrations rebuild a table to change a CHECK, which SQLite only allows with foreign
+    // keys off; they are checked as a whole before the commit instead.
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    let migrated = run_migrations(conn);
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    migrated
+}
+
+fn run_migrations(conn: &mut Connection) -> Result<()> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)?;
     let applied: i64 = tx.query_row(
         "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
@@ -188,6 +200,14 @@ fn migrate(conn: &mut Connection) -> Result<()> {
             "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
             rusqlite::params![i as i64 + 1, now_ms()],
         )?;
+    }
+    let broken: Option<String> = tx
+        .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+        .optional()?;
+    if let Some(table) = broken {
+        return Err(StoreError::Corrupt(format!(
+            "a migration left a dangling reference in table {table}"
+        )));
     }
     tx.commit()?;
     Ok(())

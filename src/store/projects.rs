@@ -132,6 +132,30 @@ pub struct Project {
     pub created_at: String,
     /// Preference projects only.
     pub generation: Option<GenerationSettings>,
+    pub quality: QualitySettings,
+}
+
+/// How a project checks its labels.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct QualitySettings {
+    /// Share of an annotator's queue served from gold items, 0 to 1.
+    pub gold_rate: f64,
+    /// The model precision on human-checked items that auto-accepting must keep.
+    pub precision_target: f64,
+    /// Predictions at or above this confidence are labels (source `model`); None: off.
+    pub auto_accept: Option<f64>,
+}
+
+fn check_share(field: &str, v: f64, zero_ok: bool) -> Result<f64> {
+    if !(v.is_finite() && v <= 1.0 && (v > 0.0 || (zero_ok && v == 0.0))) {
+        let range = if zero_ok {
+            "from 0 to 1"
+        } else {
+            "above 0, at most 1"
+        };
+        return Err(StoreError::invalid(field, range));
+    }
+    Ok(v)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -145,6 +169,8 @@ pub struct NewProject {
     pub overlap: Option<i64>,
     #[serde(default)]
     pub generation: Option<GenerationSettings>,
+    pub gold_rate: Option<f64>,
+    pub precision_target: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -153,6 +179,8 @@ pub struct ProjectUpdate {
     pub queue_order: Option<QueueOrder>,
     pub overlap: Option<i64>,
     pub generation: Option<GenerationSettings>,
+    pub gold_rate: Option<f64>,
+    pub precision_target: Option<f64>,
 }
 
 const MAX_LABELS: usize = 1000;
@@ -230,6 +258,12 @@ pub fn create(tx: &Transaction, actor: &Actor, new: &NewProject) -> Result<Proje
             ))
         }
     };
+    let gold_rate = check_share("gold_rate", new.gold_rate.unwrap_or(0.05), true)?;
+    let precision_target = check_share(
+        "precision_target",
+        new.precision_target.unwrap_or(0.95),
+        false,
+    )?;
     let exists: bool = tx.query_row(
         "SELECT EXISTS (SELECT 1 FROM projects WHERE name = ?1)",
         [name],
@@ -242,8 +276,8 @@ pub fn create(tx: &Transaction, actor: &Actor, new: &NewProject) -> Result<Proje
     }
     let now = now_ms();
     tx.execute(
-        "INSERT INTO projects (name, task, labels, prompt, queue_order, overlap, created_at, generation)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO projects (name, task, labels, prompt, queue_order, overlap, created_at, generation, gold_rate, precision_target)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             name,
             new.task.as_str(),
@@ -252,7 +286,9 @@ pub fn create(tx: &Transaction, actor: &Actor, new: &NewProject) -> Result<Proje
             new.queue_order.unwrap_or(QueueOrder::Uncertainty).as_str(),
             overlap,
             now,
-            generation
+            generation,
+            gold_rate,
+            precision_target
         ],
     )?;
     let id = tx.last_insert_rowid();
@@ -272,7 +308,7 @@ pub fn create(tx: &Transaction, actor: &Actor, new: &NewProject) -> Result<Proje
 
 const SELECT: &str =
     "SELECT p.id, p.name, p.task, p.labels, p.prompt, p.queue_order, p.overlap, p.created_at,
-        g.version, g.body, p.generation
+        g.version, g.body, p.generation, p.gold_rate, p.precision_target, p.auto_accept
     FROM projects p JOIN guidelines g ON g.project_id = p.id
         AND g.version = (SELECT MAX(version) FROM guidelines WHERE project_id = p.id)";
 
@@ -281,6 +317,11 @@ fn from_row(r: &rusqlite::Row) -> rusqlite::Result<Result<Project>> {
     let labels: String = r.get(3)?;
     let order: String = r.get(5)?;
     let generation: Option<String> = r.get(10)?;
+    let quality = QualitySettings {
+        gold_rate: r.get(11)?,
+        precision_target: r.get(12)?,
+        auto_accept: r.get(13)?,
+    };
     let (id, name, prompt, overlap, created, version, body): (
         i64,
         String,
@@ -313,6 +354,7 @@ fn from_row(r: &rusqlite::Row) -> rusqlite::Result<Result<Project>> {
             generation: generation
                 .map(|g| serde_json::from_str(&g).map_err(|e| StoreError::Corrupt(e.to_string())))
                 .transpose()?,
+            quality,
         })
     })())
 }
@@ -400,6 +442,18 @@ pub fn update(tx: &Transaction, actor: &Actor, id: i64, up: &ProjectUpdate) -> R
             params![g, id],
         )?;
     }
+    if let Some(rate) = up.gold_rate {
+        tx.execute(
+            "UPDATE projects SET gold_rate = ?1 WHERE id = ?2",
+            params![check_share("gold_rate", rate, true)?, id],
+        )?;
+    }
+    if let Some(target) = up.precision_target {
+        tx.execute(
+            "UPDATE projects SET precision_target = ?1 WHERE id = ?2",
+            params![check_share("precision_target", target, false)?, id],
+        )?;
+    }
     if let Some(overlap) = up.overlap {
         let overlap = check_overlap(overlap)?;
         tx.execute(
@@ -407,7 +461,9 @@ pub fn update(tx: &Transaction, actor: &Actor, id: i64, up: &ProjectUpdate) -> R
             params![overlap, id],
         )?;
         tx.execute(
-            "UPDATE items SET done = (annotators >= ?1) WHERE project_id = ?2 AND done != (annotators >= ?1)",
+            "UPDATE items SET done = (annotators >= ?1)
+             WHERE project_id = ?2 AND gold IS NULL AND done != (annotators >= ?1)
+               AND NOT EXISTS (SELECT 1 FROM resolutions r WHERE r.item_id = items.id)",
             params![overlap, id],
         )?;
     }
@@ -416,6 +472,8 @@ pub fn update(tx: &Transaction, actor: &Actor, id: i64, up: &ProjectUpdate) -> R
         "queue_order": up.queue_order,
         "overlap": up.overlap,
         "generation": up.generation,
+        "gold_rate": up.gold_rate,
+        "precision_target": up.precision_target,
     });
     audit::record(
         tx,
@@ -483,17 +541,22 @@ pub fn set_member(
 
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Counts {
+    /// Items to label (gold items are counted apart).
     pub items: i64,
     /// Items with at least one annotation.
     pub annotated: i64,
     /// Items with as many annotations as wanted.
     pub done: i64,
     pub annotations: i64,
+    pub gold: i64,
+    /// Items waiting for a reviewer.
+    pub review: i64,
 }
 
 pub fn counts(conn: &Connection, project_id: i64) -> Result<Counts> {
     Ok(conn.query_row(
-        "SELECT COUNT(*), COALESCE(SUM(annotators > 0), 0), COALESCE(SUM(done), 0), COALESCE(SUM(annotators), 0)
+        "SELECT COUNT(*) - COUNT(gold), COALESCE(SUM(annotators > 0 AND gold IS NULL), 0),
+             COALESCE(SUM(done AND gold IS NULL), 0), COALESCE(SUM(annotators), 0), COUNT(gold), COALESCE(SUM(review), 0)
          FROM items WHERE project_id = ?1",
         [project_id],
         |r| {
@@ -502,6 +565,8 @@ pub fn counts(conn: &Connection, project_id: i64) -> Result<Counts> {
                 annotated: r.get(1)?,
                 done: r.get(2)?,
                 annotations: r.get(3)?,
+                gold: r.get(4)?,
+                review: r.get(5)?,
             })
         },
     )?)

@@ -29,6 +29,14 @@ pub fn next(
     let project = projects::visible(tx, user, project_id)?;
     let now = now_ms();
     let exclude = serde_json::to_string(exclude).unwrap_or_else(|_| "[]".into());
+    let rate = project.quality.gold_rate;
+    // Gold items are served at the project's rate, unleased (everyone answers each of them),
+    // and look like any other item.
+    if rate > 0.0 && rand::random::<f64>() < rate {
+        if let Some(found) = next_gold(tx, user, project_id, &exclude)? {
+            return queue_item(tx, found, &project);
+        }
+    }
     // The partial index holds only open items, in queue order; the scan stops at the first one
     // this user may take.
     let found: Option<(i64, String, String)> = tx
@@ -45,11 +53,41 @@ pub fn next(
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })
         .optional()?;
-    let Some((id, ext_id, text)) = found else {
+    let Some(found) = found else {
         return Ok(None);
     };
     tx.prepare_cached("UPDATE items SET lease_user = ?2, lease_until = ?3 WHERE id = ?1")?
-        .execute(params![id, user.id, now + LEASE_MS])?;
+        .execute(params![found.0, user.id, now + LEASE_MS])?;
+    queue_item(tx, found, &project)
+}
+
+/// A gold item this user has not answered or skipped, picked at random.
+fn next_gold(
+    tx: &Transaction,
+    user: &User,
+    project_id: i64,
+    exclude: &str,
+) -> Result<Option<(i64, String, String)>> {
+    Ok(tx
+        .prepare_cached(
+            "SELECT i.id, i.ext_id, i.text FROM items i INDEXED BY items_gold
+             WHERE i.project_id = ?1 AND i.gold IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.item_id = i.id AND a.user_id = ?2)
+               AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.user_id = ?2 AND s.item_id = i.id)
+               AND i.id NOT IN (SELECT value FROM json_each(?3))
+             ORDER BY random() LIMIT 1",
+        )?
+        .query_row(params![project_id, user.id, exclude], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?)
+}
+
+fn queue_item(
+    tx: &Transaction,
+    (id, ext_id, text): (i64, String, String),
+    project: &projects::Project,
+) -> Result<Option<QueueItem>> {
     Ok(Some(QueueItem {
         id,
         ext_id,

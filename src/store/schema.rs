@@ -170,4 +170,62 @@ CREATE TABLE votes (
 );
 CREATE INDEX votes_comparison ON votes (comparison_id, user_id);
 "#,
+    // Quality: gold items, the adjudication queue, item resolutions (a reviewer's decision or an
+    // auto-accepted prediction), a reviewer role, and instruction-dataset projects.
+    // Tables are rebuilt to widen CHECKs; `migrate` runs with foreign keys off and checks them
+    // before committing.
+    r#"
+CREATE TABLE users_new (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    role TEXT NOT NULL CHECK (role IN ('admin', 'reviewer', 'annotator')),
+    password_hash TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+INSERT INTO users_new SELECT id, name, role, password_hash, created_at FROM users;
+DROP TABLE users;
+ALTER TABLE users_new RENAME TO users;
+CREATE TABLE projects_new (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    task TEXT NOT NULL CHECK (task IN ('classification', 'ner', 'preference', 'instruction')),
+    labels TEXT NOT NULL,
+    prompt TEXT NOT NULL,
+    queue_order TEXT NOT NULL CHECK (queue_order IN ('uncertainty', 'sequential', 'random')),
+    overlap INTEGER NOT NULL CHECK (overlap >= 1),
+    created_at INTEGER NOT NULL,
+    generation TEXT,
+    -- Share of an annotator's queue served from gold items.
+    gold_rate REAL NOT NULL DEFAULT 0.05 CHECK (gold_rate BETWEEN 0 AND 1),
+    -- The model precision (on human-checked items) that auto-accepting must keep.
+    precision_target REAL NOT NULL DEFAULT 0.95 CHECK (precision_target > 0 AND precision_target <= 1),
+    -- Confidence at or above which predictions become labels (source model); NULL: off.
+    auto_accept REAL
+);
+INSERT INTO projects_new (id, name, task, labels, prompt, queue_order, overlap, created_at, generation)
+    SELECT id, name, task, labels, prompt, queue_order, overlap, created_at, generation FROM projects;
+DROP TABLE projects;
+ALTER TABLE projects_new RENAME TO projects;
+-- gold: the known answer (JSON) of a gold item; gold items never enter the labeling queue's
+-- index (done = 1) and are mixed into each annotator's queue at the project's gold rate.
+ALTER TABLE items ADD COLUMN gold TEXT;
+-- review = 1: the item waits in the adjudication queue.
+ALTER TABLE items ADD COLUMN review INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX items_gold ON items (project_id, id) WHERE gold IS NOT NULL;
+CREATE INDEX items_review ON items (project_id, id) WHERE review = 1;
+-- Decisions about an item's label that are not an annotator's answer: a reviewer's adjudication
+-- or a prediction accepted above the project's threshold. Append-only; the latest one counts.
+CREATE TABLE resolutions (
+    id INTEGER PRIMARY KEY,
+    item_id INTEGER NOT NULL REFERENCES items(id),
+    source TEXT NOT NULL CHECK (source IN ('adjudicated', 'model')),
+    value TEXT NOT NULL,
+    user_id INTEGER REFERENCES users(id),
+    prediction_id INTEGER REFERENCES predictions(id),
+    note TEXT,
+    guideline_version INTEGER,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX resolutions_item ON resolutions (item_id);
+"#,
 ];

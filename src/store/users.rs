@@ -11,6 +11,8 @@ use sha2::{Digest, Sha256};
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Admin,
+    /// An annotator who also settles disagreements in the adjudication queue of their projects.
+    Reviewer,
     Annotator,
 }
 
@@ -18,6 +20,7 @@ impl Role {
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Admin => "admin",
+            Role::Reviewer => "reviewer",
             Role::Annotator => "annotator",
         }
     }
@@ -25,6 +28,7 @@ impl Role {
     fn parse(s: &str) -> Result<Self> {
         match s {
             "admin" => Ok(Role::Admin),
+            "reviewer" => Ok(Role::Reviewer),
             "annotator" => Ok(Role::Annotator),
             other => Err(StoreError::Corrupt(format!("unknown role {other:?}"))),
         }
@@ -41,6 +45,11 @@ pub struct User {
 impl User {
     pub fn is_admin(&self) -> bool {
         self.role == Role::Admin
+    }
+
+    /// Whether the user may adjudicate (in the projects they can see).
+    pub fn can_review(&self) -> bool {
+        matches!(self.role, Role::Admin | Role::Reviewer)
     }
 }
 

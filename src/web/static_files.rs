@@ -24,6 +24,11 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../../static/vote.js"),
     ),
     (
+        "review.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/review.js"),
+    ),
+    (
         "project.js",
         "text/javascript; charset=utf-8",
         include_str!("../../static/project.js"),

@@ -41,26 +41,41 @@ pub fn model() -> &'static LoadedModel {
     })
 }
 
-/// Loads an export with Hugging Face `datasets` (scripts/check_export.py) and checks its shape
-/// and row count. The Python is `$WICK_PYTHON`, or the venv scripts/test.sh makes.
-pub fn loads_in_datasets(format: &str, file: &std::path::Path, rows: usize) {
+fn python() -> PathBuf {
     let python = std::env::var_os("WICK_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("target/pyenv/bin/python"));
     assert!(
         python.exists(),
-        "{} is missing: scripts/test.sh creates it with `datasets` installed",
+        "{} is missing: scripts/test.sh creates it with `datasets` and `spacy` installed",
         python.display()
     );
-    let out = std::process::Command::new(python)
+    python
+}
+
+fn check_export(args: &[String]) {
+    let out = std::process::Command::new(python())
         .arg(root().join("scripts/check_export.py"))
-        .args([format, &file.display().to_string(), &rows.to_string()])
+        .args(args)
         .output()
         .expect("run check_export.py");
     assert!(
         out.status.success(),
-        "{format}: {}{}",
+        "{args:?}: {}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Loads an export with Hugging Face `datasets` (scripts/check_export.py) and checks its shape
+/// and row count; spacy rows are also made into spaCy Docs. The Python is `$WICK_PYTHON`, or the
+/// venv scripts/test.sh makes.
+pub fn loads_in_datasets(format: &str, file: &std::path::Path, rows: usize) {
+    check_export(&[format.into(), file.display().to_string(), rows.to_string()]);
+}
+
+/// Loads a folder of split files with its README.md card as one dataset; `splits` is like
+/// "train:3,validation:1".
+pub fn loads_in_folder(dir: &std::path::Path, splits: &str) {
+    check_export(&["folder".into(), dir.display().to_string(), splits.into()]);
 }

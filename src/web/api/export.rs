@@ -1,5 +1,6 @@
 //! Streamed exports: preference pairs or labeled items, by the project's task.
-use crate::export::{self, LabelFilter, PreferenceFilter};
+use crate::export::card::{label_card, Part};
+use crate::export::{self, LabelFilter, PreferenceFilter, Split};
 use crate::formats::labels::LabelFormat;
 use crate::formats::preference::PreferenceFormat;
 use crate::store::projects::{self, TaskKind};
@@ -18,6 +19,36 @@ pub struct ExportQuery {
     human_only: bool,
     /// Comma-separated labels to keep (label exports).
     labels: Option<String>,
+    /// One side of the train/validation split (label exports).
+    split: Option<Split>,
+    /// The validation share of the split (default 0.1).
+    validation_share: Option<f64>,
+}
+
+impl ExportQuery {
+    fn label_filter(&self) -> Result<LabelFilter, ApiError> {
+        let share = self.validation_share.unwrap_or(0.1);
+        if !(0.0..1.0).contains(&share) {
+            return Err(ApiError::bad_request(
+                "validation_share: at least 0 and below 1",
+            ));
+        }
+        Ok(LabelFilter {
+            human_only: self.human_only,
+            min_agreement: self.min_agreement.unwrap_or(0.0),
+            labels: self
+                .labels
+                .as_deref()
+                .map(|l| {
+                    l.split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            split: self.split.map(|side| (side, share)),
+        })
+    }
 }
 
 /// What to export: preference pairs or labeled items, by the project's task.
@@ -76,24 +107,22 @@ pub async fn export(
     } else {
         let format: LabelFormat = q.format.parse().map_err(bad)?;
         export::check_label_format(project.task, format).map_err(|e| bad(e.to_string()))?;
-        let filter = LabelFilter {
-            human_only: q.human_only,
-            min_agreement: q.min_agreement.unwrap_or(0.0),
-            labels: q
-                .labels
-                .map(|l| {
-                    l.split(',')
-                        .map(|s| s.trim().to_string())
-                        .filter(|s| !s.is_empty())
-                        .collect()
-                })
-                .unwrap_or_default(),
-        };
+        let filter = q.label_filter()?;
         Export::Labels(format, filter)
     };
     let format_name = match &what {
         Export::Pairs(f, _) => f.name(),
         Export::Labels(f, _) => f.name(),
+    };
+    let split = match &what {
+        Export::Labels(
+            _,
+            LabelFilter {
+                split: Some((side, _)),
+                ..
+            },
+        ) => format!(".{}", side.name()),
+        _ => String::new(),
     };
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(8);
     let store = state.store.clone();
@@ -118,13 +147,7 @@ pub async fn export(
     let body = futures_util::stream::poll_fn(move |cx| {
         rx.poll_recv(cx).map(|c| c.map(Ok::<_, actix_web::Error>))
     });
-    let name = format!(
-        "{}-{}.jsonl",
-        project
-            .name
-            .replace(|c: char| !c.is_ascii_alphanumeric(), "_"),
-        format_name
-    );
+    let name = format!("{}{split}.jsonl", file_stem(&project.name, format_name));
     Ok(HttpResponse::Ok()
         .content_type("application/x-ndjson")
         .insert_header((
@@ -132,4 +155,77 @@ pub async fn export(
             format!("attachment; filename=\"{name}\""),
         ))
         .streaming(body))
+}
+
+fn file_stem(project: &str, format: &str) -> String {
+    format!(
+        "{}-{format}",
+        project.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+    )
+}
+
+/// The dataset card (`README.md`) of a label export with these parameters: the export is run
+/// without writing anything to count what it holds, each side of the split if one is asked for.
+pub async fn card(
+    caller: Caller,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    q: web::Query<ExportQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let project = state
+        .read(move |c| projects::visible(c, &caller.user, id))
+        .await?;
+    let q = q.into_inner();
+    let format: LabelFormat = q.format.parse().map_err(ApiError::bad_request)?;
+    export::check_label_format(project.task, format)?;
+    let mut filter = q.label_filter()?;
+    let share = filter.split.map(|(_, share)| share);
+    let store = state.store.clone();
+    let stem = file_stem(&project.name, format.name());
+    let card = web::block(move || -> Result<String, ApiError> {
+        let run = |filter: &LabelFilter| {
+            export::labels(&store, id, format, filter, &mut std::io::sink())
+                .map_err(|e| ApiError::internal(e.to_string()))
+        };
+        let (summary, parts) = match share {
+            None => {
+                let s = run(&filter)?;
+                let part = Part {
+                    split: "train",
+                    file: format!("{stem}.jsonl"),
+                    rows: s.exported,
+                };
+                (s, vec![part])
+            }
+            Some(share) => {
+                let mut total = export::LabelSummary::default();
+                let mut parts = Vec::new();
+                for side in [Split::Train, Split::Validation] {
+                    let s = run(&LabelFilter {
+                        split: Some((side, share)),
+                        ..filter.clone()
+                    })?;
+                    parts.push(Part {
+                        split: side.name(),
+                        file: format!("{stem}.{}.jsonl", side.name()),
+                        rows: s.exported,
+                    });
+                    total.merge(s);
+                }
+                filter.split = Some((Split::Validation, share));
+                (total, parts)
+            }
+        };
+        let date = time::OffsetDateTime::now_utc().date().to_string();
+        Ok(label_card(
+            &project, format, &filter, &summary, &parts, &date,
+        ))
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))??;
+    Ok(HttpResponse::Ok()
+        .content_type("text/markdown; charset=utf-8")
+        .insert_header(("Content-Disposition", "attachment; filename=\"README.md\""))
+        .body(card))
 }

@@ -131,7 +131,12 @@ pub async fn get(
                 TaskKind::Preference => Some(crate::store::pairs::responses(c, id)?),
                 _ => None,
             };
-            Ok((items::get(c, id)?, responses))
+            let mut item = items::get(c, id)?;
+            // Gold answers score annotators: only reviewers and admins see them.
+            if !caller.user.can_review() {
+                item.gold = None;
+            }
+            Ok((item, responses))
         })
         .await?;
     let mut body = serde_json::to_value(item).map_err(|e| ApiError::internal(e.to_string()))?;

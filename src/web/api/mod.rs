@@ -5,6 +5,7 @@ mod jobs;
 pub mod openapi;
 mod pairs;
 mod projects;
+pub(crate) mod quality;
 mod queue;
 mod users;
 
@@ -34,6 +35,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/projects/{id}/items", web::post().to(items::import))
         .route("/projects/{id}/items", web::get().to(items::list))
         .route("/projects/{id}/next", web::post().to(queue::next))
+        .route("/projects/{id}/stats", web::get().to(quality::stats))
+        .route(
+            "/projects/{id}/review/next",
+            web::post().to(quality::review_next),
+        )
+        .route(
+            "/projects/{id}/auto-accept",
+            web::post().to(quality::auto_accept),
+        )
+        .route("/items/{id}/resolution", web::post().to(quality::resolve))
         .route("/projects/{id}/jobs", web::post().to(jobs::create))
         .route("/projects/{id}/jobs", web::get().to(jobs::list))
         .route("/items/{id}", web::get().to(items::get))
@@ -45,6 +56,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/projects/{id}/pairs", web::get().to(pairs::list))
         .route("/projects/{id}/export", web::get().to(export::export))
+        .route("/projects/{id}/export/card", web::get().to(export::card))
         .route("/pairs/{id}/votes", web::post().to(pairs::vote))
         .route("/jobs/{id}", web::get().to(jobs::get))
         .route("/jobs/{id}/cancel", web::post().to(jobs::cancel));

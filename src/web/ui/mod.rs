@@ -1,7 +1,9 @@
 //! HTML pages, rendered on the server with askama (autoescaping on). Forms carry the session's
 //! CSRF token; the annotation page and uploads talk to the JSON API.
+pub mod charts;
 mod login;
 mod pages;
+mod quality;
 
 use super::auth::{self, Caller};
 use super::error::ApiError;
@@ -35,6 +37,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/projects/{id}/leaderboard",
             web::get().to(pages::leaderboard),
         )
+        .route(
+            "/projects/{id}/dashboard",
+            web::get().to(quality::dashboard),
+        )
+        .route(
+            "/projects/{id}/auto-accept",
+            web::post().to(quality::auto_accept),
+        )
+        .route("/projects/{id}/review", web::get().to(quality::review))
         .route("/items/{id}", web::get().to(pages::item))
         .route("/users", web::get().to(pages::users))
         .route("/users", web::post().to(pages::create_user))

@@ -88,6 +88,7 @@ pub struct NewProjectForm {
     guidelines: Option<String>,
     queue_order: Option<QueueOrder>,
     overlap: Option<i64>,
+    gold_rate: Option<f64>,
 }
 
 pub async fn create_project(
@@ -113,6 +114,8 @@ pub async fn create_project(
         queue_order: f.queue_order,
         overlap: f.overlap,
         generation: None,
+        gold_rate: f.gold_rate,
+        precision_target: None,
     };
     let actor = me.caller.actor();
     let p = state
@@ -127,6 +130,7 @@ struct ProjectPage {
     nav: Option<Nav>,
     csrf: String,
     is_admin: bool,
+    can_review: bool,
     p: Project,
     labels: String,
     counts: Counts,
@@ -170,6 +174,7 @@ pub async fn project(
         nav: me.nav(),
         csrf: me.csrf.clone(),
         is_admin: me.caller.user.is_admin(),
+        can_review: me.caller.user.can_review(),
         labels: label_summary(&p.labels),
         guidelines_html: markdown(&p.guidelines.body),
         preference: p.task == TaskKind::Preference,
@@ -188,6 +193,8 @@ pub struct SettingsForm {
     guidelines: Option<String>,
     queue_order: Option<QueueOrder>,
     overlap: Option<i64>,
+    gold_rate: Option<f64>,
+    precision_target: Option<f64>,
 }
 
 pub async fn save_settings(
@@ -206,6 +213,8 @@ pub async fn save_settings(
         queue_order: f.queue_order,
         overlap: f.overlap,
         generation: None,
+        gold_rate: f.gold_rate,
+        precision_target: f.precision_target,
     };
     let actor = me.caller.actor();
     state
@@ -390,15 +399,19 @@ fn prediction_row(p: &Prediction) -> HistoryRow {
     }
 }
 
-fn annotation_row(a: &Annotation) -> HistoryRow {
-    let value = match a.value.get("label") {
+/// An answer as one line: the label, or the entities as JSON.
+fn answer_text(value: &serde_json::Value) -> String {
+    match value.get("label") {
         Some(l) => l.as_str().unwrap_or("").to_string(),
-        None => a
-            .value
+        None => value
             .get("entities")
             .map(|e| e.to_string())
             .unwrap_or_default(),
-    };
+    }
+}
+
+fn annotation_row(a: &Annotation) -> HistoryRow {
+    let value = answer_text(&a.value);
     let mut details = Vec::new();
     match a.accepted {
         Some(true) => details.push("accepted as suggested".to_string()),
@@ -447,8 +460,11 @@ pub async fn item(
     let (id, user) = (id.into_inner(), me.caller.user.clone());
     let (item, project, responses, votes) = state
         .read(move |c| {
-            let item = items::get(c, id)?;
+            let mut item = items::get(c, id)?;
             let project = projects::visible_for(c, &user, item.project_id, &format!("item {id}"))?;
+            if !user.can_review() {
+                item.gold = None;
+            }
             let (responses, votes) = match project.task {
                 TaskKind::Preference => (
                     crate::store::pairs::responses(c, id)?,
@@ -469,11 +485,22 @@ pub async fn item(
                 .map(|a| (a.created_at.clone(), annotation_row(a))),
         )
         .collect();
+    history.extend(item.resolutions.iter().map(|r| {
+        let row = HistoryRow {
+            when: r.created_at.clone(),
+            who: r.user.clone().unwrap_or_else(|| "model".into()),
+            kind: if r.source == "model" {
+                "auto-accept"
+            } else {
+                "adjudication"
+            },
+            value: answer_text(&r.value),
+            details: r.note.clone().unwrap_or_default(),
+        };
+        (r.created_at.clone(), row)
+    }));
     history.sort_by(|a, b| a.0.cmp(&b.0));
-    let current = item.current.as_ref().map(|c| match c.get("label") {
-        Some(l) => l.as_str().unwrap_or("").to_string(),
-        None => c.to_string(),
-    });
+    let current = item.current.as_ref().map(answer_text);
     html(ItemPage {
         nav: me.nav(),
         project_name: project.name,

@@ -1,0 +1,254 @@
+//! The quality pages: a project's dashboard (charts drawn on the server) and the reviewer's
+//! adjudication page.
+use super::charts::{self, Bar, ReliabilityBin, Series};
+use super::{html, redirect, Nav, PageUser, UiError};
+use crate::quality::report::MIN_THRESHOLD_SUPPORT;
+use crate::store::projects::{self, TaskKind};
+use crate::web::api::quality::{stats_of, Stats};
+use crate::web::error::ApiError;
+use crate::web::AppState;
+use actix_session::Session;
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+
+/// The dashboard's charts, as SVG markup.
+struct Charts {
+    progress: String,
+    throughput: String,
+    labels: String,
+    agreement: String,
+    gold: String,
+    reliability: String,
+    confusion: Option<String>,
+}
+
+fn share_note(v: Option<f64>, n: impl std::fmt::Display) -> String {
+    match v {
+        Some(v) => format!("{v:.2} · n={n}"),
+        None => format!("— · n={n}"),
+    }
+}
+
+fn charts(s: &Stats) -> Charts {
+    let r = &s.report;
+    let mut annotations = 0.0;
+    let (mut done, mut items) = (Vec::new(), Vec::new());
+    for p in &r.progress {
+        annotations += p.annotations as f64;
+        done.push((p.at_ms, annotations));
+        items.push((p.at_ms, p.items_cumulative as f64));
+    }
+    let progress = charts::lines(
+        "Progress",
+        &[
+            Series {
+                name: "annotations".into(),
+                points: done,
+            },
+            Series {
+                name: "items annotated".into(),
+                points: items,
+            },
+        ],
+        "total",
+    );
+    let throughput = charts::bars(
+        "Annotations per annotator",
+        &r.annotators
+            .iter()
+            .map(|a| Bar {
+                label: a.user.clone(),
+                value: a.annotations as f64,
+                note: match a.per_hour {
+                    Some(h) => format!("{} · {h:.0}/h", a.annotations),
+                    None => a.annotations.to_string(),
+                },
+            })
+            .collect::<Vec<_>>(),
+        None,
+    );
+    let labels = charts::bars(
+        "Label distribution",
+        &r.label_distribution
+            .iter()
+            .take(30)
+            .map(|l| Bar {
+                label: l.label.clone(),
+                value: l.count as f64,
+                note: l.count.to_string(),
+            })
+            .collect::<Vec<_>>(),
+        None,
+    );
+    let agreement = charts::bars(
+        "Agreement per label (Krippendorff's alpha, this label or not)",
+        &r.agreement
+            .per_label
+            .iter()
+            .filter(|l| l.alpha.is_some())
+            .take(30)
+            .map(|l| Bar {
+                label: l.label.clone(),
+                value: l.alpha.unwrap_or(0.0),
+                note: l.alpha.map_or("—".into(), |a| format!("{a:.2}")),
+            })
+            .collect::<Vec<_>>(),
+        Some(1.0),
+    );
+    let gold = charts::bars(
+        "Gold accuracy per annotator",
+        &r.annotators
+            .iter()
+            .filter(|a| a.gold.answered > 0)
+            .map(|a| Bar {
+                label: a.user.clone(),
+                value: a.gold.accuracy.unwrap_or(0.0),
+                note: share_note(a.gold.accuracy, a.gold.answered),
+            })
+            .collect::<Vec<_>>(),
+        Some(1.0),
+    );
+    let bins: Vec<ReliabilityBin> = r
+        .model
+        .iter()
+        .flat_map(|m| &m.reliability)
+        .map(|b| ReliabilityBin {
+            lo: b.lo,
+            hi: b.hi,
+            count: b.count,
+            confidence: b.confidence,
+            accuracy: b.accuracy,
+        })
+        .collect();
+    let reliability = charts::reliability(
+        "Model reliability on human-checked items",
+        &bins,
+        r.model.as_ref().map(|m| m.ece),
+    );
+    let confusion = r
+        .model
+        .as_ref()
+        .and_then(|m| m.confusion.as_ref())
+        .map(|c| {
+            charts::confusion(
+                "Confusion: people (rows) vs model (columns)",
+                &s.project.labels,
+                &s.project.labels,
+                c,
+            )
+        });
+    Charts {
+        progress,
+        throughput,
+        labels,
+        agreement,
+        gold,
+        reliability,
+        confusion,
+    }
+}
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct DashboardPage {
+    nav: Option<Nav>,
+    csrf: String,
+    is_admin: bool,
+    s: Stats,
+    c: Charts,
+    ner: bool,
+    min_support: usize,
+}
+
+pub async fn dashboard(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, UiError> {
+    let me = PageUser::from(&req, &state, &session).await?;
+    let (id, user) = (id.into_inner(), me.caller.user.clone());
+    let s = state.read(move |c| stats_of(c, &user, id)).await?;
+    // String building only: a few milliseconds even for a large label set.
+    let c = charts(&s);
+    html(DashboardPage {
+        nav: me.nav(),
+        csrf: me.csrf.clone(),
+        is_admin: me.caller.user.is_admin(),
+        ner: s.project.task == TaskKind::Ner,
+        min_support: MIN_THRESHOLD_SUPPORT,
+        c,
+        s,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct AutoAcceptForm {
+    csrf: String,
+    enabled: bool,
+}
+
+/// The dashboard's auto-accept switch: on at the threshold the report computed, or off.
+pub async fn auto_accept(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    id: web::Path<i64>,
+    form: web::Form<AutoAcceptForm>,
+) -> Result<HttpResponse, UiError> {
+    let me = PageUser::admin_post(&req, &state, &session, &form.csrf).await?;
+    let id = id.into_inner();
+    let threshold = if form.enabled {
+        let user = me.caller.user.clone();
+        let s = state.read(move |c| stats_of(c, &user, id)).await?;
+        let t = s.report.model.and_then(|m| m.threshold.threshold);
+        Some(t.ok_or_else(|| {
+            ApiError::from(crate::store::StoreError::Conflict(format!(
+                "no confidence threshold keeps the model's precision at {} yet",
+                s.project.quality.precision_target
+            )))
+        })?)
+    } else {
+        None
+    };
+    let actor = me.caller.actor();
+    state
+        .write(move |tx| crate::store::auto_accept::set(tx, &actor, id, threshold))
+        .await?;
+    Ok(redirect(&format!("/projects/{id}/dashboard")))
+}
+
+#[derive(Template)]
+#[template(path = "review.html")]
+struct ReviewPage {
+    nav: Option<Nav>,
+    csrf: String,
+    project_id: i64,
+    project_name: String,
+    task: &'static str,
+    labels_json: String,
+}
+
+/// The adjudication page; the items come from the JSON API (`review.js`).
+pub async fn review(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, UiError> {
+    let me = PageUser::from(&req, &state, &session).await?;
+    if !me.caller.user.can_review() {
+        return Err(ApiError::forbidden("adjudication needs the reviewer or admin role").into());
+    }
+    let (id, user) = (id.into_inner(), me.caller.user.clone());
+    let p = state.read(move |c| projects::visible(c, &user, id)).await?;
+    html(ReviewPage {
+        nav: me.nav(),
+        csrf: me.csrf.clone(),
+        project_id: p.id,
+        task: p.task.as_str(),
+        labels_json: serde_json::to_string(&p.labels).unwrap_or_default(),
+        project_name: p.name,
+    })
+}
