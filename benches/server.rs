@@ -5,15 +5,28 @@
 //! client alone and for `WICK_BENCH_CLIENTS` at once, submit throughput, and the server's peak
 //! RSS. The load generator runs on the same machine as the server and shares its cores.
 //!
+//! Then the export phase (issue: exports stream row by row, 1,000,000 labeled items in <= 10 s
+//! with memory that does not grow with the project): a second project of the same N texts, 95 %
+//! imported with a label (annotations with source `import`), one model prediction per item
+//! (written by the store functions the pre-labeling job uses; the bench serves without a model),
+//! the other 5 % labeled by turning auto-accept on through the API (resolutions with source
+//! `model`), and the 50 clients reviewing items for `WICK_BENCH_REVIEW_SECONDS` at overlap 2
+//! (human answers beside the imported ones). That project is exported as the streamed download
+//! `GET /projects/{id}/export` (labels and sft) and with `wick export` (labels and sft), timing
+//! each and taking the exporting process's peak RSS; a project of N/10 such items is exported the
+//! same ways to show that the peak does not grow with the project. The run fails if an export's
+//! line count differs from the number of labeled items, or the download and the file differ.
+//!
 //! Settings (environment): WICK_BENCH_ITEMS (1000000), WICK_BENCH_SECONDS (20, the measured
 //! window), WICK_BENCH_WARMUP (5), WICK_BENCH_CLIENTS (50), WICK_BENCH_API_IMPORT (1: also time
 //! `POST /projects/{id}/items` with the same file into a second project, after the load run),
 //! WICK_BENCH_HTTP_WORKERS (unset: the server's default), WICK_BENCH_BIN (another `wick` binary
-//! to drive, to compare two builds). Output: a summary on stdout and `target/bench-server.json`.
+//! to drive, to compare two builds), WICK_BENCH_EXPORT (1: run the export phase),
+//! WICK_BENCH_REVIEW_SECONDS (5: human review on the exported project). Output: a summary on stdout and `target/bench-server.json`.
 //! Run through scripts/bench-server.sh.
 use serde_json::{json, Value};
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Barrier};
@@ -156,8 +169,15 @@ const WORDS: &[&str] = &[
     "absolutely",
 ];
 
-/// One JSONL row: an id and a sentence-like text of 60 to 200 characters.
-fn row(rng: &mut Rng, n: usize, out: &mut String) {
+/// The label the labeled file gives row `n` (rows with `n % 20 == 19` have none), and the
+/// label the bench's model predicts for it.
+fn import_label(n: usize) -> &'static str {
+    LABELS[(n / 3 + n / 7) % 2]
+}
+
+/// One JSONL row: an id and a sentence-like text of 60 to 200 characters; with `labeled`, 19 of
+/// 20 rows also carry a label.
+fn row(rng: &mut Rng, n: usize, labeled: bool, out: &mut String) {
     let target = 60 + rng.below(141);
     let mut text = String::with_capacity(target + 16);
     while text.len() < target {
@@ -172,21 +192,33 @@ fn row(rng: &mut Rng, n: usize, out: &mut String) {
     text.truncate(200);
     let text = text.trim_end();
     out.clear();
-    out.push_str(&format!("{{\"id\":\"r{n:07}\",\"text\":\"{text}\"}}\n"));
+    if labeled && n % 20 != 19 {
+        let label = import_label(n);
+        out.push_str(&format!(
+            "{{\"id\":\"r{n:07}\",\"text\":\"{text}\",\"label\":\"{label}\"}}\n"
+        ));
+    } else {
+        out.push_str(&format!("{{\"id\":\"r{n:07}\",\"text\":\"{text}\"}}\n"));
+    }
 }
 
-/// Writes (or reuses) the N-row file.
-fn data_file(dir: &Path, items: usize) -> anyhow::Result<PathBuf> {
-    let path = dir.join(format!("items-{items}.jsonl"));
+/// Writes (or reuses) the N-row file (the same texts with or without labels).
+fn data_file(dir: &Path, items: usize, labeled: bool) -> anyhow::Result<PathBuf> {
+    let name = if labeled {
+        format!("items-{items}-labeled.jsonl")
+    } else {
+        format!("items-{items}.jsonl")
+    };
+    let path = dir.join(&name);
     if path.exists() {
         return Ok(path);
     }
-    let tmp = dir.join(format!("items-{items}.jsonl.part"));
+    let tmp = dir.join(format!("{name}.part"));
     let mut w = BufWriter::new(std::fs::File::create(&tmp)?);
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut line = String::new();
     for n in 0..items {
-        row(&mut rng, n, &mut line);
+        row(&mut rng, n, labeled, &mut line);
         w.write_all(line.as_bytes())?;
     }
     w.flush()?;
@@ -447,6 +479,413 @@ fn summarize(works: Vec<Work>, seconds: f64) -> (Value, Vec<i64>, u64, Vec<Strin
     (v, handed, submitted, errors, empty)
 }
 
+/// The export phase's projects: N labeled items, and N/10 to compare memory with.
+const EXPORT_PROJECT: &str = "bench-labeled";
+const EXPORT_SMALL: &str = "bench-labeled-small";
+/// Who the bench's stand-in predictions say they come from.
+const BENCH_MODEL: &str = "bench-model.gguf@000000000000";
+const BENCH_PROMPT: &str = "bench-prompt-0";
+
+/// Rows of an N-row labeled file without a label (labeled by auto-accept instead).
+fn unlabeled_rows(rows: usize) -> usize {
+    (0..rows).filter(|n| n % 20 == 19).count()
+}
+
+/// Creates a classification project (sequential, overlap 2, the annotators as members) and
+/// imports the `rows`-row labeled file into it with `wick import`.
+fn labeled_project(
+    db: &Path,
+    dir: &Path,
+    name: &str,
+    rows: usize,
+    members: &str,
+) -> anyhow::Result<Value> {
+    let file = data_file(dir, rows, true)?;
+    run(wick()
+        .args([
+            "project",
+            "create",
+            name,
+            "--task",
+            "classification",
+            "--labels",
+            "positive,negative",
+            "--queue-order",
+            "sequential",
+            "--overlap",
+            "2",
+            "--members",
+            members,
+            "--db",
+        ])
+        .arg(db))?;
+    let t = Instant::now();
+    let out = run(wick()
+        .args(["import", "--project", name, "--db"])
+        .arg(db)
+        .arg(&file))?;
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "cli import with labels ({name}): {out}; {secs:.1} s, {:.0} rows/s",
+        rows as f64 / secs
+    );
+    Ok(
+        json!({"rows": rows, "seconds": round(secs, 2), "rows_per_sec": round(rows as f64 / secs, 0),
+              "data_mb": round(std::fs::metadata(&file)?.len() as f64 / 1e6, 1)}),
+    )
+}
+
+/// The bench's stand-in for the model's prediction of row `n`: agrees with the imported label
+/// 9 times in 10, confidence 0.5 to 0.99.
+fn prediction(item_id: i64, n: usize) -> wick::store::predictions::NewPrediction {
+    let label = if n % 10 == 3 {
+        LABELS[1 - LABELS
+            .iter()
+            .position(|l| *l == import_label(n))
+            .unwrap_or(0)]
+    } else {
+        import_label(n)
+    };
+    let other = if label == LABELS[0] {
+        LABELS[1]
+    } else {
+        LABELS[0]
+    };
+    let u = ((n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) as f64 / (1u64 << 53) as f64;
+    let p = 0.5 + 0.49 * u;
+    let mut output = wick::store::predictions::Output::new();
+    output.insert("label".into(), json!(label));
+    output.insert("scores".into(), json!({label: p, other: 1.0 - p}));
+    wick::store::predictions::NewPrediction {
+        item_id,
+        label: Some(label.to_string()),
+        output,
+        confidence: p,
+        margin: 2.0 * p - 1.0,
+        entropy: -(p * p.ln() + (1.0 - p) * (1.0 - p).ln()),
+        truncated: false,
+    }
+}
+
+/// One prediction per item of `project`, written the way the pre-labeling job writes them (its
+/// query for items without one, `predictions::insert`), 1,000 per transaction; the bench serves
+/// without a model, so the values are made up. Returns (predictions, seconds).
+fn predict(db: &Path, project: &str) -> anyhow::Result<(usize, f64)> {
+    use wick::store::{jobs, predictions, projects};
+    let t = Instant::now();
+    let store = wick::store::Store::open(db)?;
+    let project = store.read(|c| projects::by_name(c, project))?;
+    let by = predictions::Provenance {
+        model_id: BENCH_MODEL.into(),
+        prompt_version: BENCH_PROMPT.into(),
+        labels_hash: wick::jobs::labels_hash(&project.labels),
+    };
+    let (mut after, mut n) = (0, 0usize);
+    loop {
+        let batch = store.read(|c| {
+            jobs::pending_items(c, project.id, &by.model_id, &by.prompt_version, after, 1000)
+        })?;
+        let Some(&(last, _)) = batch.last() else {
+            break;
+        };
+        after = last;
+        let rows: Vec<_> = batch
+            .iter()
+            .enumerate()
+            .map(|(k, &(id, _))| prediction(id, n + k))
+            .collect();
+        n += rows.len();
+        store.write(|tx| predictions::insert(tx, &by, project.queue_order, &rows))?;
+    }
+    Ok((n, t.elapsed().as_secs_f64()))
+}
+
+/// A `wick` command run to completion with its peak RSS (VmHWM sampled every 5 ms: it only
+/// grows, so the last sample misses at most the final 5 ms) and CPU time.
+struct Watched {
+    seconds: f64,
+    peak_rss_mb: Option<f64>,
+    cpu_s: f64,
+    stderr: String,
+}
+
+fn run_watched(cmd: &mut Command) -> anyhow::Result<Watched> {
+    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+    let t = Instant::now();
+    let mut child = cmd.spawn()?;
+    let pid = child.id().to_string();
+    let mut err = child
+        .stderr
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no stderr"))?;
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let (mut peak, mut cpu) = (None::<f64>, 0.0f64);
+    let status = loop {
+        if let Some(v) = proc_mb(&pid, "VmHWM:") {
+            peak = Some(peak.map_or(v, |p| p.max(v)));
+        }
+        cpu = cpu.max(cpu_seconds(&pid));
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let seconds = t.elapsed().as_secs_f64();
+    let stderr = reader.join().unwrap_or_default();
+    anyhow::ensure!(status.success(), "{cmd:?} failed: {stderr}");
+    Ok(Watched {
+        seconds,
+        peak_rss_mb: peak,
+        cpu_s: cpu,
+        stderr,
+    })
+}
+
+/// Lines and bytes of a file.
+fn count_lines(path: &Path) -> anyhow::Result<(u64, u64)> {
+    let mut f = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let (mut lines, mut bytes) = (0u64, 0u64);
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok((lines, bytes));
+        }
+        bytes += n as u64;
+        lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+    }
+}
+
+/// Items exported by source, and rows without a string label, in a `labels` export.
+fn sources(path: &Path) -> anyhow::Result<(Value, u64)> {
+    let mut by = std::collections::BTreeMap::<String, u64>::new();
+    let mut unlabeled = 0;
+    for line in BufReader::new(std::fs::File::open(path)?).lines() {
+        let v: Value = serde_json::from_str(&line?)?;
+        if !v["label"].is_string() {
+            unlabeled += 1;
+        }
+        let source = v["source"].as_str().unwrap_or("none").to_string();
+        *by.entry(source).or_default() += 1;
+    }
+    Ok((json!(by), unlabeled))
+}
+
+/// Resets a process's VmHWM to its current RSS (`clear_refs` 5); false where the kernel refuses.
+fn reset_peak(pid: &str) -> bool {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
+}
+
+/// Streams `GET /projects/{id}/export?format=F` to the end, counting lines and bytes, and takes
+/// the server's CPU time and peak RSS over the download.
+fn download(
+    admin: &Client,
+    pid: &str,
+    project: i64,
+    format: &str,
+    expected: u64,
+    errors: &mut Vec<String>,
+) -> anyhow::Result<Value> {
+    let reset = reset_peak(pid);
+    let (rss0, hwm0, cpu0) = (
+        proc_mb(pid, "VmRSS:"),
+        proc_mb(pid, "VmHWM:"),
+        cpu_seconds(pid),
+    );
+    let t = Instant::now();
+    let resp = admin
+        .req(
+            "GET",
+            &format!("/projects/{project}/export?format={format}"),
+        )
+        .call()?;
+    let first_byte = t.elapsed().as_secs_f64();
+    let mut body = resp.into_reader();
+    let mut buf = vec![0u8; 256 * 1024];
+    let (mut lines, mut bytes) = (0u64, 0u64);
+    loop {
+        let n = body.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        bytes += n as u64;
+        lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let cpu = cpu_seconds(pid) - cpu0;
+    let hwm = proc_mb(pid, "VmHWM:");
+    if lines != expected {
+        errors.push(format!(
+            "GET export {format} of project {project}: {lines} lines, {expected} labeled items"
+        ));
+    }
+    let r = |x: Option<f64>| x.map(|x| round(x, 1));
+    Ok(json!({
+        "seconds": round(secs, 2),
+        "rows_per_sec": round(lines as f64 / secs, 0),
+        "lines": lines,
+        "mb": round(bytes as f64 / 1e6, 1),
+        "first_byte_ms": round(first_byte * 1000.0, 1),
+        "server_cpu_s": round(cpu, 2),
+        "server_rss_mb_before": r(rss0),
+        "server_peak_rss_mb_before": r(hwm0),
+        "server_peak_rss_mb_after": r(hwm),
+        // With the peak reset before the download, the peak after it is the download's own.
+        "server_peak_rss_mb_during": if reset { r(hwm) } else { None },
+    }))
+}
+
+/// `wick export --project P --format F -o FILE`: time, peak RSS, and the file's lines.
+fn cli_export(
+    db: &Path,
+    dir: &Path,
+    project: &str,
+    format: &str,
+    expected: u64,
+    errors: &mut Vec<String>,
+) -> anyhow::Result<(Value, PathBuf)> {
+    let file = dir.join(format!("export-{project}-{format}.jsonl"));
+    let w = run_watched(
+        wick()
+            .args(["export", "--project", project, "--format", format, "-o"])
+            .arg(&file)
+            .arg("--db")
+            .arg(db),
+    )?;
+    let (lines, bytes) = count_lines(&file)?;
+    // "P: exported N items; left out ..."
+    let reported: Option<u64> = w
+        .stderr
+        .split("exported ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok());
+    if lines != expected || reported != Some(lines) {
+        errors.push(format!(
+            "wick export {format} of {project}: {lines} lines (it reported {reported:?}), {expected} labeled items"
+        ));
+    }
+    Ok((
+        json!({
+            "seconds": round(w.seconds, 2),
+            "rows_per_sec": round(lines as f64 / w.seconds, 0),
+            "lines": lines,
+            "mb": round(bytes as f64 / 1e6, 1),
+            "peak_rss_mb": w.peak_rss_mb.map(|x| round(x, 1)),
+            "cpu_s": round(w.cpu_s, 2),
+        }),
+        file,
+    ))
+}
+
+/// What the export phase needs from the rest of the run.
+struct ExportRun<'a> {
+    db: &'a Path,
+    dir: &'a Path,
+    items: usize,
+    small: usize,
+    review: Duration,
+    setup: Value,
+}
+
+/// The export phase (see the top of the file); stops the server before the CLI exports.
+fn export_phase(
+    x: ExportRun,
+    server: Server,
+    admin: &Client,
+    clients: &[Client],
+    errors: &mut Vec<String>,
+) -> anyhow::Result<Value> {
+    let pid = server.pid().to_string();
+    let projects = admin.get("/projects")?;
+    let id_of = |name: &str| {
+        projects["items"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["name"] == name))
+            .and_then(|p| p["id"].as_i64())
+            .ok_or_else(|| anyhow::anyhow!("project {name} not listed"))
+    };
+    let (big, small) = (id_of(EXPORT_PROJECT)?, id_of(EXPORT_SMALL)?);
+
+    // Auto-accept labels the rows imported without one (every prediction is >= 0.5).
+    let mut accepted = Vec::new();
+    for (id, rows) in [(big, x.items), (small, x.small)] {
+        let t = Instant::now();
+        let r = admin.post(
+            &format!("/projects/{id}/auto-accept"),
+            json!({"enabled": true, "threshold": 0.5}),
+        )?;
+        let n = r["accepted"].as_u64().unwrap_or(0);
+        if n != unlabeled_rows(rows) as u64 {
+            errors.push(format!(
+                "auto-accept labeled {n} items of project {id}, {} had no label",
+                unlabeled_rows(rows)
+            ));
+        }
+        accepted.push(json!({"accepted": n, "seconds": round(t.elapsed().as_secs_f64(), 2)}));
+    }
+    println!("auto-accept: {}", json!(accepted));
+
+    // People review imported labels (overlap 2: each imported item waits for one person).
+    let (works, s) = load(clients, big, Duration::ZERO, x.review);
+    let (_, handed, reviewed, errs, _) = summarize(works, s);
+    errors.extend(errs);
+    if handed.iter().collect::<HashSet<_>>().len() != handed.len() {
+        errors.push("review: an item was handed to two clients".into());
+    }
+    println!(
+        "review: {reviewed} human answers in {:.1} s on {EXPORT_PROJECT}",
+        x.review.as_secs_f64()
+    );
+
+    let (n_big, n_small) = (x.items as u64, x.small as u64);
+    // The small project first: memory the server keeps after a download (allocator, SQLite
+    // caches) would otherwise count in the next one's peak.
+    let http_labels_small = download(admin, &pid, small, "labels", n_small, errors)?;
+    println!("GET export labels ({n_small} items): {http_labels_small}");
+    let http_labels = download(admin, &pid, big, "labels", n_big, errors)?;
+    println!("GET export labels ({n_big} items): {http_labels}");
+    let http_sft = download(admin, &pid, big, "sft", n_big, errors)?;
+    println!("GET export sft ({n_big} items): {http_sft}");
+    drop(server);
+
+    let (cli_labels, labels_file) =
+        cli_export(x.db, x.dir, EXPORT_PROJECT, "labels", n_big, errors)?;
+    println!("wick export labels ({n_big} items): {cli_labels}");
+    let (cli_labels_small, _) = cli_export(x.db, x.dir, EXPORT_SMALL, "labels", n_small, errors)?;
+    println!("wick export labels ({n_small} items): {cli_labels_small}");
+    let (cli_sft, _) = cli_export(x.db, x.dir, EXPORT_PROJECT, "sft", n_big, errors)?;
+    println!("wick export sft ({n_big} items): {cli_sft}");
+
+    if http_labels["lines"] != cli_labels["lines"] || http_labels["mb"] != cli_labels["mb"] {
+        errors.push("the labels download and `wick export` differ in lines or bytes".into());
+    }
+    let (by_source, unlabeled) = sources(&labels_file)?;
+    if unlabeled > 0 {
+        errors.push(format!("{unlabeled} exported rows have no label"));
+    }
+    println!("labels export by source: {by_source}");
+    Ok(json!({
+        "items": x.items,
+        "small_items": x.small,
+        "setup": x.setup,
+        "auto_accept": accepted,
+        "human_answers": reviewed,
+        "by_source": by_source,
+        "db_mb": round(std::fs::metadata(x.db)?.len() as f64 / 1e6, 1),
+        "http_labels": http_labels,
+        "http_labels_small": http_labels_small,
+        "http_sft": http_sft,
+        "cli_labels": cli_labels,
+        "cli_labels_small": cli_labels_small,
+        "cli_sft": cli_sft,
+    }))
+}
+
 fn machine() -> Value {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -491,6 +930,9 @@ fn main() -> anyhow::Result<()> {
     let warmup: f64 = env_or("WICK_BENCH_WARMUP", 5.0);
     let n_clients: usize = env_or("WICK_BENCH_CLIENTS", 50);
     let api_import: bool = env_or("WICK_BENCH_API_IMPORT", 1u8) != 0;
+    let export_on: bool = env_or("WICK_BENCH_EXPORT", 1u8) != 0;
+    let review_s: f64 = env_or("WICK_BENCH_REVIEW_SECONDS", 5.0);
+    let small = (items / 10).max(20);
     let workers: Option<usize> = std::env::var("WICK_BENCH_HTTP_WORKERS")
         .ok()
         .and_then(|w| w.parse().ok());
@@ -505,7 +947,7 @@ fn main() -> anyhow::Result<()> {
 
     // 1. Data, users, project, import.
     let t = Instant::now();
-    let file = data_file(&dir, items)?;
+    let file = data_file(&dir, items, false)?;
     let file_mb = std::fs::metadata(&file)?.len() as f64 / 1e6;
     println!(
         "data: {} ({file_mb:.0} MB) ready in {:.1} s",
@@ -568,6 +1010,24 @@ fn main() -> anyhow::Result<()> {
     let import_rate = items as f64 / import_s;
     println!("cli import: {out}; {import_s:.1} s, {import_rate:.0} rows/s");
     let db_mb = std::fs::metadata(&db)?.len() as f64 / 1e6;
+
+    // The export phase's projects: the same texts with labels, and a prediction for each item.
+    let export_setup = if export_on {
+        let members = names.join(",");
+        let import_big = labeled_project(&db, &dir, EXPORT_PROJECT, items, &members)?;
+        let import_small = labeled_project(&db, &dir, EXPORT_SMALL, small, &members)?;
+        let (n, secs) = predict(&db, EXPORT_PROJECT)?;
+        println!("predictions ({EXPORT_PROJECT}): {n} in {secs:.1} s");
+        let (n_small, secs_small) = predict(&db, EXPORT_SMALL)?;
+        Some(json!({
+            "import_with_labels": import_big,
+            "import_with_labels_small": import_small,
+            "predictions": n + n_small,
+            "predictions_seconds": round(secs + secs_small, 1),
+        }))
+    } else {
+        None
+    };
 
     // 2. Server.
     let server = Server::start(&db, workers)?;
@@ -668,18 +1128,60 @@ fn main() -> anyhow::Result<()> {
     } else {
         Value::Null
     };
-    drop(server);
+
+    // 7. Exports (this stops the server).
+    let export = match export_setup {
+        Some(setup) => {
+            let x = ExportRun {
+                db: &db,
+                dir: &dir,
+                items,
+                small,
+                review: Duration::from_secs_f64(review_s),
+                setup,
+            };
+            export_phase(x, server, &admin, &clients, &mut errors)?
+        }
+        None => {
+            drop(server);
+            Value::Null
+        }
+    };
 
     let next_p99 = many["next"]["p99_ms"].as_f64().unwrap_or(f64::MAX);
     let sub_rate = many["submit"]["per_sec"].as_f64().unwrap_or(0.0);
     let sub_p99 = many["submit"]["p99_ms"].as_f64().unwrap_or(f64::MAX);
     let peak = peak_after_load.unwrap_or(f64::MAX);
-    let goals = json!({
+    // Seconds per 1,000,000 items, and the peak RSS at N items over the peak at N/10.
+    let per_million =
+        |v: &Value| v["seconds"].as_f64().unwrap_or(f64::MAX) * 1e6 / items.max(1) as f64;
+    let growth = |big: &Value, small: &Value| {
+        big.as_f64().unwrap_or(f64::MAX) / small.as_f64().unwrap_or(f64::MAX)
+    };
+    let cli_s = per_million(&export["cli_labels"]);
+    let http_s = per_million(&export["http_labels"]);
+    let cli_growth = growth(
+        &export["cli_labels"]["peak_rss_mb"],
+        &export["cli_labels_small"]["peak_rss_mb"],
+    );
+    let http_growth = growth(
+        &export["http_labels"]["server_peak_rss_mb_during"],
+        &export["http_labels_small"]["server_peak_rss_mb_during"],
+    );
+    let mut goals = json!({
         "import_rows_per_sec >= 50000": goal(import_rate >= 50_000.0),
         "next_p99_ms <= 20 (at load)": goal(next_p99 <= 20.0),
         "submits_per_sec >= 2000 with p99 <= 50 ms": goal(sub_rate >= 2000.0 && sub_p99 <= 50.0),
         "peak_rss_mb <= 300": goal(peak <= 300.0),
     });
+    if !export.is_null() {
+        goals["export labels <= 10 s per 1M items (wick export)"] = json!(goal(cli_s <= 10.0));
+        goals["export labels <= 10 s per 1M items (GET export)"] = json!(goal(http_s <= 10.0));
+        goals["export peak RSS at N <= 1.25 x at N/10 (wick export)"] =
+            json!(goal(cli_growth <= 1.25));
+        goals["export peak RSS at N <= 1.25 x at N/10 (server, GET export)"] =
+            json!(goal(http_growth <= 1.25));
+    }
     let report = json!({
         "machine": machine,
         "items": items,
@@ -695,6 +1197,7 @@ fn main() -> anyhow::Result<()> {
         "server_rss_mb": {"idle": rss_idle.map(|x| round(x, 1)), "after_load": rss_after_load.map(|x| round(x, 1)),
                           "peak": peak_after_load.map(|x| round(x, 1))},
         "import_api": api,
+        "export": export,
         "submitted_total": submitted,
         "errors": errors.len(),
         "first_errors": errors.iter().take(10).collect::<Vec<_>>(),
@@ -744,6 +1247,58 @@ fn main() -> anyhow::Result<()> {
     println!(
         "cpu during load         server {cpu_server:.2} cores ({server_us_per_request:.0} us CPU per request), load generator {cpu_self:.2} cores"
     );
+    if !export.is_null() {
+        let line = |what: &str, v: &Value, rss: String| {
+            println!(
+                "{what:<24}{:>9.0} rows/s ({} s, {} lines, {} MB{rss})",
+                v["rows_per_sec"].as_f64().unwrap_or(0.0),
+                v["seconds"],
+                v["lines"],
+                v["mb"]
+            );
+        };
+        let e = &export;
+        println!(
+            "export data             {} items: {}, {} human answers; {} items for the N/10 comparison",
+            items, e["by_source"], e["human_answers"], small
+        );
+        let cli_rss = |v: &Value| format!(", peak RSS {} MB", v["peak_rss_mb"]);
+        let srv_rss = |v: &Value| {
+            format!(
+                ", server peak RSS during it {} MB, before {} MB",
+                v["server_peak_rss_mb_during"], v["server_rss_mb_before"]
+            )
+        };
+        line(
+            "wick export labels",
+            &e["cli_labels"],
+            cli_rss(&e["cli_labels"]),
+        );
+        line(
+            "  same, N/10 items",
+            &e["cli_labels_small"],
+            cli_rss(&e["cli_labels_small"]),
+        );
+        line("wick export sft", &e["cli_sft"], cli_rss(&e["cli_sft"]));
+        line(
+            "GET export labels",
+            &e["http_labels"],
+            srv_rss(&e["http_labels"]),
+        );
+        line(
+            "  same, N/10 items",
+            &e["http_labels_small"],
+            srv_rss(&e["http_labels_small"]),
+        );
+        line("GET export sft", &e["http_sft"], srv_rss(&e["http_sft"]));
+        println!(
+            "export goals            labels <= 10 s per 1M: wick export {cli_s:.1} s {}, GET {http_s:.1} s {}; peak RSS N vs N/10: wick export x{cli_growth:.2} {}, server x{http_growth:.2} {}",
+            goal(cli_s <= 10.0),
+            goal(http_s <= 10.0),
+            goal(cli_growth <= 1.25),
+            goal(http_growth <= 1.25)
+        );
+    }
     println!("errors                  {}", errors.len());
     for e in errors.iter().take(10) {
         println!("  {e}");

@@ -71,7 +71,7 @@ enum RunError {
 pub fn task_spec(project: &Project) -> Option<TaskSpec> {
     let task = match (project.task, project.prompt.as_str()) {
         (TaskKind::Ner, _) => Task::Ner,
-        (TaskKind::Preference, _) => return None,
+        (TaskKind::Preference | TaskKind::Instruction, _) => return None,
         (TaskKind::Classification, "sentiment") => Task::Sentiment,
         (TaskKind::Classification, "intent") => Task::Intent,
         (TaskKind::Classification, _) => Task::Classify,

@@ -301,3 +301,103 @@ fn classification_and_ner_exports_with_filters() {
         json!([{"start": 17, "end": 21, "label": "LOC", "text": "Rome"}])
     );
 }
+
+#[test]
+fn instruction_dataset_import_review_and_export() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&dir.path().join("wick.db"), false);
+    let admin = server.client("admin");
+    let (status, p) = admin.post(
+        "/projects",
+        json!({"name": "Instructions", "task": "instruction", "labels": []}),
+    );
+    assert_eq!(status, 201, "{p}");
+    let id = p["id"].as_i64().unwrap();
+    assert_eq!(p["labels"], json!(["accept", "edit", "reject"]));
+    let mut body = std::fs::read(common::shared_data(
+        "instruct_selfinstruct_user_oriented_dev.jsonl",
+    ))
+    .expect("dev set");
+    body.extend_from_slice(b"{\"instruction\": \"No response here.\"}\n");
+    let (status, report) = admin.post_raw(
+        &format!("/projects/{id}/items"),
+        "application/x-ndjson",
+        &body,
+    );
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["inserted"], 200, "{report}");
+    assert_eq!(report["errors"][0]["line"], 201);
+    assert_eq!(report["errors"][0]["message"], "missing field \"response\"");
+
+    add_user(&server.db, "rita", "annotator", "annotator-pass");
+    let rita = server.client("rita");
+    let uid = rita.get("/me").1["id"].as_i64().unwrap();
+    admin.send("PUT", &format!("/projects/{id}/members/{uid}"), json!({}));
+    let mut reviewed = Vec::new();
+    for decision in ["accept", "edit", "reject"] {
+        let (_, next) = rita.post(&format!("/projects/{id}/next"), json!({}));
+        let item = &next["item"];
+        let record = &item["record"];
+        assert_eq!(item["text"], record["instruction"], "{item}");
+        assert!(
+            record["response"].as_str().is_some_and(|r| !r.is_empty()),
+            "{item}"
+        );
+        let item_id = item["id"].as_i64().unwrap();
+        let path = format!("/items/{item_id}/annotations");
+        if decision == "edit" {
+            let bad = rita.post(&path, json!({"decision": "edit"}));
+            assert_eq!(bad.0, 422);
+            assert!(bad.1.to_string().contains("response"), "{}", bad.1);
+            let bad = rita.post(&path, json!({"label": "accept"}));
+            assert_eq!(bad.0, 422, "{}", bad.1);
+            let (status, body) = rita.post(
+                &path,
+                json!({"decision": "edit", "response": "A corrected answer."}),
+            );
+            assert_eq!(status, 201, "{body}");
+        } else {
+            let (status, body) = rita.post(&path, json!({"decision": decision}));
+            assert_eq!(status, 201, "{body}");
+        }
+        reviewed.push((item["ext_id"].as_str().unwrap().to_string(), record.clone()));
+    }
+
+    let (lines, summary, _) = export(&server.db, dir.path(), "Instructions", "labels", &[]);
+    assert_eq!(lines.len(), 2, "{summary}");
+    assert!(summary.contains("1 rejected"), "{summary}");
+    let rows: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows[0]["id"], reviewed[0].0.as_str());
+    assert_eq!(rows[0]["response"], reviewed[0].1["response"]);
+    assert_eq!(rows[0]["decision"], "accept");
+    assert_eq!(
+        (rows[1]["response"].as_str(), rows[1]["decision"].as_str()),
+        (Some("A corrected answer."), Some("edit"))
+    );
+    assert_eq!(rows[1]["category"], reviewed[1].1["category"]);
+
+    for format in ["sft", "prompt-completion", "alpaca"] {
+        let (lines, _, path) = export(&server.db, dir.path(), "Instructions", format, &[]);
+        assert_eq!(lines.len(), 2, "{format}");
+        assert!(
+            lines[1].contains("A corrected answer."),
+            "{format}: {}",
+            lines[1]
+        );
+        common::loads_in_datasets(format, &path, 2);
+    }
+    let (_, _, path) = export(&server.db, dir.path(), "Instructions", "alpaca", &[]);
+    let first: Value = serde_json::from_str(
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(first["instruction"], reviewed[0].1["instruction"]);
+    assert_eq!(first["input"], reviewed[0].1["context"]);
+}

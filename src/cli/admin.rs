@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use wick::export::card::Part;
 use wick::export::{LabelFilter, LabelSummary, Split};
-use wick::formats::import::{self as rows, Format};
+use wick::formats::import::Format;
 use wick::formats::labels::LabelFormat;
 use wick::store::projects::{self, NewProject, QueueOrder, TaskKind};
 use wick::store::users::{self, Role};
@@ -169,22 +169,14 @@ pub fn import(args: ImportArgs) -> Result<ExitCode> {
     let file =
         File::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?;
     let bar = super::progress(0);
-    let report = if project.task == TaskKind::Preference {
-        wick::store::pairs::import(
-            &store,
-            &Actor::system(),
-            project.id,
-            wick::formats::pairs::rows(file),
-        )?
-    } else {
-        import::import(
-            &store,
-            &Actor::system(),
-            project.id,
-            rows::rows(Format::from_path(&args.file), file),
-            |r| bar.set_position(r.inserted + r.duplicates),
-        )?
-    };
+    let report = import::by_task(
+        &store,
+        &Actor::system(),
+        &project,
+        Format::from_path(&args.file),
+        file,
+        |r| bar.set_position(r.inserted + r.duplicates),
+    )?;
     bar.finish_and_clear();
     for e in &report.errors {
         eprintln!("{}: line {}: {}", args.file.display(), e.line, e.message);

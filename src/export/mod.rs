@@ -145,6 +145,8 @@ pub struct LabelSummary {
     pub low_agreement: u64,
     pub other_label: u64,
     pub other_split: u64,
+    /// Instruction records the reviewers rejected.
+    pub rejected: u64,
     /// Exported items by source (human, consensus, adjudicated, model, import).
     pub sources: BTreeMap<String, u64>,
     /// Exported labels (NER: entity types of the exported spans).
@@ -167,6 +169,7 @@ impl LabelSummary {
         self.model_only += other.model_only;
         self.low_agreement += other.low_agreement;
         self.other_label += other.other_label;
+        self.rejected += other.rejected;
         for (k, v) in other.sources {
             *self.sources.entry(k).or_default() += v;
         }
@@ -189,6 +192,10 @@ impl LabelSummary {
         *self.sources.entry(item.source.to_string()).or_default() += 1;
         match &item.gold {
             Gold::Label(l) => *self.labels.entry(l.clone()).or_default() += 1,
+            Gold::Instruction { edited, .. } => {
+                let d = if *edited { "edit" } else { "accept" };
+                *self.labels.entry(d.to_string()).or_default() += 1
+            }
             Gold::Entities(spans) => {
                 for s in spans {
                     *self.labels.entry(s.label.clone()).or_default() += 1;
@@ -212,8 +219,8 @@ impl std::fmt::Display for LabelSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "exported {} items; left out {} imported-only, {} auto-accepted, {} below the agreement, {} with other labels, {} in the other split",
-            self.exported, self.import_only, self.model_only, self.low_agreement, self.other_label, self.other_split
+            "exported {} items; left out {} imported-only, {} auto-accepted, {} below the agreement, {} with other labels, {} in the other split, {} rejected",
+            self.exported, self.import_only, self.model_only, self.low_agreement, self.other_label, self.other_split, self.rejected
         )
     }
 }
@@ -229,6 +236,8 @@ struct Answered {
     model: Option<String>,
     prompt_version: Option<String>,
     resolution: Option<(String, serde_json::Value)>,
+    /// Instruction projects: the record under review.
+    record: Option<String>,
 }
 
 /// The task instruction of the instruction-tuning shapes.
@@ -322,7 +331,7 @@ pub fn labels(
         check_label_format(project.task, format)?;
         let instruction = instruction(&project);
         let mut stmt = c.prepare(
-            "SELECT i.id, i.ext_id, i.text, u.name, a.value, p.model_id, p.prompt_version, r.source, r.value
+            "SELECT i.id, i.ext_id, i.text, u.name, a.value, p.model_id, p.prompt_version, r.source, r.value, i.prompt
              FROM items i
              LEFT JOIN annotations a ON a.item_id = i.id
              LEFT JOIN users u ON u.id = a.user_id
@@ -344,7 +353,16 @@ pub fn labels(
                 group.clear();
                 return Ok(());
             };
-            let gold = to_gold(&settled.value, first.item, &filter.labels)?;
+            let gold = if project.task == TaskKind::Instruction {
+                reviewed(&settled.value, first.record.as_deref(), first.item)?
+            } else {
+                Some(to_gold(&settled.value, first.item, &filter.labels)?)
+            };
+            let Some(gold) = gold else {
+                summary.rejected += 1;
+                group.clear();
+                return Ok(());
+            };
             let left_out = if filter.human_only && settled.source == "import" {
                 Some(&mut summary.import_only)
             } else if filter.human_only && settled.source == "model" {
@@ -405,6 +423,7 @@ pub fn labels(
                 model: r.get(5)?,
                 prompt_version: r.get(6)?,
                 resolution,
+                record: r.get(9)?,
             };
             if group.first().is_some_and(|g| g.item != row.item) {
                 emit(&mut group, &mut summary)?;
@@ -415,6 +434,42 @@ pub fn labels(
     })?;
     out.flush()?;
     Ok(summary)
+}
+
+/// A reviewed instruction record as exported: None when it was rejected.
+fn reviewed(
+    value: &serde_json::Value,
+    record: Option<&str>,
+    item: i64,
+) -> Result<Option<Gold>, StoreError> {
+    let corrupt = |what: String| StoreError::Corrupt(format!("item {item}: {what}"));
+    let mut record: crate::formats::instructions::Instruction =
+        serde_json::from_str(record.ok_or_else(|| corrupt("no instruction record".into()))?)
+            .map_err(|e| corrupt(e.to_string()))?;
+    let answer: crate::store::annotations::Answer =
+        serde_json::from_value(value.clone()).map_err(|e| corrupt(e.to_string()))?;
+    use crate::store::annotations::{Answer, Decision};
+    Ok(match answer {
+        Answer::Review {
+            decision: Decision::Reject,
+            ..
+        } => None,
+        Answer::Review {
+            decision: Decision::Edit,
+            response: Some(r),
+        } => {
+            record.response = r;
+            Some(Gold::Instruction {
+                record,
+                edited: true,
+            })
+        }
+        Answer::Review { .. } => Some(Gold::Instruction {
+            record,
+            edited: false,
+        }),
+        other => return Err(corrupt(format!("{other:?} is not a review"))),
+    })
 }
 
 /// An answer as the export's label or spans, keeping only the `keep` entity types if any.
@@ -449,10 +504,12 @@ pub fn check_label_format(task: TaskKind, format: LabelFormat) -> Result<(), Sto
             "format",
             "a preference project exports dpo, dpo-chat, openai-dpo or sft",
         )),
-        TaskKind::Classification if format.needs_spans() => Err(StoreError::invalid(
-            "format",
-            format!("{} holds entities: it needs an NER project", format.name()),
-        )),
+        TaskKind::Classification | TaskKind::Instruction if format.needs_spans() => {
+            Err(StoreError::invalid(
+                "format",
+                format!("{} holds entities: it needs an NER project", format.name()),
+            ))
+        }
         _ => Ok(()),
     }
 }

@@ -68,7 +68,43 @@ pub fn rows<R: BufRead>(reader: R) -> impl Iterator<Item = Result<TextRow, BadLi
         .flatten()
 }
 
-fn kind(v: &Value) -> &'static str {
+/// Every non-blank line as a JSON object with its 1-based line number; a line that is not an
+/// object is a bad line, and an I/O error ends the stream as one.
+pub fn objects<R: BufRead>(
+    reader: R,
+) -> impl Iterator<Item = Result<(usize, Map<String, Value>), BadLine>> {
+    let mut failed = false;
+    reader
+        .lines()
+        .enumerate()
+        .map_while(move |(i, line)| {
+            if failed {
+                return None;
+            }
+            let line_no = i + 1;
+            let bad = |reason: String| {
+                Some(Err(BadLine {
+                    line: line_no,
+                    reason,
+                }))
+            };
+            Some(match line {
+                Ok(l) if l.trim().is_empty() => None,
+                Ok(l) => match serde_json::from_str::<Value>(l.trim()) {
+                    Ok(Value::Object(map)) => Some(Ok((line_no, map))),
+                    Ok(other) => bad(format!("expected a JSON object, got {}", kind(&other))),
+                    Err(e) => bad(format!("not valid JSON ({e})")),
+                },
+                Err(e) => {
+                    failed = true;
+                    bad(format!("cannot read: {e}"))
+                }
+            })
+        })
+        .flatten()
+}
+
+pub(crate) fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -71,6 +71,11 @@ pub struct Span {
 pub enum Gold {
     Label(String),
     Entities(Vec<Span>),
+    /// An instruction record as reviewed: the response is the edited one if it was edited.
+    Instruction {
+        record: super::instructions::Instruction,
+        edited: bool,
+    },
 }
 
 /// One item with its agreed answer and where the answer came from.
@@ -100,6 +105,7 @@ fn slice(text: &str, start: usize, end: usize) -> String {
 fn answer_text(item: &LabeledItem) -> String {
     match &item.gold {
         Gold::Label(l) => l.clone(),
+        Gold::Instruction { record, .. } => record.response.clone(),
         Gold::Entities(spans) => json!(spans
             .iter()
             .map(|s| json!({"text": slice(&item.text, s.start, s.end), "label": s.label}))
@@ -135,11 +141,15 @@ pub fn write(
     instruction: &str,
     out: &mut impl Write,
 ) -> io::Result<()> {
+    if let Gold::Instruction { record, edited } = &item.gold {
+        return write_instruction(format, item, record, *edited, out);
+    }
     let line = match (format, &item.gold) {
         (LabelFormat::Labels, gold) => {
             let mut v = json!({"id": item.id, "text": item.text});
             match gold {
                 Gold::Label(l) => v["label"] = json!(l),
+                Gold::Instruction { .. } => {}
                 Gold::Entities(spans) => {
                     v["entities"] = json!(spans
                         .iter()
@@ -166,7 +176,7 @@ pub fn write(
             }
             return writeln!(out);
         }
-        (LabelFormat::Spacy | LabelFormat::Conll, Gold::Label(_)) => {
+        (LabelFormat::Spacy | LabelFormat::Conll, _) => {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "spacy and conll exports hold entities: use an NER project",
@@ -182,6 +192,41 @@ pub fn write(
         }
         (LabelFormat::Alpaca, _) => {
             json!({"instruction": instruction, "input": item.text, "output": answer_text(item)})
+        }
+    };
+    let mut bytes = serde_json::to_vec(&line)?;
+    bytes.push(b'\n');
+    out.write_all(&bytes)
+}
+
+/// A reviewed instruction record: the instruction (with its context) as the prompt, the
+/// accepted or edited response as the answer.
+fn write_instruction(
+    format: LabelFormat,
+    item: &LabeledItem,
+    r: &super::instructions::Instruction,
+    edited: bool,
+    out: &mut impl Write,
+) -> io::Result<()> {
+    let line = match format {
+        LabelFormat::Labels => json!({
+            "id": item.id, "instruction": r.instruction, "context": r.context, "response": r.response,
+            "category": r.category, "decision": if edited { "edit" } else { "accept" },
+            "source": item.source, "annotators": item.annotators, "agreement": item.agreement,
+        }),
+        LabelFormat::Sft => json!({"messages": [
+            {"role": "user", "content": r.prompt()},
+            {"role": "assistant", "content": r.response},
+        ]}),
+        LabelFormat::PromptCompletion => json!({"prompt": r.prompt(), "completion": r.response}),
+        LabelFormat::Alpaca => {
+            json!({"instruction": r.instruction, "input": r.context, "output": r.response})
+        }
+        LabelFormat::Spacy | LabelFormat::Conll => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "spacy and conll exports hold entities: use an NER project",
+            ))
         }
     };
     let mut bytes = serde_json::to_vec(&line)?;

@@ -1,5 +1,6 @@
 //! Reading input rows and writing output rows.
 pub mod import;
+pub mod instructions;
 pub mod jsonl;
 pub mod labels;
 pub mod pairs;

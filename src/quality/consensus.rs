@@ -20,8 +20,8 @@ pub fn consensus(answers: &[Answer]) -> Consensus {
     let n = answers.len();
     let value = match answers.first() {
         None => None,
-        Some(Answer::Label { .. }) => majority_label(answers),
         Some(Answer::Entities { .. }) => majority_spans(answers),
+        Some(_) => majority(answers),
     };
     let agreement = match &value {
         Some(v) if n > 0 => answers.iter().filter(|a| *a == v).count() as f64 / n as f64,
@@ -30,19 +30,12 @@ pub fn consensus(answers: &[Answer]) -> Consensus {
     Consensus { value, agreement }
 }
 
-fn majority_label(answers: &[Answer]) -> Option<Answer> {
-    let mut counts: HashMap<&str, usize> = HashMap::new();
-    for a in answers {
-        if let Answer::Label { label } = a {
-            *counts.entry(label).or_default() += 1;
-        }
-    }
-    counts
-        .into_iter()
-        .find(|(_, c)| 2 * c > answers.len())
-        .map(|(l, _)| Answer::Label {
-            label: l.to_string(),
-        })
+/// The answer more than half the annotators gave (a label, or a review decision with its edit).
+fn majority(answers: &[Answer]) -> Option<Answer> {
+    answers
+        .iter()
+        .find(|a| 2 * answers.iter().filter(|b| b == a).count() > answers.len())
+        .cloned()
 }
 
 fn majority_spans(answers: &[Answer]) -> Option<Answer> {

@@ -173,9 +173,11 @@ fn human_reference(item: &ItemRecord) -> Option<Answer> {
     consensus(&answers).value.or_else(|| item.gold.clone())
 }
 
+/// The label, or a review's decision (an instruction project's labels are its decisions).
 fn label_of(a: &Answer) -> Option<&str> {
     match a {
         Answer::Label { label } => Some(label),
+        Answer::Review { decision, .. } => Some(decision.as_str()),
         Answer::Entities { .. } => None,
     }
 }
@@ -183,7 +185,7 @@ fn label_of(a: &Answer) -> Option<&str> {
 fn spans_of(a: &Answer) -> &[Span] {
     match a {
         Answer::Entities { entities } => entities,
-        Answer::Label { .. } => &[],
+        _ => &[],
     }
 }
 
@@ -262,6 +264,7 @@ fn annotators(items: &[ItemRecord], activity: &[Activity]) -> Vec<AnnotatorStats
             score.correct += u64::from(right);
             let keys: Vec<String> = match g {
                 Answer::Label { label } => vec![label.clone()],
+                Answer::Review { decision, .. } => vec![decision.as_str().to_string()],
                 Answer::Entities { entities } => {
                     let mut t: Vec<String> = entities.iter().map(|s| s.label.clone()).collect();
                     t.sort();
@@ -304,6 +307,7 @@ fn label_distribution(project: &Project, items: &[ItemRecord]) -> Vec<LabelCount
     for r in &refs {
         match r {
             Answer::Label { label } => *counts.entry(label).or_default() += 1,
+            Answer::Review { decision, .. } => *counts.entry(decision.as_str()).or_default() += 1,
             Answer::Entities { entities } => {
                 for s in entities {
                     *counts.entry(&s.label).or_default() += 1;

@@ -18,9 +18,42 @@ pub struct Span {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Answer {
-    Label { label: String },
-    Entities { entities: Vec<Span> },
+    Label {
+        label: String,
+    },
+    Entities {
+        entities: Vec<Span>,
+    },
+    /// An instruction dataset's record reviewed; `response` is the edited one.
+    Review {
+        decision: Decision,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        response: Option<String>,
+    },
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    Accept,
+    Edit,
+    Reject,
+}
+
+impl Decision {
+    pub const ALL: [Decision; 3] = [Decision::Accept, Decision::Edit, Decision::Reject];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Accept => "accept",
+            Decision::Edit => "edit",
+            Decision::Reject => "reject",
+        }
+    }
+}
+
+/// The longest edited response kept.
+const MAX_RESPONSE_CHARS: usize = 100_000;
 
 impl Answer {
     /// Checks the answer against the project's task and label set and the item's text.
@@ -71,6 +104,34 @@ impl Answer {
                 }
                 Ok(Answer::Entities { entities })
             }
+            (Answer::Review { decision, response }, TaskKind::Instruction) => {
+                let response = response.filter(|r| !r.trim().is_empty());
+                match (decision, &response) {
+                    (Decision::Edit, None) => Err(StoreError::invalid(
+                        "response",
+                        "an edit needs the edited response",
+                    )),
+                    (Decision::Edit, Some(r)) if r.chars().count() > MAX_RESPONSE_CHARS => {
+                        Err(StoreError::invalid(
+                            "response",
+                            format!("at most {MAX_RESPONSE_CHARS} characters"),
+                        ))
+                    }
+                    (Decision::Accept | Decision::Reject, Some(_)) => Err(StoreError::invalid(
+                        "response",
+                        "only an edit carries a response",
+                    )),
+                    _ => Ok(Answer::Review { decision, response }),
+                }
+            }
+            (_, TaskKind::Instruction) => Err(StoreError::invalid(
+                "decision",
+                "an instruction project takes a decision: accept, edit (with the response) or reject",
+            )),
+            (Answer::Review { .. }, _) => Err(StoreError::invalid(
+                "decision",
+                "decisions are for instruction projects",
+            )),
             (_, TaskKind::Preference) => Err(StoreError::invalid(
                 "label",
                 "a preference project takes votes on pairs, not labels",

@@ -2,10 +2,10 @@
 //! and ids make a re-import idempotent, so an import cut off mid-way is finished by running it
 //! again.
 use super::annotations::{Answer, Span};
-use super::projects::{self, Project, QueueOrder};
-use super::{audit, now_ms, Actor, Result, Store};
-use crate::formats::import::ImportRow;
+use super::projects::{self, Project, QueueOrder, TaskKind};
+use super::{audit, now_ms, Actor, Result, Store, StoreError};
 use crate::formats::jsonl::BadLine;
+use crate::formats::{self, import::Format, import::ImportRow, instructions::InstructionRow};
 use rusqlite::{params, Transaction};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -61,6 +61,91 @@ fn initial_priority(order: QueueOrder) -> f64 {
         QueueOrder::Random => rand::random::<f64>(),
         QueueOrder::Uncertainty => 2.0,
     }
+}
+
+/// Imports a file into a project in the shape its task takes: text rows (JSONL or CSV) for
+/// classification and NER, pairs for preference, instruction records for instruction projects.
+pub fn by_task(
+    store: &Store,
+    actor: &Actor,
+    project: &Project,
+    format: Format,
+    reader: impl std::io::Read,
+    progress: impl FnMut(&ImportReport),
+) -> Result<ImportReport> {
+    let jsonl_only =
+        |what: &str| StoreError::invalid("format", format!("{what} are imported from JSONL"));
+    match project.task {
+        TaskKind::Preference if format == Format::Csv => Err(jsonl_only("pairs")),
+        TaskKind::Preference => {
+            super::pairs::import(store, actor, project.id, formats::pairs::rows(reader))
+        }
+        TaskKind::Instruction if format == Format::Csv => Err(jsonl_only("instruction datasets")),
+        TaskKind::Instruction => {
+            instructions(store, actor, project, formats::instructions::rows(reader))
+        }
+        TaskKind::Classification | TaskKind::Ner => import(
+            store,
+            actor,
+            project.id,
+            formats::import::rows(format, reader),
+            progress,
+        ),
+    }
+}
+
+/// Imports instruction records: each an item whose text is the instruction and whose record
+/// (instruction, context, response, category) is what reviewers judge and exports carry.
+fn instructions(
+    store: &Store,
+    actor: &Actor,
+    project: &Project,
+    rows: impl Iterator<Item = Result<InstructionRow, BadLine>>,
+) -> Result<ImportReport> {
+    in_batches(
+        store,
+        rows,
+        |tx, batch, report| {
+            let now = now_ms();
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO items (project_id, ext_id, text, meta, created_at, priority, prompt) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (project_id, ext_id) DO NOTHING",
+            )?;
+            let (mut inserted, mut duplicates) = (0u64, 0u64);
+            for row in batch {
+                let record = serde_json::to_string(&row.record).unwrap_or_default();
+                let ext_id = row.id.clone().unwrap_or_else(|| content_id(&record));
+                let meta = row
+                    .meta
+                    .as_ref()
+                    .map(|m| serde_json::Value::Object(m.clone()).to_string());
+                let added = insert.execute(params![
+                    project.id,
+                    ext_id,
+                    row.record.instruction,
+                    meta,
+                    now,
+                    initial_priority(project.queue_order),
+                    record
+                ])?;
+                if added == 0 {
+                    duplicates += 1;
+                } else {
+                    inserted += 1;
+                }
+            }
+            report.inserted += inserted;
+            report.duplicates += duplicates;
+            audit::record(
+                tx,
+                actor,
+                "items.import",
+                &format!("project:{}", project.id),
+                &serde_json::json!({"inserted": inserted, "duplicates": duplicates, "lines": [batch[0].line, batch[batch.len() - 1].line]}),
+            )
+        },
+        &mut |_| {},
+    )
 }
 
 /// Imports every row, calling `progress` after each committed batch.

@@ -1,4 +1,5 @@
 //! Projects: task, label set, guidelines (versioned), members and queue settings.
+use super::annotations::Decision;
 use super::users::User;
 use super::{audit, format_ms, now_ms, Actor, Result, StoreError};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
@@ -11,6 +12,8 @@ pub enum TaskKind {
     Ner,
     /// Pairs of responses to a prompt, voted on.
     Preference,
+    /// Instruction/response records, reviewed: accepted, edited or rejected.
+    Instruction,
 }
 
 impl TaskKind {
@@ -19,6 +22,7 @@ impl TaskKind {
             TaskKind::Classification => "classification",
             TaskKind::Ner => "ner",
             TaskKind::Preference => "preference",
+            TaskKind::Instruction => "instruction",
         }
     }
 
@@ -28,6 +32,7 @@ impl TaskKind {
             TaskKind::Classification => &["classify", "sentiment", "intent"],
             TaskKind::Ner => &["ner"],
             TaskKind::Preference => &["generate"],
+            TaskKind::Instruction => &["review"],
         }
     }
 }
@@ -227,6 +232,11 @@ pub fn create(tx: &Transaction, actor: &Actor, new: &NewProject) -> Result<Proje
     // A preference project's "labels" are its vote choices, fixed by Wick.
     let labels = match new.task {
         TaskKind::Preference => Vec::new(),
+        // The decisions are the labels, so agreement and the report work on them as on labels.
+        TaskKind::Instruction => Decision::ALL
+            .iter()
+            .map(|d| d.as_str().to_string())
+            .collect(),
         _ => check_labels(&new.labels)?,
     };
     let prompt = match &new.prompt {

@@ -16,6 +16,9 @@ pub struct QueueItem {
     pub text: String,
     pub guideline_version: i64,
     pub prediction: Option<Prediction>,
+    /// Instruction projects: the record under review (instruction, context, response, category).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record: Option<serde_json::Value>,
 }
 
 /// The next item for `user` in the project's order, leased to them; `exclude` lists items the
@@ -88,11 +91,19 @@ fn queue_item(
     (id, ext_id, text): (i64, String, String),
     project: &projects::Project,
 ) -> Result<Option<QueueItem>> {
+    let record = match project.task {
+        projects::TaskKind::Instruction => tx
+            .prepare_cached("SELECT prompt FROM items WHERE id = ?1")?
+            .query_row([id], |r| r.get::<_, Option<String>>(0))?
+            .and_then(|r| serde_json::from_str(&r).ok()),
+        _ => None,
+    };
     Ok(Some(QueueItem {
         id,
         ext_id,
         text,
         guideline_version: project.guidelines.version,
         prediction: predictions::latest(tx, id)?,
+        record,
     }))
 }

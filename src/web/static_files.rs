@@ -24,6 +24,11 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../../static/vote.js"),
     ),
     (
+        "instruct.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/instruct.js"),
+    ),
+    (
         "review.js",
         "text/javascript; charset=utf-8",
         include_str!("../../static/review.js"),

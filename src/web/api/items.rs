@@ -1,6 +1,6 @@
 use super::PageQuery;
-use crate::formats::import::{self as rows, Format};
-use crate::store::annotations::{self, Answer, Span, Submission};
+use crate::formats::import::Format;
+use crate::store::annotations::{self, Answer, Decision, Span, Submission};
 use crate::store::projects::TaskKind;
 use crate::store::StoreError;
 use crate::store::{import, items, projects};
@@ -51,7 +51,6 @@ pub async fn import(
     let id = id.into_inner();
     let user = caller.user.clone();
     let project = state.read(move |c| projects::visible(c, &user, id)).await?;
-    let pairs = project.task == TaskKind::Preference;
     let content_type = req
         .headers()
         .get(actix_web::http::header::CONTENT_TYPE)
@@ -76,17 +75,7 @@ pub async fn import(
             rx,
             chunk: Bytes::new(),
         };
-        if pairs {
-            if format == Format::Csv {
-                return Err(StoreError::invalid(
-                    "format",
-                    "pairs are imported from JSONL",
-                ));
-            }
-            crate::store::pairs::import(&store, &actor, id, crate::formats::pairs::rows(reader))
-        } else {
-            import::import(&store, &actor, id, rows::rows(format, reader), |_| {})
-        }
+        import::by_task(&store, &actor, &project, format, reader, |_| {})
     });
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| std::io::Error::other(e.to_string()));
@@ -153,6 +142,9 @@ pub async fn get(
 pub struct AnnotationBody {
     label: Option<String>,
     entities: Option<Vec<Span>>,
+    /// Instruction projects: accept, edit (with `response`) or reject.
+    decision: Option<Decision>,
+    response: Option<String>,
     seconds: Option<f64>,
     prediction_id: Option<i64>,
 }
@@ -166,10 +158,18 @@ pub async fn annotate(
     let id = id.into_inner();
     let actor = caller.actor();
     let b = body.into_inner();
-    let answer = match (b.label, b.entities) {
-        (Some(label), None) => Answer::Label { label },
-        (None, Some(entities)) => Answer::Entities { entities },
-        _ => return Err(StoreError::invalid("label", "give either label or entities").into()),
+    let answer = match (b.label, b.entities, b.decision) {
+        (Some(label), None, None) => Answer::Label { label },
+        (None, Some(entities), None) => Answer::Entities { entities },
+        (None, None, Some(decision)) => Answer::Review {
+            decision,
+            response: b.response,
+        },
+        _ => {
+            return Err(
+                StoreError::invalid("label", "give one of label, entities or decision").into(),
+            )
+        }
     };
     let sub = Submission {
         answer,

@@ -350,7 +350,7 @@ pub async fn annotate(
     let me = PageUser::from(&req, &state, &session).await?;
     let (id, user) = (id.into_inner(), me.caller.user.clone());
     let p = state.read(move |c| projects::visible(c, &user, id)).await?;
-    html(AnnotatePage {
+    let page = AnnotatePage {
         nav: me.nav(),
         csrf: me.csrf.clone(),
         user_name: me.caller.user.name.clone(),
@@ -360,7 +360,30 @@ pub async fn annotate(
         labels_json: serde_json::to_string(&p.labels).unwrap_or_else(|_| "[]".into()),
         guidelines_html: markdown(&p.guidelines.body),
         guideline_version: p.guidelines.version,
-    })
+    };
+    match p.task {
+        TaskKind::Instruction => html(InstructionsPage {
+            nav: page.nav,
+            csrf: page.csrf,
+            project_id: page.project_id,
+            project_name: page.project_name,
+            guidelines_html: page.guidelines_html,
+            guideline_version: page.guideline_version,
+        }),
+        _ => html(page),
+    }
+}
+
+/// Instruction projects: the record under review with accept / edit / reject.
+#[derive(Template)]
+#[template(path = "instruct.html")]
+struct InstructionsPage {
+    nav: Option<Nav>,
+    csrf: String,
+    project_id: i64,
+    project_name: String,
+    guidelines_html: String,
+    guideline_version: i64,
 }
 
 /// One line of an item's history: a prediction or an annotation.
