@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets everything up and runs Wick: fetches the embedded model, builds the release binary,
 # creates a demo database (an intent project and an entity project, a few hundred rows from
-# public dev sets, queued for pre-labeling) on first run, and serves it on 127.0.0.1:8080.
+# public dev sets, queued for pre-labeling, and an instruction dataset to review) on first run, and serves it on 127.0.0.1:8080.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cargo >/dev/null || { echo "run.sh: cargo is needed (https://rustup.rs)" >&2; exit 1; }
@@ -20,6 +20,8 @@ if [ ! -e "$WICK_DB" ]; then
         --labels person,location,corporation,product,creative-work,group \
         --guidelines scripts/demo/guidelines-ner.md
     $wick import --project "Entities in tweets" scripts/demo/wnut17.jsonl
+    $wick project create "Instruction review" --task instruction
+    $wick import --project "Instruction review" scripts/demo/instructions.jsonl
     $wick prelabel --project "Banking intents"
     $wick prelabel --project "Entities in tweets"
 fi

@@ -81,9 +81,9 @@ pub enum ProjectCommand {
     /// Create a project.
     Create {
         name: String,
-        #[arg(long, value_parser = ["classification", "ner", "preference"])]
+        #[arg(long, value_parser = ["classification", "ner", "preference", "instruction"])]
         task: String,
-        /// Labels or entity types, comma-separated (none for preference projects).
+        /// Labels or entity types, comma-separated (none for preference and instruction projects).
         #[arg(long, default_value = "")]
         labels: String,
         /// Built-in prompt: classify, sentiment, intent (classification) or ner.

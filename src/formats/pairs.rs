@@ -389,7 +389,7 @@ mod tests {
             ),
             (
                 r#"{"prompt": "Q", "chosen": ["a"], "rejected": "b"}"#,
-                "chosen must be a string, got a list",
+                "chosen must be a string, got an array",
             ),
             (
                 r#"{"prompt": "Q", "chosen": "a", "rejected": ""}"#,
@@ -403,7 +403,7 @@ mod tests {
                 r#"{"prompt": "Q", "responses": ["a", "b"], "meta": 1}"#,
                 "field \"meta\" must be an object",
             ),
-            ("[1]", "expected a JSON object, got a list"),
+            ("[1]", "expected a JSON object, got an array"),
         ];
         // Each bad row after a good one, so the line number is checked too.
         let good = r#"{"prompt": "Q", "responses": ["a", "b"]}"#;
