@@ -150,6 +150,15 @@ fn intent_with_many_multi_token_labels_gives_a_full_distribution() {
     let sum: f64 = scores.values().map(|v| v.as_f64().unwrap()).sum();
     assert!((sum - 1.0).abs() < 1e-6);
     assert_eq!(row["prediction"]["label"], "weather");
+    // The labels were shortlisted by the sentence embedder next to the model, which the
+    // recorded model id names.
+    assert!(
+        row["model"]
+            .as_str()
+            .unwrap()
+            .contains("+all-MiniLM-L6-v2@"),
+        "{row}"
+    );
 }
 
 #[test]
@@ -323,5 +332,12 @@ fn a_model_from_the_hugging_face_cache_labels_like_the_local_file() {
     );
     let row = &json_lines(&out.stdout)[0];
     assert_eq!(row["prediction"]["label"], "positive");
+    // No embedder sits next to the cached file: one warning, and the model id names none.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.matches("no sentence embedder").count(),
+        1,
+        "{stderr}"
+    );
     assert!(row["model"].as_str().unwrap().ends_with("@b179c9523d0e"));
 }

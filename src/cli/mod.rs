@@ -85,6 +85,11 @@ pub struct ModelArgs {
     /// CPU threads for the model (default: all cores).
     #[arg(long, env = "WICK_THREADS")]
     pub threads: Option<usize>,
+    /// The sentence-embedder folder (config.json, model.safetensors, tokenizer.json) that
+    /// shortlists large label sets (default: all-MiniLM-L6-v2 next to the model file; without
+    /// it the language model scores every label).
+    #[arg(long, env = "WICK_EMBEDDER")]
+    pub embedder: Option<PathBuf>,
 }
 
 impl ModelArgs {
@@ -95,6 +100,7 @@ impl ModelArgs {
             &path,
             &LoadOptions {
                 device: self.device,
+                embedder: self.embedder.clone(),
             },
         )
         .with_context(|| format!("loading model {}", self.model))

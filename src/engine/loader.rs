@@ -1,6 +1,7 @@
 //! Opening a GGUF file: metadata, tokenizer, chat template and the two weight copies.
 use super::chat::ChatTemplate;
 use super::config::ModelConfig;
+use super::embed::{SentenceEmbedder, DEFAULT_EMBEDDER};
 use super::model::{Block, Linear, Transformer, Weights};
 use super::tokenizer::TextTokenizer;
 use super::{EngineError, Result};
@@ -35,6 +36,10 @@ impl Device {
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
     pub device: Device,
+    /// Where the sentence embedder lives (a folder with config.json, model.safetensors and
+    /// tokenizer.json); by default `all-MiniLM-L6-v2` next to the GGUF file. A missing default
+    /// folder is not an error: the model then runs without it (see `LoadedModel::embedder`).
+    pub embedder: Option<PathBuf>,
 }
 
 /// Above this many parameters, scoring shares the 8-bit generation weights instead of
@@ -45,7 +50,10 @@ pub struct LoadedModel {
     pub transformer: Transformer,
     pub tokenizer: TextTokenizer,
     pub chat: ChatTemplate,
-    /// File name and sha256 prefix: what a prediction records as its model.
+    /// The sentence embedder that shortlists labels of large label sets, when one was found.
+    pub embedder: Option<SentenceEmbedder>,
+    /// File name and sha256 prefix (`NAME@HASH`, then `+EMBEDDER@HASH` when an embedder is
+    /// loaded): what a prediction records as its model.
     pub id: String,
     pub path: PathBuf,
 }
@@ -174,14 +182,44 @@ impl LoadedModel {
             generation,
             device,
         };
+        let embedder = load_embedder(path, opts.embedder.as_deref(), &transformer.device)?;
+        let mut id = model_id(path)?;
+        if let Some(e) = &embedder {
+            id = format!("{id}+{}", e.id);
+        }
         Ok(Self {
             transformer,
             tokenizer,
             chat,
-            id: model_id(path)?,
+            embedder,
+            id,
             path: path.to_path_buf(),
         })
     }
+}
+
+/// The embedder named in the options (an error when it cannot be loaded), else the default
+/// folder next to the GGUF file; without that folder, none, with a one-line warning.
+fn load_embedder(
+    gguf: &Path,
+    named: Option<&Path>,
+    device: &candle_core::Device,
+) -> Result<Option<SentenceEmbedder>> {
+    if let Some(dir) = named {
+        return SentenceEmbedder::load(dir, device).map(Some);
+    }
+    let dir = gguf
+        .parent()
+        .unwrap_or_else(|| Path::new("."))
+        .join(DEFAULT_EMBEDDER);
+    if !dir.join("model.safetensors").exists() {
+        tracing::warn!(
+            "no sentence embedder at {}: large label sets are scored by the language model alone (slower)",
+            dir.display()
+        );
+        return Ok(None);
+    }
+    SentenceEmbedder::load(&dir, device).map(Some)
 }
 
 /// A weight for `x @ w^T`: 8-bit blocks where the row length allows, else f32.
@@ -233,6 +271,15 @@ fn rope_tables(
 /// `NAME@sha256[..12]`: hashing the whole file once at load makes two files with the same
 /// name (a re-quantized model, say) never pass for each other.
 fn model_id(path: &Path) -> Result<String> {
+    let name = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    Ok(format!("{name}@{}", sha256_prefix(path)?))
+}
+
+/// The first 12 hex digits of a file's sha256.
+pub(super) fn sha256_prefix(path: &Path) -> Result<String> {
     let io = |source| EngineError::Io {
         path: path.to_path_buf(),
         source,
@@ -248,10 +295,5 @@ fn model_id(path: &Path) -> Result<String> {
         hasher.update(&buf[..n]);
     }
     let digest = hasher.finalize();
-    let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
-    let name = path.file_name().map_or_else(
-        || path.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    );
-    Ok(format!("{name}@{hex}"))
+    Ok(digest.iter().take(6).map(|b| format!("{b:02x}")).collect())
 }

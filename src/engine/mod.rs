@@ -2,6 +2,7 @@
 //! forward with prefix KV caches and tree-shaped batches, and sampling.
 mod chat;
 mod config;
+mod embed;
 mod error;
 mod generate;
 mod kv;
@@ -13,6 +14,7 @@ mod tokenizer;
 
 pub use chat::{ChatTemplate, Message};
 pub use config::{Architecture, ModelConfig, RopeStyle};
+pub use embed::{cosine, SentenceEmbedder, DEFAULT_EMBEDDER};
 pub use error::EngineError;
 pub use generate::{generate, Generation, SamplingParams};
 pub use kv::KvCache;

@@ -42,6 +42,14 @@ pub struct PromptSettings {
     pub temperature: f64,
     /// Whether to divide out the label distribution of content-free inputs.
     pub calibrate: bool,
+    /// With more labels than this and a sentence embedder loaded, only this many labels (the
+    /// closest to the text by embedding) are scored by the language model; 0 scores all.
+    pub shortlist: usize,
+    /// Weight of the embedding distribution in the final mixture when shortlisting (the
+    /// language model's distribution over the shortlist has the rest).
+    pub embedding_weight: f64,
+    /// Temperature of the softmax over label cosines that makes the embedding distribution.
+    pub embedding_temperature: f64,
 }
 
 impl Default for PromptSettings {
@@ -49,6 +57,9 @@ impl Default for PromptSettings {
         Self {
             temperature: 1.0,
             calibrate: true,
+            shortlist: 0,
+            embedding_weight: 0.2,
+            embedding_temperature: 0.05,
         }
     }
 }
@@ -68,6 +79,17 @@ mod tests {
         assert_eq!(t.assistant, "It is");
         assert_eq!(t.settings.temperature, 0.5);
         assert!(t.settings.calibrate);
+        assert_eq!(t.settings.shortlist, 0);
+        let s = PromptTemplate::parse(
+            "t",
+            "### user\n{{ text }}\n### settings\nshortlist: 12\nembedding_weight: 0.3\nembedding_temperature: 0.04\n",
+        )
+        .unwrap()
+        .settings;
+        assert_eq!(
+            (s.shortlist, s.embedding_weight, s.embedding_temperature),
+            (12, 0.3, 0.04)
+        );
         assert_eq!(t.version.len(), 12);
         let other = PromptTemplate::parse("t", "### user\nSay {{ text }}\n").unwrap();
         assert_ne!(t.version, other.version);
@@ -80,6 +102,11 @@ mod tests {
         assert!(err("### bogus\n").contains("unknown section"));
         assert!(
             err("### user\n{{ text }}\n### settings\ntemperature: -1\n").contains("temperature")
+        );
+        assert!(err("### user\n{{ text }}\n### settings\nshortlist: 2.5\n").contains("shortlist"));
+        assert!(
+            err("### user\n{{ text }}\n### settings\nembedding_weight: 1.5\n")
+                .contains("embedding_weight")
         );
         assert!(err("stray\n### user\n{{ text }}\n").contains("before the first section"));
     }
@@ -232,6 +259,27 @@ fn parse_settings(body: &str) -> Result<PromptSettings, String> {
                 settings.calibrate = value
                     .parse()
                     .map_err(|_| format!("calibrate {value:?} is not true or false"))?
+            }
+            "shortlist" => {
+                settings.shortlist = value
+                    .parse()
+                    .map_err(|_| format!("shortlist {value:?} is not a whole number"))?
+            }
+            "embedding_weight" => {
+                settings.embedding_weight = value
+                    .parse()
+                    .ok()
+                    .filter(|w: &f64| (0.0..=1.0).contains(w))
+                    .ok_or_else(|| format!("embedding_weight {value:?} is not between 0 and 1"))?
+            }
+            "embedding_temperature" => {
+                settings.embedding_temperature = value
+                    .parse()
+                    .ok()
+                    .filter(|t: &f64| *t > 0.0)
+                    .ok_or_else(|| {
+                        format!("embedding_temperature {value:?} is not a positive number")
+                    })?
             }
             other => return Err(format!("unknown setting {other:?}")),
         }
