@@ -164,13 +164,17 @@ pub struct HotItem {
     pub model_confidence: Option<f64>,
 }
 
-/// What people settled on for an item: the adjudication, else a majority of annotators.
+/// The answer the model is judged against: a reviewer's adjudication, else a gold item's known
+/// answer, else a majority of the annotators.
 fn human_reference(item: &ItemRecord) -> Option<Answer> {
     if let Some(("adjudicated", a)) = item.resolution.as_ref().map(|(s, a)| (s.as_str(), a)) {
         return Some(a.clone());
     }
+    if let Some(g) = &item.gold {
+        return Some(g.clone());
+    }
     let answers: Vec<Answer> = item.answers.iter().map(|a| a.value.clone()).collect();
-    consensus(&answers).value.or_else(|| item.gold.clone())
+    consensus(&answers).value
 }
 
 /// The label, or a review's decision (an instruction project's labels are its decisions).
@@ -766,7 +770,7 @@ mod tests {
                 auto_accept: None,
             },
         };
-        let mut gold = item(1, &[("ann", "a"), ("bob", "b")], None);
+        let mut gold = item(1, &[("ann", "a"), ("bob", "b")], Some(("a", 0.6)));
         gold.gold = Some(label("a"));
         let items = vec![
             gold,
@@ -792,10 +796,11 @@ mod tests {
         assert_eq!(r.agreement.items, 4);
         assert_eq!(r.agreement.pairs.len(), 1);
         let m = r.model.expect("model figures");
-        // Items 2 and 4 have a majority and a prediction; item 3 has no majority.
-        assert_eq!(m.items, 2);
-        assert_eq!(m.score, 0.5);
-        assert_eq!(m.confusion, Some(vec![vec![1, 0], vec![1, 0]]));
+        // Item 1 is judged by its gold answer (its annotators split), items 2 and 4 by their
+        // majority; item 3 has no majority.
+        assert_eq!(m.items, 3);
+        assert!((m.score - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(m.confusion, Some(vec![vec![2, 0], vec![1, 0]]));
         let hot: Vec<i64> = r.hotspots.items.iter().map(|h| h.id).collect();
         assert_eq!(hot, vec![3, 4]);
         assert_eq!(r.hotspots.items[0].reason, "no majority");
