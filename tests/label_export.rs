@@ -218,6 +218,25 @@ fn classification_and_ner_exports_with_filters() {
         "the split is stable"
     );
     let card = std::fs::read_to_string(folder.join("README.md")).expect("dataset card");
+    // A README.md that Wick did not write is never replaced: the card goes beside it.
+    let own = dir.path().join("own");
+    std::fs::create_dir(&own).expect("mkdir");
+    std::fs::write(own.join("README.md"), "mine\n").expect("write");
+    let out = common::server::wick()
+        .args(["export", "--project", "Reviews", "--format", "labels", "-o"])
+        .arg(own.join("r.jsonl"))
+        .arg("--db")
+        .arg(&server.db)
+        .output()
+        .expect("wick export");
+    assert!(out.status.success());
+    assert_eq!(
+        std::fs::read_to_string(own.join("README.md")).unwrap(),
+        "mine\n"
+    );
+    assert!(std::fs::read_to_string(own.join("r.README.md"))
+        .unwrap()
+        .contains("| consensus | 2 |"));
     for want in [
         "path: \"reviews.train.jsonl\"",
         "| consensus | 2 |",

@@ -357,6 +357,8 @@ fn write_card(
 ) -> Result<()> {
     let date = time::OffsetDateTime::now_utc().date().to_string();
     let card = wick::export::card::label_card(project, format, filter, summary, parts, &date);
-    let readme = path.with_file_name("README.md");
-    std::fs::write(&readme, card).with_context(|| format!("writing {}", readme.display()))
+    let readme = wick::export::card::card_path(path);
+    std::fs::write(&readme, card).with_context(|| format!("writing {}", readme.display()))?;
+    eprintln!("dataset card: {}", readme.display());
+    Ok(())
 }

@@ -5,6 +5,25 @@ use crate::formats::labels::LabelFormat;
 use crate::store::projects::Project;
 use std::fmt::Write;
 
+/// Marks a card as Wick's, so the next export may replace it (and never a README someone wrote).
+pub const MARK: &str = "<!-- dataset card written by wick export -->";
+
+/// Where the card of an export at `path` goes: `README.md` beside it (where `datasets` reads it),
+/// unless a README.md that Wick did not write is there; then `<name>.README.md`.
+pub fn card_path(path: &std::path::Path) -> std::path::PathBuf {
+    let readme = path.with_file_name("README.md");
+    match std::fs::read_to_string(&readme) {
+        Ok(text) if !text.contains(MARK) => {
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            path.with_file_name(format!("{stem}.README.md"))
+        }
+        _ => readme,
+    }
+}
+
 /// One file of the export and how many rows went into it.
 pub struct Part {
     pub split: &'static str,
@@ -28,7 +47,7 @@ pub fn label_card(
     for p in parts.iter().filter(|p| p.rows > 0) {
         let _ = writeln!(s, "  - split: {}\n    path: {}", p.split, yaml_str(&p.file));
     }
-    let _ = writeln!(s, "---\n");
+    let _ = writeln!(s, "---\n{MARK}\n");
     let _ = writeln!(s, "# {}\n", md(&project.name));
     let _ = writeln!(
         s,
