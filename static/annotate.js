@@ -7,7 +7,6 @@
   if (!root) return;
 
   const cfg = {
-    csrf: root.dataset.csrf,
     user: root.dataset.user,
     project: root.dataset.projectId,
     ner: root.dataset.task === 'ner',
@@ -38,23 +37,7 @@
   };
 
   // ---- server ----
-  async function api(method, path, body) {
-    const opts = { method, credentials: 'same-origin', headers: { Accept: 'application/json' } };
-    if (method !== 'GET') {
-      opts.headers['Content-Type'] = 'application/json';
-      opts.headers['X-CSRF-Token'] = cfg.csrf;
-      opts.body = JSON.stringify(body || {});
-    }
-    let res;
-    try {
-      res = await fetch('/api/v1' + path, opts);
-    } catch (e) {
-      throw new Error('Network error: ' + e.message);
-    }
-    const data = res.status === 204 ? null : await res.json().catch(() => null);
-    if (!res.ok) throw new Error((data && data.error && data.error.message) || `${res.status} ${res.statusText}`);
-    return data;
-  }
+  const api = Wick.api;
 
   // Ids we hold: the server must not hand them out again as "next".
   const held = () => [state.current, ...state.buffer].filter(Boolean).map((i) => i.id);

@@ -5,28 +5,13 @@
   const $ = (id) => document.getElementById(id);
   const root = $('review');
   if (!root) return;
-  const csrf = root.dataset.csrf;
   const project = root.dataset.projectId;
   const ner = root.dataset.task === 'ner';
   const labels = JSON.parse(root.dataset.labels || '[]');
   const state = { item: null, candidates: [], chosen: null, passed: [], busy: false };
 
-  async function api(path, body) {
-    const res = await fetch('/api/v1' + path, {
-      method: 'POST',
-      credentials: 'same-origin',
-      headers: { 'Content-Type': 'application/json', Accept: 'application/json', 'X-CSRF-Token': csrf },
-      body: JSON.stringify(body || {}),
-    });
-    const data = res.status === 204 ? null : await res.json().catch(() => null);
-    if (!res.ok) throw new Error((data && data.error && data.error.message) || res.status + ' ' + res.statusText);
-    return data;
-  }
-
-  function say(text, kind) {
-    $('message').textContent = text;
-    $('message').className = 'message ' + (kind || '');
-  }
+  const api = Wick.post;
+  const say = Wick.say;
 
   // Code-point slices, as the server's offsets are.
   const slice = (text, start, end) => Array.from(text).slice(start, end).join('');

@@ -5,26 +5,11 @@
   const $ = (id) => document.getElementById(id);
   const root = $('vote');
   if (!root) return;
-  const csrf = root.dataset.csrf;
   const project = root.dataset.projectId;
   const state = { current: null, buffer: [], choice: null, strength: null, count: 0, busy: false, shownAt: 0 };
 
-  async function api(path, body) {
-    const res = await fetch('/api/v1' + path, {
-      method: 'POST',
-      credentials: 'same-origin',
-      headers: { 'Content-Type': 'application/json', Accept: 'application/json', 'X-CSRF-Token': csrf },
-      body: JSON.stringify(body || {}),
-    });
-    const data = res.status === 204 ? null : await res.json().catch(() => null);
-    if (!res.ok) throw new Error((data && data.error && data.error.message) || res.status + ' ' + res.statusText);
-    return data;
-  }
-
-  function say(text, kind) {
-    $('message').textContent = text;
-    $('message').className = 'message ' + (kind || '');
-  }
+  const api = Wick.post;
+  const say = Wick.say;
 
   const held = () => [state.current, ...state.buffer].filter(Boolean).map((p) => p.id);
   async function fetchNext() {

@@ -1,6 +1,6 @@
 //! Import rows for a project, from JSONL or CSV, streamed: one row at a time, bad rows reported
 //! with their line number and the reason.
-use super::jsonl::{self, BadLine};
+use super::jsonl::{self, id_field, meta_and_rest, BadLine};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::io::{BufReader, Read};
@@ -50,22 +50,13 @@ const KNOWN: [&str; 6] = ["id", "text", "meta", "label", "entities", "gold"];
 fn from_fields(
     line: usize,
     text: String,
-    mut fields: Map<String, Value>,
+    fields: Map<String, Value>,
 ) -> Result<ImportRow, BadLine> {
     let bad = |reason: String| BadLine { line, reason };
     if text.trim().is_empty() {
         return Err(bad("field \"text\" is empty".into()));
     }
-    let id = match fields.get("id") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-        Some(Value::Number(n)) => Some(n.to_string()),
-        Some(_) => {
-            return Err(bad(
-                "field \"id\" must be a non-empty string or a number".into()
-            ))
-        }
-    };
+    let id = id_field(&fields).map_err(bad)?;
     let label = match fields.get("label") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()),
@@ -119,21 +110,12 @@ fn from_fields(
             "a gold row needs its answer in \"label\" or \"entities\"".into(),
         ));
     }
-    let mut meta = match fields.remove("meta") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(m)) => m,
-        Some(_) => return Err(bad("field \"meta\" must be an object".into())),
-    };
-    for (k, v) in fields {
-        if !KNOWN.contains(&k.as_str()) {
-            meta.insert(k, v);
-        }
-    }
+    let meta = meta_and_rest(fields, &KNOWN).map_err(bad)?;
     Ok(ImportRow {
         line,
         id,
         text,
-        meta: (!meta.is_empty()).then_some(meta),
+        meta,
         label,
         entities,
         gold,

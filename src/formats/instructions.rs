@@ -4,7 +4,7 @@
 //! ```text
 //! {"id"?, "instruction": str, "context"?: str, "response": str, "category"?: str, "meta"?: {...}}
 //! ```
-use super::jsonl::{kind, BadLine};
+use super::jsonl::{id_field, kind, meta_and_rest, BadLine};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::io::{BufReader, Read};
@@ -77,34 +77,20 @@ fn string(
     }
 }
 
-fn from_fields(line: usize, mut fields: Map<String, Value>) -> Result<InstructionRow, String> {
-    let id = match fields.get("id") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-        Some(Value::Number(n)) => Some(n.to_string()),
-        Some(_) => return Err("field \"id\" must be a non-empty string or a number".into()),
-    };
+fn from_fields(line: usize, fields: Map<String, Value>) -> Result<InstructionRow, String> {
+    let id = id_field(&fields)?;
     let record = Instruction {
         instruction: string(&fields, "instruction", true)?.unwrap_or_default(),
         context: string(&fields, "context", false)?.unwrap_or_default(),
         response: string(&fields, "response", true)?.unwrap_or_default(),
         category: string(&fields, "category", false)?.filter(|c| !c.is_empty()),
     };
-    let mut meta = match fields.remove("meta") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(m)) => m,
-        Some(_) => return Err("field \"meta\" must be an object".into()),
-    };
-    for (k, v) in fields {
-        if !KNOWN.contains(&k.as_str()) {
-            meta.insert(k, v);
-        }
-    }
+    let meta = meta_and_rest(fields, &KNOWN)?;
     Ok(InstructionRow {
         line,
         id,
         record,
-        meta: (!meta.is_empty()).then_some(meta),
+        meta,
     })
 }
 

@@ -104,6 +104,35 @@ pub fn objects<R: BufRead>(
         .flatten()
 }
 
+/// A row's optional `id`: a non-empty string or a number (kept as its text).
+pub(crate) fn id_field(fields: &Map<String, Value>) -> Result<Option<String>, String> {
+    match fields.get("id") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(_) => Err("field \"id\" must be a non-empty string or a number".into()),
+    }
+}
+
+/// A row's `meta` object with every field not in `known` added to it: nothing a user sends is
+/// lost. None when there is nothing.
+pub(crate) fn meta_and_rest(
+    mut fields: Map<String, Value>,
+    known: &[&str],
+) -> Result<Option<Map<String, Value>>, String> {
+    let mut meta = match fields.remove("meta") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(m)) => m,
+        Some(_) => return Err("field \"meta\" must be an object".into()),
+    };
+    for (k, v) in fields {
+        if !known.contains(&k.as_str()) {
+            meta.insert(k, v);
+        }
+    }
+    Ok((!meta.is_empty()).then_some(meta))
+}
+
 pub(crate) fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",

@@ -192,11 +192,7 @@ pub fn submit(
     item_id: i64,
     sub: Submission,
 ) -> Result<Annotation> {
-    let (project_id, text): (i64, String) = tx
-        .prepare_cached("SELECT project_id, text FROM items WHERE id = ?1")?
-        .query_row([item_id], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?
-        .ok_or_else(|| StoreError::NotFound(format!("item {item_id}")))?;
+    let (project_id, text) = super::items::project_and_text(tx, item_id)?;
     let project = projects::visible_for(tx, user, project_id, &format!("item {item_id}"))?;
     let answer = sub.answer.validated(&project, &text)?;
     if let Some(s) = sub.seconds {

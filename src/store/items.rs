@@ -120,3 +120,11 @@ pub fn project_of(conn: &Connection, id: i64) -> Result<i64> {
         .optional()?
         .ok_or_else(|| StoreError::NotFound(format!("item {id}")))
 }
+
+/// The item's project and text, what checking an answer against it needs.
+pub fn project_and_text(conn: &Connection, id: i64) -> Result<(i64, String)> {
+    conn.prepare_cached("SELECT project_id, text FROM items WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("item {id}")))
+}

@@ -9,6 +9,11 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../../static/app.css"),
     ),
     (
+        "page.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/page.js"),
+    ),
+    (
         "spans.js",
         "text/javascript; charset=utf-8",
         include_str!("../../static/spans.js"),

@@ -149,6 +149,22 @@ pub struct AnnotationBody {
     prediction_id: Option<i64>,
 }
 
+/// The answer a request gives: exactly one of a label, entities, or a review decision (an edit
+/// with its response).
+pub(super) fn answer_of(
+    label: Option<String>,
+    entities: Option<Vec<Span>>,
+    decision: Option<Decision>,
+    response: Option<String>,
+) -> Result<Answer, ApiError> {
+    match (label, entities, decision) {
+        (Some(label), None, None) => Ok(Answer::Label { label }),
+        (None, Some(entities), None) => Ok(Answer::Entities { entities }),
+        (None, None, Some(decision)) => Ok(Answer::Review { decision, response }),
+        _ => Err(StoreError::invalid("label", "give one of label, entities or decision").into()),
+    }
+}
+
 pub async fn annotate(
     caller: Caller,
     state: web::Data<AppState>,
@@ -158,19 +174,7 @@ pub async fn annotate(
     let id = id.into_inner();
     let actor = caller.actor();
     let b = body.into_inner();
-    let answer = match (b.label, b.entities, b.decision) {
-        (Some(label), None, None) => Answer::Label { label },
-        (None, Some(entities), None) => Answer::Entities { entities },
-        (None, None, Some(decision)) => Answer::Review {
-            decision,
-            response: b.response,
-        },
-        _ => {
-            return Err(
-                StoreError::invalid("label", "give one of label, entities or decision").into(),
-            )
-        }
-    };
+    let answer = answer_of(b.label, b.entities, b.decision, b.response)?;
     let sub = Submission {
         answer,
         seconds: b.seconds,

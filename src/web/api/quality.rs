@@ -1,7 +1,8 @@
 //! Quality endpoints: the project report, the adjudication queue and its decisions, and the
 //! auto-accept switch.
+use super::queue::NextBody;
 use crate::quality::report::{self, Report};
-use crate::store::annotations::{Answer, Span};
+use crate::store::annotations::{Decision, Span};
 use crate::store::projects::{self, Counts, Project, TaskKind};
 use crate::store::{quality, review, StoreError};
 use crate::web::auth::Caller;
@@ -58,12 +59,6 @@ pub async fn stats(
     Ok(HttpResponse::Ok().json(stats))
 }
 
-#[derive(Deserialize, Default)]
-pub struct NextBody {
-    #[serde(default)]
-    exclude: Vec<i64>,
-}
-
 pub async fn review_next(
     caller: Caller,
     state: web::Data<AppState>,
@@ -71,10 +66,7 @@ pub async fn review_next(
     body: Option<web::Json<NextBody>>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let exclude = body.map(|b| b.into_inner().exclude).unwrap_or_default();
-    if exclude.len() > 100 {
-        return Err(ApiError::bad_request("exclude: at most 100 ids"));
-    }
+    let exclude = NextBody::exclude(body)?;
     let item = state
         .write(move |tx| review::next(tx, &caller.user, id, &exclude))
         .await?;
@@ -86,6 +78,8 @@ pub async fn review_next(
 pub struct ResolutionBody {
     label: Option<String>,
     entities: Option<Vec<Span>>,
+    decision: Option<Decision>,
+    response: Option<String>,
     note: Option<String>,
 }
 
@@ -98,11 +92,7 @@ pub async fn resolve(
     let id = id.into_inner();
     let actor = caller.actor();
     let b = body.into_inner();
-    let answer = match (b.label, b.entities) {
-        (Some(label), None) => Answer::Label { label },
-        (None, Some(entities)) => Answer::Entities { entities },
-        _ => return Err(StoreError::invalid("label", "give either label or entities").into()),
-    };
+    let answer = super::items::answer_of(b.label, b.entities, b.decision, b.response)?;
     let resolution = state
         .write(move |tx| review::resolve(tx, &actor, &caller.user, id, answer, b.note))
         .await?;

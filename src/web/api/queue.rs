@@ -7,10 +7,22 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
+/// `{"exclude": [ids]}`: what the caller already holds (the item on screen, a prefetched one).
 #[derive(Deserialize, Default)]
 pub struct NextBody {
     #[serde(default)]
     exclude: Vec<i64>,
+}
+
+impl NextBody {
+    /// The ids to leave out of an optional body, at most 100.
+    pub fn exclude(body: Option<web::Json<NextBody>>) -> Result<Vec<i64>, ApiError> {
+        let exclude = body.map(|b| b.into_inner().exclude).unwrap_or_default();
+        if exclude.len() > 100 {
+            return Err(ApiError::bad_request("exclude: at most 100 ids"));
+        }
+        Ok(exclude)
+    }
 }
 
 pub async fn next(
@@ -20,10 +32,7 @@ pub async fn next(
     body: Option<web::Json<NextBody>>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let exclude = body.map(|b| b.into_inner().exclude).unwrap_or_default();
-    if exclude.len() > 100 {
-        return Err(ApiError::bad_request("exclude: at most 100 ids"));
-    }
+    let exclude = NextBody::exclude(body)?;
     // A preference project hands out pairs to vote on; the others items to label.
     let next = state
         .write(move |tx| {
