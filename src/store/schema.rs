@@ -228,4 +228,10 @@ CREATE TABLE resolutions (
 );
 CREATE INDEX resolutions_item ON resolutions (item_id);
 "#,
+    // Exports and the prediction job walk a project's items in id order; without this index
+    // SQLite sorts the whole project in a temporary B-tree first (memory that grows with the
+    // project, half a second per page at a million items).
+    r#"
+CREATE INDEX items_project ON items (project_id, id);
+"#,
 ];
