@@ -538,19 +538,13 @@ fn labeled_project(
 /// The bench's stand-in for the model's prediction of row `n`: agrees with the imported label
 /// 9 times in 10, confidence 0.5 to 0.99.
 fn prediction(item_id: i64, n: usize) -> wick::store::predictions::NewPrediction {
+    let other_of = |l: &str| if l == LABELS[0] { LABELS[1] } else { LABELS[0] };
     let label = if n % 10 == 3 {
-        LABELS[1 - LABELS
-            .iter()
-            .position(|l| *l == import_label(n))
-            .unwrap_or(0)]
+        other_of(import_label(n))
     } else {
         import_label(n)
     };
-    let other = if label == LABELS[0] {
-        LABELS[1]
-    } else {
-        LABELS[0]
-    };
+    let other = other_of(label);
     let u = ((n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) as f64 / (1u64 << 53) as f64;
     let p = 0.5 + 0.49 * u;
     let mut output = wick::store::predictions::Output::new();
@@ -568,8 +562,9 @@ fn prediction(item_id: i64, n: usize) -> wick::store::predictions::NewPrediction
 }
 
 /// One prediction per item of `project`, written the way the pre-labeling job writes them (its
-/// query for items without one, `predictions::insert`), 1,000 per transaction; the bench serves
-/// without a model, so the values are made up. Returns (predictions, seconds).
+/// query for items without one, `jobs::pending_items`, then `predictions::insert`), 1,000 per
+/// transaction; the bench serves without a model, so the values are made up.
+/// Returns (predictions, seconds).
 fn predict(db: &Path, project: &str) -> anyhow::Result<(usize, f64)> {
     use wick::store::{jobs, predictions, projects};
     let t = Instant::now();
@@ -703,15 +698,16 @@ fn download(
             &format!("/projects/{project}/export?format={format}"),
         )
         .call()?;
-    let first_byte = t.elapsed().as_secs_f64();
+    let headers = t.elapsed().as_secs_f64();
     let mut body = resp.into_reader();
     let mut buf = vec![0u8; 256 * 1024];
-    let (mut lines, mut bytes) = (0u64, 0u64);
+    let (mut lines, mut bytes, mut first_row) = (0u64, 0u64, None);
     loop {
         let n = body.read(&mut buf)?;
         if n == 0 {
             break;
         }
+        first_row.get_or_insert_with(|| t.elapsed().as_secs_f64());
         bytes += n as u64;
         lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
     }
@@ -729,7 +725,9 @@ fn download(
         "rows_per_sec": round(lines as f64 / secs, 0),
         "lines": lines,
         "mb": round(bytes as f64 / 1e6, 1),
-        "first_byte_ms": round(first_byte * 1000.0, 1),
+        "bytes": bytes,
+        "headers_ms": round(headers * 1000.0, 1),
+        "first_rows_ms": first_row.map(|f| round(f * 1000.0, 1)),
         "server_cpu_s": round(cpu, 2),
         "server_rss_mb_before": r(rss0),
         "server_peak_rss_mb_before": r(hwm0),
@@ -775,6 +773,7 @@ fn cli_export(
             "rows_per_sec": round(lines as f64 / w.seconds, 0),
             "lines": lines,
             "mb": round(bytes as f64 / 1e6, 1),
+            "bytes": bytes,
             "peak_rss_mb": w.peak_rss_mb.map(|x| round(x, 1)),
             "cpu_s": round(w.cpu_s, 2),
         }),
@@ -861,7 +860,7 @@ fn export_phase(
     let (cli_sft, _) = cli_export(x.db, x.dir, EXPORT_PROJECT, "sft", n_big, errors)?;
     println!("wick export sft ({n_big} items): {cli_sft}");
 
-    if http_labels["lines"] != cli_labels["lines"] || http_labels["mb"] != cli_labels["mb"] {
+    if http_labels["lines"] != cli_labels["lines"] || http_labels["bytes"] != cli_labels["bytes"] {
         errors.push("the labels download and `wick export` differ in lines or bytes".into());
     }
     let (by_source, unlabeled) = sources(&labels_file)?;
@@ -1011,24 +1010,6 @@ fn main() -> anyhow::Result<()> {
     println!("cli import: {out}; {import_s:.1} s, {import_rate:.0} rows/s");
     let db_mb = std::fs::metadata(&db)?.len() as f64 / 1e6;
 
-    // The export phase's projects: the same texts with labels, and a prediction for each item.
-    let export_setup = if export_on {
-        let members = names.join(",");
-        let import_big = labeled_project(&db, &dir, EXPORT_PROJECT, items, &members)?;
-        let import_small = labeled_project(&db, &dir, EXPORT_SMALL, small, &members)?;
-        let (n, secs) = predict(&db, EXPORT_PROJECT)?;
-        println!("predictions ({EXPORT_PROJECT}): {n} in {secs:.1} s");
-        let (n_small, secs_small) = predict(&db, EXPORT_SMALL)?;
-        Some(json!({
-            "import_with_labels": import_big,
-            "import_with_labels_small": import_small,
-            "predictions": n + n_small,
-            "predictions_seconds": round(secs + secs_small, 1),
-        }))
-    } else {
-        None
-    };
-
     // 2. Server.
     let server = Server::start(&db, workers)?;
     let pid = server.pid().to_string();
@@ -1129,23 +1110,35 @@ fn main() -> anyhow::Result<()> {
         Value::Null
     };
 
-    // 7. Exports (this stops the server).
-    let export = match export_setup {
-        Some(setup) => {
-            let x = ExportRun {
-                db: &db,
-                dir: &dir,
-                items,
-                small,
-                review: Duration::from_secs_f64(review_s),
-                setup,
-            };
-            export_phase(x, server, &admin, &clients, &mut errors)?
-        }
-        None => {
-            drop(server);
-            Value::Null
-        }
+    // 7. Exports. Their projects are made now, after the load (so that the load runs on the
+    //    same database as without the export phase), by CLI imports and store writes beside the
+    //    idle server: the same texts with labels, and a prediction for each item.
+    let export = if export_on {
+        let members = names.join(",");
+        let import_big = labeled_project(&db, &dir, EXPORT_PROJECT, items, &members)?;
+        let import_small = labeled_project(&db, &dir, EXPORT_SMALL, small, &members)?;
+        let (n, secs) = predict(&db, EXPORT_PROJECT)?;
+        println!("predictions ({EXPORT_PROJECT}): {n} in {secs:.1} s");
+        let (n_small, secs_small) = predict(&db, EXPORT_SMALL)?;
+        let setup = json!({
+            "import_with_labels": import_big,
+            "import_with_labels_small": import_small,
+            "predictions": n + n_small,
+            "predictions_seconds": round(secs + secs_small, 1),
+        });
+        let x = ExportRun {
+            db: &db,
+            dir: &dir,
+            items,
+            small,
+            review: Duration::from_secs_f64(review_s),
+            setup,
+        };
+        // This stops the server.
+        export_phase(x, server, &admin, &clients, &mut errors)?
+    } else {
+        drop(server);
+        Value::Null
     };
 
     let next_p99 = many["next"]["p99_ms"].as_f64().unwrap_or(f64::MAX);
@@ -1265,8 +1258,8 @@ fn main() -> anyhow::Result<()> {
         let cli_rss = |v: &Value| format!(", peak RSS {} MB", v["peak_rss_mb"]);
         let srv_rss = |v: &Value| {
             format!(
-                ", server peak RSS during it {} MB, before {} MB",
-                v["server_peak_rss_mb_during"], v["server_rss_mb_before"]
+                ", first rows after {} ms, server peak RSS during it {} MB, before {} MB",
+                v["first_rows_ms"], v["server_peak_rss_mb_during"], v["server_rss_mb_before"]
             )
         };
         line(
