@@ -1,14 +1,23 @@
 //! Zero-shot entity extraction in two steps. First constrained decoding: the model lists
 //! entities one per line, but at every step it may only choose tokens that keep the entity a
 //! substring of the input starting and ending at word boundaries, so every span is real text
-//! with exact character offsets. Then each span's type is chosen by label scoring, like any
-//! classification (always a type from the set; `prompts/ner-type.txt` decides calibration).
-//! A 135M model finds mentions far better from type-free examples than it names types while
-//! writing them.
-use super::classify::{Classifier, ClassifierOptions, TaskError};
+//! with exact character offsets. Spans made only of function words ("I", "it", "the") or
+//! without a letter are then dropped from the answer; they stay in the list the model
+//! continues from, so decoding itself is unchanged. A 135M model finds mentions far better
+//! from type-free examples than it names types while writing them.
+//!
+//! Then each span is typed. The language model scores the types like any classification
+//! (`prompts/ner-type.txt`, uncalibrated). When the model has a sentence embedder, the mention
+//! alone is also embedded and compared by cosine with a description of each type built from
+//! its phrase ("person name", "creative work name"), and the answer is
+//! `w · softmax(cos / τ) + (1 − w) · LM distribution`, w and τ being the typing prompt's
+//! `embedding_weight` and `embedding_temperature` (0.9 and 0.05), so they are versioned with
+//! it. The 135M model types almost everything "person"; the embedder tells names of places,
+//! products and works apart far better (BENCHMARKS.md, "Zero-shot quality").
+use super::classify::{softmax, Classifier, ClassifierOptions, TaskError};
 use super::labels::LabelSet;
-use super::prompt::{item_tokens, PromptTemplate};
-use crate::engine::{log_softmax_rows, Job, KvCache, LoadedModel};
+use super::prompt::{item_tokens, PromptSettings, PromptTemplate};
+use crate::engine::{cosine, log_softmax_rows, Job, KvCache, LoadedModel};
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -38,8 +47,14 @@ pub struct Extractor<'m> {
     lead: String,
     /// Token ids whose bytes start with each byte value.
     by_first_byte: Vec<Vec<u32>>,
-    /// Chooses each span's type.
-    typer: Classifier<'m>,
+    /// Scores each span's type with the language model (boxed: it is large, and `Labeler`
+    /// holds an extractor or a classifier side by side).
+    typer: Box<Classifier<'m>>,
+    /// The embedding of each type's description (`type_description`), when the model has a
+    /// sentence embedder and the typing prompt gives the embedding a weight.
+    type_vecs: Option<Vec<Vec<f32>>>,
+    /// The typing prompt's settings: the embedding's weight and temperature.
+    type_settings: PromptSettings,
     /// The token that ends an entity's line.
     newline: u32,
     /// Tokens the model uses to say "nothing (more)" at the start of a line: end of turn,
@@ -93,7 +108,22 @@ impl<'m> Extractor<'m> {
             .filter(|&n| n > 0)
             .ok_or(TaskError::NoRoom(context))?
             .min(super::classify::MAX_TEXT_TOKENS);
-        let typer = Classifier::new(model, type_template, types, ClassifierOptions::default())?;
+        let type_settings = type_template.settings.clone();
+        let type_vecs = match &model.embedder {
+            Some(e) if type_settings.embedding_weight > 0.0 => {
+                let descriptions: Vec<String> =
+                    types.phrases.iter().map(|p| type_description(p)).collect();
+                let refs: Vec<&str> = descriptions.iter().map(String::as_str).collect();
+                Some(e.embed(&refs)?.0)
+            }
+            _ => None,
+        };
+        let typer = Box::new(Classifier::new(
+            model,
+            type_template,
+            types,
+            ClassifierOptions::default(),
+        )?);
         Ok(Self {
             model,
             prompt_version: format!("{}+{}", template.version, type_template.version),
@@ -102,6 +132,8 @@ impl<'m> Extractor<'m> {
             lead: rendered.lead.clone(),
             by_first_byte,
             typer,
+            type_vecs,
+            type_settings,
             newline,
             stop,
             max_text,
@@ -144,30 +176,126 @@ impl<'m> Extractor<'m> {
             session.feed(&[self.newline])?;
             spans.push(span);
         }
-        let questions: Vec<String> = spans
-            .iter()
-            .map(|s| format!("Text: {seen}\nEntity: {}", &seen[s.start..s.end]))
-            .collect();
-        let refs: Vec<&str> = questions.iter().map(String::as_str).collect();
-        let types = self.typer.classify(&refs)?;
+        // Pronouns and other closed-class words stay in the list the model continues from
+        // (taking them out would change what it writes next) but are not entities.
+        spans.retain(|s| !is_function_phrase(&seen[s.start..s.end]));
+        let types = self.type_spans(seen, &spans)?;
         let mut entities: Vec<Entity> = spans
             .iter()
             .zip(types)
-            .map(|(span, ty)| {
+            .map(|(span, (label, confidence))| {
                 let start = seen[..span.start].chars().count();
                 let piece = &seen[span.start..span.end];
                 Entity {
                     start,
                     end: start + piece.chars().count(),
-                    label: ty.label,
+                    label,
                     text: piece.to_string(),
-                    confidence: span.logprob.exp() * ty.confidence,
+                    confidence: span.logprob.exp() * confidence,
                 }
             })
             .collect();
         entities.sort_by_key(|e| (e.start, e.end));
         Ok((entities, item.truncated))
     }
+}
+
+impl Extractor<'_> {
+    /// The type of each span, with its probability: the language model's distribution over
+    /// the types, mixed with the softmax of the cosines between the mention's embedding and
+    /// each type's description when the model has a sentence embedder.
+    fn type_spans(&self, text: &str, spans: &[Span]) -> Result<Vec<(String, f64)>, TaskError> {
+        if spans.is_empty() {
+            return Ok(Vec::new());
+        }
+        let questions: Vec<String> = spans
+            .iter()
+            .map(|s| format!("Text: {text}\nEntity: {}", &text[s.start..s.end]))
+            .collect();
+        let refs: Vec<&str> = questions.iter().map(String::as_str).collect();
+        let lm = self.typer.classify(&refs)?;
+        let (Some(embedder), Some(type_vecs)) = (&self.model.embedder, &self.type_vecs) else {
+            return Ok(lm.into_iter().map(|p| (p.label, p.confidence)).collect());
+        };
+        // The mention alone: with its sentence around it, the embedding is mostly about the
+        // sentence, and typing was worse (BENCHMARKS.md, "Zero-shot quality").
+        let mentions: Vec<&str> = spans.iter().map(|s| &text[s.start..s.end]).collect();
+        let (vecs, _) = embedder.embed(&mentions)?;
+        let names = &self.typer.labels.names;
+        Ok(lm
+            .iter()
+            .zip(&vecs)
+            .map(|(p, v)| {
+                let cosines: Vec<f64> = type_vecs.iter().map(|t| cosine(v, t)).collect();
+                let probs: Vec<f64> = p.scores.iter().map(|(_, q)| *q).collect();
+                let mixed = mix_types(&probs, &cosines, &self.type_settings);
+                let best = argmax(&mixed);
+                (names[best].clone(), mixed[best])
+            })
+            .collect())
+    }
+}
+
+/// `w · softmax(cosines / τ) + (1 − w) · lm`, with w and τ from the typing prompt's settings:
+/// the embedding decides unless it is unsure, the language model breaks near-ties.
+fn mix_types(lm: &[f64], cosines: &[f64], s: &PromptSettings) -> Vec<f64> {
+    let scaled: Vec<f64> = cosines
+        .iter()
+        .map(|c| c / s.embedding_temperature)
+        .collect();
+    softmax(&scaled)
+        .iter()
+        .zip(lm)
+        .map(|(e, q)| s.embedding_weight * e + (1.0 - s.embedding_weight) * q)
+        .collect()
+}
+
+fn argmax(p: &[f64]) -> usize {
+    p.iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map_or(0, |(i, _)| i)
+}
+
+/// What a type is compared with by embedding: its phrase read as a kind of name ("person
+/// name", "creative work name"), since a mention is a name, not a description of its type.
+fn type_description(phrase: &str) -> String {
+    format!("{} name", phrase.replace(['-', '_'], " ").trim())
+}
+
+/// Pronouns, determiners, prepositions, conjunctions, auxiliaries and a few interjections and
+/// deictic words: a span made only of these is never a name. The 135M model lists "I" in a
+/// third of its answers.
+#[rustfmt::skip]
+const FUNCTION_WORDS: &[&str] = &[
+    "i", "me", "my", "mine", "myself", "you", "your", "yours", "yourself", "u", "ur", "he",
+    "him", "his", "himself", "she", "her", "hers", "herself", "it", "its", "itself", "we", "us",
+    "our", "ours", "ourselves", "they", "them", "their", "theirs", "themselves", "this", "that",
+    "these", "those", "who", "whom", "whose", "which", "what", "someone", "somebody",
+    "something", "anyone", "anybody", "anything", "everyone", "everybody", "everything",
+    "nobody", "nothing", "one", "a", "an", "the", "some", "any", "all", "every", "each", "no",
+    "both", "either", "neither", "another", "other", "such", "many", "much", "more", "most",
+    "of", "in", "on", "at", "to", "from", "by", "with", "about", "for", "into", "onto", "over",
+    "under", "after", "before", "between", "through", "during", "without", "up", "down", "out",
+    "off", "than", "like", "and", "or", "but", "nor", "so", "yet", "if", "because", "while",
+    "when", "where", "how", "why", "then", "as", "be", "am", "is", "are", "was", "were", "been",
+    "being", "do", "does", "did", "have", "has", "had", "would", "shall", "should",
+    "can", "could", "might", "must", "not", "s", "t", "ll", "re", "ve", "d", "m",
+    "here", "there", "now", "today", "tonight", "tomorrow", "yesterday", "yes", "yeah", "ok",
+    "okay", "oh", "hey", "hi", "hello", "please", "thanks", "lol", "very", "just", "also",
+    "too", "only", "really",
+];
+
+/// Whether `span` holds no name: no letter at all, or only function words. A word in
+/// capitals of two letters or more is an acronym ("US", "IT"), not the function word.
+fn is_function_phrase(span: &str) -> bool {
+    if !span.chars().any(char::is_alphabetic) {
+        return true;
+    }
+    let acronym = |w: &str| w.chars().count() > 1 && w.chars().all(char::is_uppercase);
+    span.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .all(|w| !acronym(w) && FUNCTION_WORDS.contains(&w.to_lowercase().as_str()))
 }
 
 struct Span {
@@ -371,6 +499,47 @@ mod tests {
         );
         assert!(!Boundaries::of("Hospital .").is_end(10));
         assert!(!b.is_end(5));
+    }
+
+    #[test]
+    fn function_words_are_not_names() {
+        for span in ["I", "i", "It", "the", "an", "Am I", "2", "1 ."] {
+            assert!(is_function_phrase(span), "{span}");
+        }
+        for span in [
+            "Trump",
+            "Game of Thrones",
+            "S 8",
+            "The View",
+            "iPhone",
+            "US",
+            "Will",
+        ] {
+            assert!(!is_function_phrase(span), "{span}");
+        }
+    }
+
+    #[test]
+    fn types_are_described_as_names() {
+        assert_eq!(type_description("creative-work"), "creative work name");
+        assert_eq!(type_description("person"), "person name");
+    }
+
+    #[test]
+    fn the_embedding_decides_unless_unsure() {
+        let s = PromptSettings {
+            embedding_weight: 0.9,
+            embedding_temperature: 0.05,
+            ..PromptSettings::default()
+        };
+        // The language model prefers type 0, the embedding clearly type 1.
+        let p = mix_types(&[0.8, 0.2], &[0.30, 0.45], &s);
+        assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        assert_eq!(argmax(&p), 1);
+        let e = softmax(&[6.0, 9.0]);
+        assert!((p[0] - (0.9 * e[0] + 0.1 * 0.8)).abs() < 1e-12);
+        // Equal cosines leave the choice to the language model.
+        assert_eq!(argmax(&mix_types(&[0.8, 0.2], &[0.4, 0.4], &s)), 0);
     }
 
     #[test]
