@@ -8,8 +8,7 @@ mod common;
 
 use anyhow::{ensure, Context, Result};
 use common::browser::{
-    assert_clean_console, assert_no_alert, js, keys, log_in, report_failure, text_of, wait_js,
-    Chromedriver,
+    self, assert_clean_console, assert_no_alert, js, keys, log_in, text_of, wait_js,
 };
 use common::server::{add_user, Api, Server, ADMIN_PASSWORD};
 use serde_json::{json, Value};
@@ -170,25 +169,10 @@ const REVIEWS: &[(&str, &str)] = &[
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_end_to_end() -> Result<()> {
-    let started = Instant::now();
-    // Fails, never skips, without the browser: CI installs it.
-    let chromedriver = Chromedriver::start()?;
-    let dir = tempfile::tempdir()?;
-    let db = dir.path().join("wick.db");
-    let server = Server::start(&db, true);
-    let base = server.base.clone();
-    let admin = server.client("admin");
-    let profile = tempfile::tempdir()?;
-    let d = chromedriver.session(profile.path()).await?;
-    let result = steps(&d, &server, &admin, dir.path()).await;
-    if result.is_err() {
-        report_failure(&d, "wick-browser-failure").await;
-    }
-    let quit = d.quit().await;
-    drop(chromedriver);
-    eprintln!("browser test against {base} took {:.1?}", started.elapsed());
-    result?;
-    Ok(quit?)
+    browser::run("end-to-end", true, |d, server, admin, tmp| {
+        Box::pin(steps(d, server, admin, tmp))
+    })
+    .await
 }
 
 async fn steps(d: &WebDriver, server: &Server, admin: &Api, tmp: &Path) -> Result<()> {

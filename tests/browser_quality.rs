@@ -8,53 +8,24 @@
 mod common;
 
 use anyhow::{ensure, Context, Result};
-use common::browser::{
-    assert_clean_console, js, keys, log_in, report_failure, text_of, wait_js, Chromedriver,
-};
-use common::server::{add_user, Api, Server};
+use common::browser::{self, assert_clean_console, js, keys, log_in, text_of, wait_js};
+use common::server::{Api, Server};
 use serde_json::{json, Value};
-use std::time::Instant;
 use thirtyfour::prelude::*;
 
 const PASSWORD: &str = "quality-pass-1";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_gold_adjudication_and_dashboard() -> Result<()> {
-    let started = Instant::now();
-    // Fails, never skips, without the browser.
-    let chromedriver = Chromedriver::start()?;
-    let dir = tempfile::tempdir()?;
-    let server = Server::start(&dir.path().join("wick.db"), false);
-    let admin = server.client("admin");
-    let profile = tempfile::tempdir()?;
-    let d = chromedriver.session(profile.path()).await?;
-    let result = steps(&d, &server, &admin).await;
-    if result.is_err() {
-        report_failure(&d, "wick-browser-quality-failure").await;
-    }
-    let quit = d.quit().await;
-    drop(chromedriver);
-    eprintln!(
-        "browser quality test against {} took {:.1?}",
-        server.base,
-        started.elapsed()
-    );
-    result?;
-    Ok(quit?)
+    browser::run("quality", false, |d, server, admin, _| {
+        Box::pin(steps(d, server, admin))
+    })
+    .await
 }
 
 /// A user of `role` in `project`.
 fn member(server: &Server, admin: &Api, project: i64, name: &str, role: &str) -> Result<Api> {
-    add_user(&server.db, name, role, PASSWORD);
-    let api = server.client(name);
-    let uid = api.get("/me").1["id"].as_i64().context("user id")?;
-    let (status, body) = admin.send(
-        "PUT",
-        &format!("/projects/{project}/members/{uid}"),
-        json!({}),
-    );
-    ensure!(status == 204, "add {name}: {status} {body}");
-    Ok(api)
+    Ok(browser::member(server, admin, project, name, role, PASSWORD)?.0)
 }
 
 /// The external id of the item the labeling page shows once it is idle ("" when none is left).

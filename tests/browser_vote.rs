@@ -9,10 +9,8 @@
 mod common;
 
 use anyhow::{bail, ensure, Context, Result};
-use common::browser::{
-    assert_clean_console, js, keys, log_in, report_failure, text_of, wait_js, Chromedriver,
-};
-use common::server::{add_user, Api, Server};
+use common::browser::{self, assert_clean_console, js, keys, log_in, text_of, wait_js};
+use common::server::{Api, Server};
 use rusqlite::{params, Connection, OpenFlags};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
@@ -599,27 +597,10 @@ const HOLD_NEXT: &str = "
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_preference_voting() -> Result<()> {
-    let started = Instant::now();
-    // Fails, never skips, without the browser.
-    let chromedriver = Chromedriver::start()?;
-    let dir = tempfile::tempdir()?;
-    let server = Server::start(&dir.path().join("wick.db"), false);
-    let admin = server.client("admin");
-    let profile = tempfile::tempdir()?;
-    let d = chromedriver.session(profile.path()).await?;
-    let result = steps(&d, &server, &admin).await;
-    if result.is_err() {
-        report_failure(&d, "wick-browser-vote-failure").await;
-    }
-    let quit = d.quit().await;
-    drop(chromedriver);
-    eprintln!(
-        "browser voting test against {} took {:.1?}",
-        server.base,
-        started.elapsed()
-    );
-    result?;
-    Ok(quit?)
+    browser::run("vote", false, |d, server, admin, _| {
+        Box::pin(steps(d, server, admin))
+    })
+    .await
 }
 
 async fn steps(d: &WebDriver, server: &Server, admin: &Api) -> Result<()> {
@@ -658,18 +639,7 @@ async fn steps(d: &WebDriver, server: &Server, admin: &Api) -> Result<()> {
     ensure!(comps.len() == 8, "{} pairs imported, not 8", comps.len());
     let mut users = Vec::new();
     for name in RATERS {
-        add_user(&server.db, name, "annotator", PASSWORD);
-        let uid: i64 =
-            db.query_row("SELECT id FROM users WHERE name = ?1", [name], |r| r.get(0))?;
-        let (status, body) = admin.send(
-            "PUT",
-            &format!("/projects/{project}/members/{uid}"),
-            json!({}),
-        );
-        ensure!(
-            (200..300).contains(&status),
-            "add {name} as a member: {status} {body}"
-        );
+        let (_, uid) = browser::member(server, admin, project, name, "annotator", PASSWORD)?;
         users.push(uid);
     }
 

@@ -3,8 +3,10 @@
 //!
 //! Needs /usr/bin/chromium and /usr/bin/chromedriver (`apt-get install chromium chromium-driver`;
 //! scripts/test.sh installs them). Without them the tests fail: they never pass silently.
+use super::server::{add_user, Api, Server};
 use anyhow::{bail, ensure, Context, Result};
-use serde_json::Value;
+use futures_util::future::LocalBoxFuture;
+use serde_json::{json, Value};
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -217,4 +219,61 @@ pub async fn report_failure(d: &WebDriver, name: &str) {
     if let Ok(url) = d.current_url().await {
         eprintln!("failing page: {url}");
     }
+}
+
+/// The part of a browser test that drives the page: the browser, the server, its admin's API
+/// client, and a scratch folder.
+pub type Steps =
+    for<'a> fn(&'a WebDriver, &'a Server, &'a Api, &'a Path) -> LocalBoxFuture<'a, Result<()>>;
+
+/// One browser test against the real `wick serve` (with or without the model) on a fresh SQLite
+/// file, in a fresh browser profile. A failure leaves a screenshot named after `name`; the
+/// browser is closed either way.
+pub async fn run(name: &str, model: bool, steps: Steps) -> Result<()> {
+    let started = Instant::now();
+    // Fails, never skips, without the browser: CI installs it.
+    let chromedriver = Chromedriver::start()?;
+    let dir = tempfile::tempdir()?;
+    let server = Server::start(&dir.path().join("wick.db"), model);
+    let admin = server.client("admin");
+    let profile = tempfile::tempdir()?;
+    let d = chromedriver.session(profile.path()).await?;
+    let result = steps(&d, &server, &admin, dir.path()).await;
+    if result.is_err() {
+        report_failure(&d, &format!("wick-browser-{name}-failure")).await;
+    }
+    let quit = d.quit().await;
+    drop(chromedriver);
+    eprintln!(
+        "browser test {name} against {} took {:.1?}",
+        server.base,
+        started.elapsed()
+    );
+    result?;
+    Ok(quit?)
+}
+
+/// A new user of `role` (password `password`) made a member of `project` by the admin; returns
+/// their API client and id.
+pub fn member(
+    server: &Server,
+    admin: &Api,
+    project: i64,
+    name: &str,
+    role: &str,
+    password: &str,
+) -> Result<(Api, i64)> {
+    add_user(&server.db, name, role, password);
+    let api = server.client(name);
+    let uid = api.get("/me").1["id"].as_i64().context("user id")?;
+    let (status, body) = admin.send(
+        "PUT",
+        &format!("/projects/{project}/members/{uid}"),
+        json!({}),
+    );
+    ensure!(
+        status == 204,
+        "add {name} to project {project}: {status} {body}"
+    );
+    Ok((api, uid))
 }

@@ -8,6 +8,7 @@ mod quality;
 use super::auth::{self, Caller};
 use super::error::ApiError;
 use super::AppState;
+use crate::store::projects::Project;
 use actix_session::Session;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
@@ -174,6 +175,14 @@ impl PageUser {
         auth::check_csrf(session, csrf)?;
         me.require_admin()?;
         Ok(me)
+    }
+
+    /// A project this user may see (a hidden one reads as missing).
+    pub async fn project(&self, state: &AppState, id: i64) -> Result<Project, UiError> {
+        let user = self.caller.user.clone();
+        Ok(state
+            .read(move |c| crate::store::projects::visible(c, &user, id))
+            .await?)
     }
 
     pub fn require_admin(&self) -> Result<(), UiError> {

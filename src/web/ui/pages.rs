@@ -348,8 +348,7 @@ pub async fn annotate(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, UiError> {
     let me = PageUser::from(&req, &state, &session).await?;
-    let (id, user) = (id.into_inner(), me.caller.user.clone());
-    let p = state.read(move |c| projects::visible(c, &user, id)).await?;
+    let p = me.project(&state, id.into_inner()).await?;
     let page = AnnotatePage {
         nav: me.nav(),
         csrf: me.csrf.clone(),
@@ -666,8 +665,7 @@ pub async fn vote(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, UiError> {
     let me = PageUser::from(&req, &state, &session).await?;
-    let (id, user) = (id.into_inner(), me.caller.user.clone());
-    let p = state.read(move |c| projects::visible(c, &user, id)).await?;
+    let p = me.project(&state, id.into_inner()).await?;
     html(VotePage {
         nav: me.nav(),
         csrf: me.csrf.clone(),

@@ -3,7 +3,7 @@
 use super::charts::{self, Bar, ReliabilityBin, Series};
 use super::{html, redirect, Nav, PageUser, UiError};
 use crate::quality::report::MIN_THRESHOLD_SUPPORT;
-use crate::store::projects::{self, TaskKind};
+use crate::store::projects::TaskKind;
 use crate::web::api::quality::{stats_of, Stats};
 use crate::web::error::ApiError;
 use crate::web::AppState;
@@ -241,8 +241,7 @@ pub async fn review(
     if !me.caller.user.can_review() {
         return Err(ApiError::forbidden("adjudication needs the reviewer or admin role").into());
     }
-    let (id, user) = (id.into_inner(), me.caller.user.clone());
-    let p = state.read(move |c| projects::visible(c, &user, id)).await?;
+    let p = me.project(&state, id.into_inner()).await?;
     html(ReviewPage {
         nav: me.nav(),
         csrf: me.csrf.clone(),
