@@ -220,7 +220,7 @@ impl<'m> Classifier<'m> {
                         .zip(&cosines)
                         .map(|((lp, short), cos)| {
                             let z = calibrated(lp, &mut short.iter().copied());
-                            combine(&z, short, cos, &self.settings)
+                            combine(&softmax(&z), short, cos, &self.settings)
                         })
                         .collect();
                     (probs, cut)
@@ -355,10 +355,11 @@ impl<'m> Classifier<'m> {
     }
 }
 
-/// The final distribution of a shortlisted item: the language model's calibrated scores `z`
-/// over the labels `shortlist`, mixed with the softmax of every label's cosine to the text.
-/// Every label keeps some probability, and the whole sums to one.
-pub fn combine(z: &[f64], shortlist: &[usize], cosines: &[f64], s: &PromptSettings) -> Vec<f64> {
+/// The final distribution of a shortlisted item: the language model's probabilities `lm`
+/// over the labels `shortlist`, mixed with the softmax of every label's cosine to the text:
+/// `w · softmax(cos / τ) + (1 − w) · lm`, w and τ from the prompt's settings. Every label
+/// keeps some probability, and the whole sums to one.
+pub fn combine(lm: &[f64], shortlist: &[usize], cosines: &[f64], s: &PromptSettings) -> Vec<f64> {
     let scaled: Vec<f64> = cosines
         .iter()
         .map(|c| c / s.embedding_temperature)
@@ -367,7 +368,7 @@ pub fn combine(z: &[f64], shortlist: &[usize], cosines: &[f64], s: &PromptSettin
         .into_iter()
         .map(|e| e * s.embedding_weight)
         .collect();
-    for (&i, q) in shortlist.iter().zip(softmax(z)) {
+    for (&i, q) in shortlist.iter().zip(lm) {
         p[i] += (1.0 - s.embedding_weight) * q;
     }
     p
@@ -388,7 +389,7 @@ pub fn softmax(z: &[f64]) -> Vec<f64> {
     e.into_iter().map(|v| v / sum).collect()
 }
 
-fn argmax(p: &[f64]) -> usize {
+pub(super) fn argmax(p: &[f64]) -> usize {
     p.iter()
         .enumerate()
         .max_by(|a, b| a.1.total_cmp(b.1))
@@ -414,7 +415,7 @@ mod tests {
         };
         let cosines = [0.9, 0.1, 0.5, 0.3];
         // The language model prefers label 2 of the shortlist [0, 2].
-        let p = combine(&[0.0, 2.0f64.ln()], &[0, 2], &cosines, &s);
+        let p = combine(&softmax(&[0.0, 2.0f64.ln()]), &[0, 2], &cosines, &s);
         let emb = softmax(&cosines.map(|c| c / 0.5));
         assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-12);
         assert!((p[0] - (0.75 / 3.0 + 0.25 * emb[0])).abs() < 1e-12);

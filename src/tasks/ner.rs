@@ -14,7 +14,7 @@
 //! `embedding_weight` and `embedding_temperature` (0.9 and 0.05), so they are versioned with
 //! it. The 135M model types almost everything "person"; the embedder tells names of places,
 //! products and works apart far better (BENCHMARKS.md, "Zero-shot quality").
-use super::classify::{softmax, Classifier, ClassifierOptions, TaskError};
+use super::classify::{argmax, combine, Classifier, ClassifierOptions, TaskError};
 use super::labels::LabelSet;
 use super::prompt::{item_tokens, PromptSettings, PromptTemplate};
 use crate::engine::{cosine, log_softmax_rows, Job, KvCache, LoadedModel};
@@ -222,39 +222,20 @@ impl Extractor<'_> {
         let mentions: Vec<&str> = spans.iter().map(|s| &text[s.start..s.end]).collect();
         let (vecs, _) = embedder.embed(&mentions)?;
         let names = &self.typer.labels.names;
+        // Every type is scored by the language model: its "shortlist" is the whole set.
+        let all: Vec<usize> = (0..names.len()).collect();
         Ok(lm
             .iter()
             .zip(&vecs)
             .map(|(p, v)| {
                 let cosines: Vec<f64> = type_vecs.iter().map(|t| cosine(v, t)).collect();
                 let probs: Vec<f64> = p.scores.iter().map(|(_, q)| *q).collect();
-                let mixed = mix_types(&probs, &cosines, &self.type_settings);
+                let mixed = combine(&probs, &all, &cosines, &self.type_settings);
                 let best = argmax(&mixed);
                 (names[best].clone(), mixed[best])
             })
             .collect())
     }
-}
-
-/// `w · softmax(cosines / τ) + (1 − w) · lm`, with w and τ from the typing prompt's settings:
-/// the embedding decides unless it is unsure, the language model breaks near-ties.
-fn mix_types(lm: &[f64], cosines: &[f64], s: &PromptSettings) -> Vec<f64> {
-    let scaled: Vec<f64> = cosines
-        .iter()
-        .map(|c| c / s.embedding_temperature)
-        .collect();
-    softmax(&scaled)
-        .iter()
-        .zip(lm)
-        .map(|(e, q)| s.embedding_weight * e + (1.0 - s.embedding_weight) * q)
-        .collect()
-}
-
-fn argmax(p: &[f64]) -> usize {
-    p.iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .map_or(0, |(i, _)| i)
 }
 
 /// What a type is compared with by embedding: its phrase read as a kind of name ("person
@@ -484,6 +465,7 @@ impl Boundaries {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tasks::classify::softmax;
 
     #[test]
     fn boundaries_follow_words() {
@@ -532,14 +514,15 @@ mod tests {
             embedding_temperature: 0.05,
             ..PromptSettings::default()
         };
+        let mix_types = |lm: &[f64], cosines: &[f64]| combine(lm, &[0, 1], cosines, &s);
         // The language model prefers type 0, the embedding clearly type 1.
-        let p = mix_types(&[0.8, 0.2], &[0.30, 0.45], &s);
+        let p = mix_types(&[0.8, 0.2], &[0.30, 0.45]);
         assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-12);
         assert_eq!(argmax(&p), 1);
         let e = softmax(&[6.0, 9.0]);
         assert!((p[0] - (0.9 * e[0] + 0.1 * 0.8)).abs() < 1e-12);
         // Equal cosines leave the choice to the language model.
-        assert_eq!(argmax(&mix_types(&[0.8, 0.2], &[0.4, 0.4], &s)), 0);
+        assert_eq!(argmax(&mix_types(&[0.8, 0.2], &[0.4, 0.4])), 0);
     }
 
     #[test]
