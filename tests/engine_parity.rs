@@ -59,6 +59,29 @@ fn chat_template_and_logits_match_llama_cpp() {
             .transformer
             .forward_chain(job, &KvCache::empty(), &prompt_ids, &[last])
             .unwrap();
+        let logits = match job {
+            Job::Scoring => logits,
+            // Generation feeds one token at a time, which on the CPU takes the token-step path
+            // (engine/decode.rs): it must agree with the whole-prompt forward on the same
+            // weights, and both with llama.cpp below.
+            Job::Generation => {
+                let stepped = step_by_step(&model.transformer, &prompt_ids);
+                let (a, b) = (
+                    logits.to_vec2::<f32>().unwrap().remove(0),
+                    stepped.to_vec2::<f32>().unwrap().remove(0),
+                );
+                // Both quantize activations to 8 bits, at different points, so single logits
+                // move by up to ~1 over the 49k vocabulary; on average they stay within a
+                // third of their distance to the f32 copy (0.15 vs 0.42 measured).
+                let mean =
+                    a.iter().zip(&b).map(|(x, y)| (x - y).abs()).sum::<f32>() / a.len() as f32;
+                assert!(
+                    mean < 0.25,
+                    "token steps differ from the whole prompt by {mean} on average"
+                );
+                stepped
+            }
+        };
         let lp = log_softmax_rows(&logits).unwrap().remove(0);
         let logits = logits.to_vec2::<f32>().unwrap().remove(0);
         // Logits relative to the top token are what decide sampling and scoring; llama.cpp
@@ -96,6 +119,20 @@ fn chat_template_and_logits_match_llama_cpp() {
     }
 }
 
+/// The logits after the last of `ids`, feeding them one forward per token.
+fn step_by_step(t: &wick::engine::Transformer, ids: &[u32]) -> candle_core::Tensor {
+    let mut cache = KvCache::empty();
+    let mut logits = None;
+    for &id in ids {
+        let (l, kv) = t
+            .forward_chain(Job::Generation, &cache, &[id], &[0])
+            .unwrap();
+        cache = cache.extend(&kv).unwrap();
+        logits = Some(l);
+    }
+    logits.unwrap()
+}
+
 #[test]
 fn greedy_generation_answers_like_llama_cpp() {
     let model = common::model();
@@ -131,4 +168,49 @@ fn greedy_generation_answers_like_llama_cpp() {
     .unwrap();
     assert!(out.stopped);
     assert_eq!(out.text, run["text"].as_str().unwrap());
+}
+
+#[test]
+fn packed_items_and_label_branches_see_only_their_own_tokens() {
+    let model = common::model();
+    let t = &model.transformer;
+    let encode = |s: &str| model.tokenizer.encode_text(s).unwrap();
+    let prefix = t.prefill(&encode("Classify the review.")).unwrap();
+    let (a, b) = (
+        encode(" A fine, warm film."),
+        encode(" Dull and far too long"),
+    );
+    let label = encode(" positive");
+    // One forward: item a, then item b, then a label token branching off a's last token.
+    let mut tokens = a.clone();
+    tokens.extend(&b);
+    tokens.push(label[0]);
+    let mut parents: Vec<Option<usize>> = (0..a.len()).map(|i| i.checked_sub(1)).collect();
+    parents.extend((0..b.len()).map(|i| i.checked_sub(1).map(|j| a.len() + j)));
+    parents.push(Some(a.len() - 1));
+    let want = [a.len() - 1, a.len() + b.len() - 1, tokens.len() - 1];
+    let (packed, _) = t
+        .forward_tree(Job::Scoring, &prefix, &tokens, &parents, &want)
+        .unwrap();
+    let packed = packed.to_vec2::<f32>().unwrap();
+
+    let alone = |ids: &[u32]| {
+        let (l, _) = t
+            .forward_chain(Job::Scoring, &prefix, ids, &[ids.len() - 1])
+            .unwrap();
+        l.to_vec2::<f32>().unwrap().remove(0)
+    };
+    let mut a_label = a.clone();
+    a_label.push(label[0]);
+    for (row, want) in packed.iter().zip([alone(&a), alone(&b), alone(&a_label)]) {
+        let worst = row
+            .iter()
+            .zip(&want)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            worst < 1e-3,
+            "a packed row differs from its item alone by {worst}"
+        );
+    }
 }

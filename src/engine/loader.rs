@@ -80,6 +80,9 @@ impl LoadedModel {
         let tokenizer = TextTokenizer::for_model(path, &content)?;
         let chat = ChatTemplate::from_gguf(&content)?;
         let device = opts.device.candle()?;
+        // First, while little else is resident: loading copies the mapped safetensors file
+        // into tensors, so for a moment it takes twice its size.
+        let embedder = load_embedder(path, opts.embedder.as_deref(), &device)?;
 
         let mut read = |name: &str| -> Result<QTensor> {
             content
@@ -88,8 +91,7 @@ impl LoadedModel {
         };
         let f32_of = |q: &QTensor| -> Result<Tensor> { Ok(q.dequantize(&device)?) };
 
-        let embed_q = read("token_embd.weight")?;
-        let embed = f32_of(&embed_q)?;
+        let embed = f32_of(&read("token_embd.weight")?)?;
         let head_f32 = match content.tensor_infos.contains_key("output.weight") {
             true => f32_of(&read("output.weight")?)?,
             false => embed.clone(),
@@ -182,7 +184,6 @@ impl LoadedModel {
             generation,
             device,
         };
-        let embedder = load_embedder(path, opts.embedder.as_deref(), &transformer.device)?;
         let mut id = model_id(path)?;
         if let Some(e) = &embedder {
             id = format!("{id}+{}", e.id);

@@ -1,16 +1,20 @@
 //! Everything candle: loading GGUF models, tokenizing, chat templates, the transformer
 //! forward with prefix KV caches and tree-shaped batches, and sampling.
+mod attention;
 mod chat;
 mod config;
+mod decode;
 mod embed;
 mod error;
 mod generate;
 mod kv;
 mod loader;
+mod matvec;
 mod model;
 pub mod source;
 mod threads;
 mod tokenizer;
+mod view;
 
 pub use chat::{ChatTemplate, Message};
 pub use config::{Architecture, ModelConfig, RopeStyle};

@@ -2,8 +2,11 @@
 //! forward can take a tree of new tokens after a cached prefix and return logits only for
 //! the positions asked for. candle's own quantized models return only the last position and
 //! cannot share a prefix between branches, which label scoring needs.
+use super::attention::{self, Cache, Heads};
 use super::config::{ModelConfig, RopeStyle};
+use super::decode;
 use super::kv::KvCache;
+use super::view::View;
 use candle_core::quantized::QMatMul;
 use candle_core::{DType, Device, Module, Result, Tensor, D};
 
@@ -45,6 +48,15 @@ pub(crate) struct Block {
 pub(crate) struct Weights {
     pub(crate) blocks: Vec<Block>,
     pub(crate) head: Linear,
+}
+
+/// What every layer of one forward shares: the rotary tables at the new tokens' positions,
+/// and who sees whom (parents on the CPU, an additive mask elsewhere).
+struct Tree<'a> {
+    cos: Tensor,
+    sin: Tensor,
+    parents: &'a [Option<usize>],
+    mask: Option<Tensor>,
 }
 
 pub struct Transformer {
@@ -133,19 +145,34 @@ impl Transformer {
                 self.cos.dim(0)?
             );
         }
+        if let (Job::Generation, [token], [0]) = (job, tokens, want) {
+            if let Some(out) = decode::step(self, self.weights(job), prefix, *token)? {
+                return Ok(out);
+            }
+        }
         let positions: Vec<u32> = depth.iter().map(|d| (p + d) as u32).collect();
         let positions = Tensor::new(positions.as_slice(), &self.device)?;
         let cos = self.cos.index_select(&positions, 0)?;
         let sin = self.sin.index_select(&positions, 0)?;
-        let mask = self.tree_mask(p, parents)?;
+        // The CPU attends along the tree itself (attention.rs); other devices use a mask.
+        let mask = match self.device.is_cpu() {
+            true => None,
+            false => self.tree_mask(p, parents)?,
+        };
 
+        let tree = Tree {
+            cos,
+            sin,
+            parents,
+            mask,
+        };
         let ids = Tensor::new(tokens, &self.device)?;
         let mut x = self.embed.index_select(&ids, 0)?;
         let weights = self.weights(job);
         let mut new_layers = Vec::with_capacity(weights.blocks.len());
         for (layer, block) in weights.blocks.iter().enumerate() {
             let cached = prefix.layers.get(layer);
-            let (y, kv) = self.block_forward(block, &x, cached, &cos, &sin, mask.as_ref())?;
+            let (y, kv) = self.block_forward(block, &x, cached, &tree)?;
             x = y;
             new_layers.push(kv);
         }
@@ -182,14 +209,12 @@ impl Transformer {
         block: &Block,
         x: &Tensor,
         cached: Option<&(Tensor, Tensor)>,
-        cos: &Tensor,
-        sin: &Tensor,
-        mask: Option<&Tensor>,
+        tree: &Tree,
     ) -> Result<(Tensor, (Tensor, Tensor))> {
+        let (cos, sin) = (&tree.cos, &tree.sin);
         let cfg = &self.cfg;
         let (t, _) = x.dims2()?;
         let (h, hkv, hd) = (cfg.n_heads, cfg.n_kv_heads, cfg.head_dim);
-        let group = h / hkv;
 
         let normed = candle_nn::ops::rms_norm(x, &block.attn_norm, cfg.rms_eps as f32)?;
         let qkv = block.qkv.forward(&normed)?;
@@ -204,8 +229,69 @@ impl Transformer {
         let k = self.rope(&heads(h, hkv)?, cos, sin)?.squeeze(0)?;
         let v = heads(h + hkv, hkv)?.squeeze(0)?;
 
+        let out = match self.device.is_cpu() {
+            true => self.attend_cpu(&q.squeeze(0)?, &k, &v, cached, tree.parents)?,
+            false => self.attend_masked(&q, &k, &v, cached, tree.mask.as_ref())?,
+        };
+        let x = (x + block.out.forward(&out)?)?;
+
+        let normed = candle_nn::ops::rms_norm(&x, &block.ffn_norm, cfg.rms_eps as f32)?;
+        let gate_up = block.gate_up.forward(&normed)?;
+        let d_ff = gate_up.dim(D::Minus1)? / 2;
+        let gate = candle_nn::ops::silu(&gate_up.narrow(1, 0, d_ff)?)?;
+        let up = gate_up.narrow(1, d_ff, d_ff)?;
+        let x = (x + block.down.forward(&(gate * up)?)?)?;
+        Ok((x, (k, v)))
+    }
+
+    /// Attention along the tree on the CPU; `q` is (heads, t, head_dim).
+    fn attend_cpu(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        cached: Option<&(Tensor, Tensor)>,
+        parents: &[Option<usize>],
+    ) -> Result<Tensor> {
+        let cfg = &self.cfg;
+        let heads = Heads {
+            q: cfg.n_heads,
+            kv: cfg.n_kv_heads,
+            dim: cfg.head_dim,
+        };
+        let (kp, vp) = match cached {
+            Some((kc, vc)) => (Some(View::of(kc)?), Some(View::of(vc)?)),
+            None => (None, None),
+        };
+        let (qv, kv, vv) = (View::of(q)?, View::of(k)?, View::of(v)?);
+        let keys = Cache {
+            prefix: View::slice_or_empty(kp.as_ref())?,
+            new: kv.slice()?,
+        };
+        let values = Cache {
+            prefix: View::slice_or_empty(vp.as_ref())?,
+            new: vv.slice()?,
+        };
+        let t = parents.len();
+        let mut out = vec![0f32; t * heads.q * heads.dim];
+        attention::attend(&heads, qv.slice()?, keys, values, parents, &mut out);
+        Tensor::from_vec(out, (t, heads.q * heads.dim), &self.device)
+    }
+
+    /// Attention as dense products with an additive mask (devices other than the CPU).
+    fn attend_masked(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        cached: Option<&(Tensor, Tensor)>,
+        mask: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let cfg = &self.cfg;
+        let (h, hkv, hd) = (cfg.n_heads, cfg.n_kv_heads, cfg.head_dim);
+        let (group, t) = (h / hkv, k.dim(1)?);
         let (k_all, v_all) = match cached {
-            Some((k0, v0)) => (Tensor::cat(&[k0, &k], 1)?, Tensor::cat(&[v0, &v], 1)?),
+            Some((k0, v0)) => (Tensor::cat(&[k0, k], 1)?, Tensor::cat(&[v0, v], 1)?),
             None => (k.clone(), v.clone()),
         };
         let width = k_all.dim(1)?;
@@ -219,20 +305,10 @@ impl Transformer {
                 .reshape((hkv, group * t, width))?;
         }
         let att = candle_nn::ops::softmax_last_dim(&att)?;
-        let out = att
-            .matmul(&v_all.contiguous()?)?
+        att.matmul(&v_all.contiguous()?)?
             .reshape((h, t, hd))?
             .transpose(0, 1)?
-            .reshape((t, h * hd))?;
-        let x = (x + block.out.forward(&out)?)?;
-
-        let normed = candle_nn::ops::rms_norm(&x, &block.ffn_norm, cfg.rms_eps as f32)?;
-        let gate_up = block.gate_up.forward(&normed)?;
-        let d_ff = gate_up.dim(D::Minus1)? / 2;
-        let gate = candle_nn::ops::silu(&gate_up.narrow(1, 0, d_ff)?)?;
-        let up = gate_up.narrow(1, d_ff, d_ff)?;
-        let x = (x + block.down.forward(&(gate * up)?)?)?;
-        Ok((x, (k, v)))
+            .reshape((t, h * hd))
     }
 
     fn rope(&self, x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
