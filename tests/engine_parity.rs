@@ -189,7 +189,7 @@ fn packed_items_and_label_branches_see_only_their_own_tokens() {
     parents.extend((0..b.len()).map(|i| i.checked_sub(1).map(|j| a.len() + j)));
     parents.push(Some(a.len() - 1));
     let want = [a.len() - 1, a.len() + b.len() - 1, tokens.len() - 1];
-    let (packed, _) = t
+    let packed = t
         .forward_tree(Job::Scoring, &prefix, &tokens, &parents, &want)
         .unwrap();
     let packed = packed.to_vec2::<f32>().unwrap();

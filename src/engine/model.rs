@@ -50,6 +50,9 @@ pub(crate) struct Weights {
     pub(crate) head: Linear,
 }
 
+/// Rows of the feed-forward computed at once.
+const FFN_ROWS: usize = 512;
+
 /// What every layer of one forward shares: the rotary tables at the new tokens' positions,
 /// and who sees whom (parents on the CPU, an additive mask elsewhere).
 struct Tree<'a> {
@@ -108,14 +111,16 @@ impl Transformer {
         want: &[usize],
     ) -> Result<(Tensor, KvCache)> {
         let parents: Vec<Option<usize>> = (0..tokens.len()).map(|i| i.checked_sub(1)).collect();
-        self.forward_tree(job, prefix, tokens, &parents, want)
+        let (logits, cache) = self.forward(job, prefix, tokens, &parents, want, true)?;
+        Ok((logits, cache.unwrap_or_default()))
     }
 
     /// Feeds a forest of new tokens after `prefix`. `parents[i]` is the index of token i's
     /// parent among `tokens` (it must come earlier), or None when token i follows the prefix
     /// directly. Each token sees the whole prefix and its own ancestors, at position
     /// `prefix.len() + depth`: one call scores many items, or every label of a label trie.
-    /// Returns logits (len(want), vocab) for the rows in `want`, and the new cache entries.
+    /// Returns logits (len(want), vocab) for the rows in `want`. The new tokens' cache entries
+    /// are dropped layer by layer (for a pack of 2048 tokens they would hold ~94 MB).
     pub fn forward_tree(
         &self,
         job: Job,
@@ -123,7 +128,20 @@ impl Transformer {
         tokens: &[u32],
         parents: &[Option<usize>],
         want: &[usize],
-    ) -> Result<(Tensor, KvCache)> {
+    ) -> Result<Tensor> {
+        Ok(self.forward(job, prefix, tokens, parents, want, false)?.0)
+    }
+
+    /// The forward of `forward_tree`, keeping the new cache entries when `keep_cache`.
+    fn forward(
+        &self,
+        job: Job,
+        prefix: &KvCache,
+        tokens: &[u32],
+        parents: &[Option<usize>],
+        want: &[usize],
+        keep_cache: bool,
+    ) -> Result<(Tensor, Option<KvCache>)> {
         let t = tokens.len();
         if t == 0 || parents.len() != t {
             candle_core::bail!("forward_tree needs one parent entry per token (got {t} tokens)");
@@ -146,8 +164,8 @@ impl Transformer {
             );
         }
         if let (Job::Generation, [token], [0]) = (job, tokens, want) {
-            if let Some(out) = decode::step(self, self.weights(job), prefix, *token)? {
-                return Ok(out);
+            if let Some((logits, cache)) = decode::step(self, self.weights(job), prefix, *token)? {
+                return Ok((logits, Some(cache)));
             }
         }
         let positions: Vec<u32> = depth.iter().map(|d| (p + d) as u32).collect();
@@ -174,13 +192,19 @@ impl Transformer {
             let cached = prefix.layers.get(layer);
             let (y, kv) = self.block_forward(block, &x, cached, &tree)?;
             x = y;
-            new_layers.push(kv);
+            if keep_cache {
+                new_layers.push(kv);
+            }
         }
         let want: Vec<u32> = want.iter().map(|&i| i as u32).collect();
         let rows = x.index_select(&Tensor::new(want.as_slice(), &self.device)?, 0)?;
         let rows = candle_nn::ops::rms_norm(&rows, &self.final_norm, self.cfg.rms_eps as f32)?;
         let logits = weights.head.forward(&rows)?.to_dtype(DType::F32)?;
-        Ok((logits, KvCache::from_layers(new_layers)?))
+        let cache = match keep_cache {
+            true => Some(KvCache::from_layers(new_layers)?),
+            false => None,
+        };
+        Ok((logits, cache))
     }
 
     /// Additive attention mask (t, p + t): every token sees the prefix and its ancestors.
@@ -236,12 +260,27 @@ impl Transformer {
         let x = (x + block.out.forward(&out)?)?;
 
         let normed = candle_nn::ops::rms_norm(&x, &block.ffn_norm, cfg.rms_eps as f32)?;
-        let gate_up = block.gate_up.forward(&normed)?;
+        // Tokens are independent here; in slices, a large pack's (t, 2·d_ff) intermediates
+        // stay small (a whole 2048-token pack held ~50 MB more at the peak).
+        let ffn = match t > FFN_ROWS {
+            true => Tensor::cat(
+                &(0..t)
+                    .step_by(FFN_ROWS)
+                    .map(|s| Self::ffn(block, &normed.narrow(0, s, FFN_ROWS.min(t - s))?))
+                    .collect::<Result<Vec<_>>>()?,
+                0,
+            )?,
+            false => Self::ffn(block, &normed)?,
+        };
+        Ok(((x + ffn)?, (k, v)))
+    }
+
+    fn ffn(block: &Block, x: &Tensor) -> Result<Tensor> {
+        let gate_up = block.gate_up.forward(x)?;
         let d_ff = gate_up.dim(D::Minus1)? / 2;
         let gate = candle_nn::ops::silu(&gate_up.narrow(1, 0, d_ff)?)?;
         let up = gate_up.narrow(1, d_ff, d_ff)?;
-        let x = (x + block.down.forward(&(gate * up)?)?)?;
-        Ok((x, (k, v)))
+        block.down.forward(&(gate * up)?)
     }
 
     /// Attention along the tree on the CPU; `q` is (heads, t, head_dim).

@@ -51,6 +51,11 @@ const CONTENT_FREE: [&str; 3] = ["", "N/A", "[MASK]"];
 /// efficient: SST-2 labels/s went 15 → 19 from 320 to 2048 (a CLI chunk of 32 items fits).
 const PACK_TOKENS: usize = 2048;
 
+/// Rows of logits asked for per forward: each is a whole vocabulary (49k floats for SmolLM2),
+/// held twice while it becomes log-probabilities, so a pack of large label tries is cut by
+/// this before it reaches PACK_TOKENS.
+const PACK_ROWS: usize = 128;
+
 /// Longest text scored, in tokens; longer texts are cut and flagged. Attention memory grows
 /// with the square of the length, and labels rarely need more.
 pub const MAX_TEXT_TOKENS: usize = 2048;
@@ -274,14 +279,24 @@ impl<'m> Classifier<'m> {
         tries: &[&LabelTrie],
     ) -> Result<Vec<Vec<f64>>, TaskError> {
         let inner: Vec<Vec<usize>> = tries.iter().map(|t| t.inner_nodes()).collect();
-        let cost = |i: usize| self.chain_len(&items[i]) + inner[i].len();
+        // Tokens fed, and rows of logits asked for (the prompt end and each inner node).
+        let cost = |i: usize| {
+            (
+                self.chain_len(&items[i]) + inner[i].len(),
+                1 + inner[i].len(),
+            )
+        };
         let mut out = Vec::with_capacity(items.len());
         let mut start = 0;
         while start < items.len() {
             let mut end = start;
-            let mut budget = 0;
-            while end < items.len() && (end == start || budget + cost(end) <= PACK_TOKENS) {
-                budget += cost(end);
+            let (mut tokens, mut rows) = (0, 0);
+            while end < items.len() {
+                let (t, r) = cost(end);
+                if end > start && (tokens + t > PACK_TOKENS || rows + r > PACK_ROWS) {
+                    break;
+                }
+                (tokens, rows) = (tokens + t, rows + r);
                 end += 1;
             }
             out.extend(self.forward_pack(
@@ -337,14 +352,13 @@ impl<'m> Classifier<'m> {
             }
             layout.push((root_row, node_row));
         }
-        let (logits, _) = self.model.transformer.forward_tree(
+        let rows = log_softmax_rows(&self.model.transformer.forward_tree(
             Job::Scoring,
             &self.prefix,
             &tokens,
             &parents,
             &want,
-        )?;
-        let rows = log_softmax_rows(&logits)?;
+        )?)?;
         Ok(layout
             .iter()
             .zip(tries)
