@@ -184,3 +184,41 @@ fn add(x: &mut [f32], y: &[f32]) {
         *a += b;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both rotary layouts agree with candle's kernels, which the many-token path uses.
+    #[test]
+    fn rope_matches_candle_in_both_layouts() {
+        let (heads, hd, pos) = (3, 8, 5);
+        let x: Vec<f32> = (0..heads * hd).map(|i| (i as f32 * 0.37).sin()).collect();
+        let angles: Vec<f32> = (0..hd / 2)
+            .map(|i| pos as f32 / 10f32.powf(i as f32 / 4.0))
+            .collect();
+        let cos: Vec<f32> = angles.iter().map(|a| a.cos()).collect();
+        let sin: Vec<f32> = angles.iter().map(|a| a.sin()).collect();
+        let t = |v: &[f32], shape: (usize, usize)| Tensor::from_slice(v, shape, &Device::Cpu);
+        let xt = Tensor::from_slice(&x, (1, heads, 1, hd), &Device::Cpu).unwrap();
+        let (ct, st) = (t(&cos, (1, hd / 2)).unwrap(), t(&sin, (1, hd / 2)).unwrap());
+        for style in [RopeStyle::Interleaved, RopeStyle::Halves] {
+            let want = match style {
+                RopeStyle::Interleaved => candle_nn::rotary_emb::rope_i(&xt, &ct, &st),
+                RopeStyle::Halves => candle_nn::rotary_emb::rope(&xt, &ct, &st),
+            }
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+            let mut got = x.clone();
+            for head in got.chunks_exact_mut(hd) {
+                rope(head, &cos, &sin, style);
+            }
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g - w).abs() < 1e-5, "{style:?}: {got:?} vs {want:?}");
+            }
+        }
+    }
+}
