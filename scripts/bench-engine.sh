@@ -14,6 +14,7 @@ cargo bench --locked --bench engine -- --threads "$THREADS" --model "$MODEL" --d
 if scripts/build-llamacpp.sh >&2; then
   echo "== llama.cpp llama-bench, $THREADS threads"
   target/llama.cpp/bin/llama-bench -m "$MODEL" -t "$THREADS" -p 128,512 -n 64 -r 3
+  target/llama.cpp/bin/llama-bench -m "$MODEL" -t "$THREADS" -p 0 -n 64 -d 448 -r 3
 else
   echo "== llama.cpp could not be built here; no peer figures in this run"
 fi

@@ -11,7 +11,9 @@ pub(crate) struct Heads {
     pub(crate) dim: usize,
 }
 
-/// Keys or values laid out (kv heads, positions, head dim).
+/// Keys or values: the cached prefix laid out (positions, kv heads, head dim), as the
+/// cache holds it, and the new tokens (kv heads, new tokens, head dim), as a forward makes
+/// them.
 #[derive(Clone, Copy)]
 pub(crate) struct Cache<'a> {
     pub(crate) prefix: &'a [f32],
@@ -19,11 +21,6 @@ pub(crate) struct Cache<'a> {
 }
 
 impl<'a> Cache<'a> {
-    /// The prefix positions of kv head `kh`.
-    fn prefix_rows(self, kh: usize, p: usize, hd: usize) -> std::slice::ChunksExact<'a, f32> {
-        self.prefix[kh * p * hd..(kh + 1) * p * hd].chunks_exact(hd)
-    }
-
     /// New token `j` (of `t`) of kv head `kh`.
     fn new_row(self, kh: usize, t: usize, j: usize, hd: usize) -> &'a [f32] {
         &self.new[(kh * t + j) * hd..(kh * t + j + 1) * hd]
@@ -70,24 +67,41 @@ fn attend_row(
     }
     let scale = 1.0 / (hd as f32).sqrt();
     let group = heads.q / heads.kv;
-    let mut scores = vec![0f32; p + seen.len()];
-    for (qh, out) in out.chunks_exact_mut(hd).enumerate() {
-        let kh = qh / group;
-        let query = &q[(qh * t + i) * hd..(qh * t + i + 1) * hd];
-        let (before, own) = scores.split_at_mut(p);
-        for (s, key) in before.iter_mut().zip(keys.prefix_rows(kh, p, hd)) {
-            *s = dot(query, key) * scale;
+    let n = p + seen.len();
+    let queries: Vec<&[f32]> = (0..heads.q)
+        .map(|qh| &q[(qh * t + i) * hd..(qh * t + i + 1) * hd])
+        .collect();
+    // Scores (q heads, n). One pass over the cached positions for all heads: a position's
+    // keys are contiguous, and each is read once for the query heads that share it (for a
+    // generated token deep in a long context, these reads are most of the attention's time).
+    // Each head still sums its positions in order, as it did head by head.
+    let mut scores = vec![0f32; heads.q * n];
+    let width = heads.kv * hd;
+    let kv_of = |qh: usize| (qh / group) * hd..(qh / group + 1) * hd;
+    for (r, position) in keys.prefix.chunks_exact(width).enumerate() {
+        for (qh, query) in queries.iter().enumerate() {
+            scores[qh * n + r] = dot(query, &position[kv_of(qh)]) * scale;
         }
-        for (s, &j) in own.iter_mut().zip(&seen) {
-            *s = dot(query, keys.new_row(kh, t, j, hd)) * scale;
+    }
+    for (s, &j) in seen.iter().enumerate() {
+        for (qh, query) in queries.iter().enumerate() {
+            scores[qh * n + p + s] = dot(query, keys.new_row(qh / group, t, j, hd)) * scale;
         }
-        softmax(&mut scores);
-        out.fill(0.0);
-        for (w, value) in scores.iter().zip(values.prefix_rows(kh, p, hd)) {
-            axpy(*w, value, out);
+    }
+    scores.chunks_exact_mut(n).for_each(softmax);
+    out.fill(0.0);
+    for (r, position) in values.prefix.chunks_exact(width).enumerate() {
+        for (qh, out) in out.chunks_exact_mut(hd).enumerate() {
+            axpy(scores[qh * n + r], &position[kv_of(qh)], out);
         }
-        for (w, &j) in scores[p..].iter().zip(&seen) {
-            axpy(*w, values.new_row(kh, t, j, hd), out);
+    }
+    for (s, &j) in seen.iter().enumerate() {
+        for (qh, out) in out.chunks_exact_mut(hd).enumerate() {
+            axpy(
+                scores[qh * n + p + s],
+                values.new_row(qh / group, t, j, hd),
+                out,
+            );
         }
     }
 }

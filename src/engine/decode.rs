@@ -87,7 +87,8 @@ pub(crate) fn step(
             rope(head, cos, sin, cfg.rope_style);
         }
 
-        let (k_prev, v_prev) = match prefix.layers.get(layer) {
+        let cached = prefix.layer(layer)?;
+        let (k_prev, v_prev) = match &cached {
             Some((kc, vc)) => (Some(View::of(kc)?), Some(View::of(vc)?)),
             None => (None, None),
         };
@@ -103,8 +104,8 @@ pub(crate) fn step(
         };
         attention::attend(&heads, q, keys, values, &[None], &mut att);
         new_layers.push((
-            Tensor::from_slice(k, (hkv, 1, hd), &Device::Cpu)?,
-            Tensor::from_slice(v, (hkv, 1, hd), &Device::Cpu)?,
+            Tensor::from_slice(k, (1, hkv, hd), &Device::Cpu)?,
+            Tensor::from_slice(v, (1, hkv, hd), &Device::Cpu)?,
         ));
 
         matvec::quantize(&att, &mut xq);

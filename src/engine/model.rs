@@ -189,11 +189,15 @@ impl Transformer {
         let weights = self.weights(job);
         let mut new_layers = Vec::with_capacity(weights.blocks.len());
         for (layer, block) in weights.blocks.iter().enumerate() {
-            let cached = prefix.layers.get(layer);
-            let (y, kv) = self.block_forward(block, &x, cached, &tree)?;
+            let cached = prefix.layer(layer)?;
+            let (y, (k, v)) = self.block_forward(block, &x, cached.as_ref(), &tree)?;
             x = y;
             if keep_cache {
-                new_layers.push(kv);
+                // The cache holds positions first (kv.rs).
+                new_layers.push((
+                    k.transpose(0, 1)?.contiguous()?,
+                    v.transpose(0, 1)?.contiguous()?,
+                ));
             }
         }
         let want: Vec<u32> = want.iter().map(|&i| i as u32).collect();
@@ -330,7 +334,10 @@ impl Transformer {
         let (h, hkv, hd) = (cfg.n_heads, cfg.n_kv_heads, cfg.head_dim);
         let (group, t) = (h / hkv, k.dim(1)?);
         let (k_all, v_all) = match cached {
-            Some((k0, v0)) => (Tensor::cat(&[k0, k], 1)?, Tensor::cat(&[v0, v], 1)?),
+            Some((k0, v0)) => (
+                Tensor::cat(&[&k0.transpose(0, 1)?, k], 1)?,
+                Tensor::cat(&[&v0.transpose(0, 1)?, v], 1)?,
+            ),
             None => (k.clone(), v.clone()),
         };
         let width = k_all.dim(1)?;
