@@ -3,8 +3,9 @@
 //! integer dot product scaled per block. Rows are shared out over candle's worker pool.
 //!
 //! candle's own kernel for this case keeps one accumulator per row and spends a few more
-//! instructions per block; four rows at a time with independent accumulators keep the
-//! loads ahead of the arithmetic, which is what a memory-bound token step needs.
+//! instructions per block; here each worker takes rows four at a time but streams them one
+//! after the other, with two accumulators, which keeps the loads ahead of the arithmetic in a
+//! memory-bound token step.
 use candle_core::utils::barrier_pool;
 
 /// Values per block (ggml's Q8_0).
