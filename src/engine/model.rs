@@ -175,7 +175,7 @@ impl Transformer {
         // The CPU attends along the tree itself (attention.rs); other devices use a mask.
         let mask = match self.device.is_cpu() {
             true => None,
-            false => self.tree_mask(p, parents)?,
+            false => tree_mask(p, parents, &self.device)?,
         };
 
         let tree = Tree {
@@ -211,27 +211,6 @@ impl Transformer {
         Ok((logits, cache))
     }
 
-    /// Additive attention mask (t, p + t): every token sees the prefix and its ancestors.
-    /// None for a single token, which sees everything there is.
-    fn tree_mask(&self, p: usize, parents: &[Option<usize>]) -> Result<Option<Tensor>> {
-        let t = parents.len();
-        if t == 1 {
-            return Ok(None);
-        }
-        let width = p + t;
-        let mut mask = vec![f32::NEG_INFINITY; t * width];
-        for i in 0..t {
-            let row = &mut mask[i * width..(i + 1) * width];
-            row[..p].fill(0.0);
-            let mut node = Some(i);
-            while let Some(j) = node {
-                row[p + j] = 0.0;
-                node = parents[j];
-            }
-        }
-        Tensor::from_vec(mask, (t, width), &self.device).map(Some)
-    }
-
     fn block_forward(
         &self,
         block: &Block,
@@ -257,9 +236,14 @@ impl Transformer {
         let k = self.rope(&heads(h, hkv)?, cos, sin)?.squeeze(0)?;
         let v = heads(h + hkv, hkv)?.squeeze(0)?;
 
+        let heads = Heads {
+            q: h,
+            kv: hkv,
+            dim: hd,
+        };
         let out = match self.device.is_cpu() {
-            true => self.attend_cpu(&q.squeeze(0)?, &k, &v, cached, tree.parents)?,
-            false => self.attend_masked(&q, &k, &v, cached, tree.mask.as_ref())?,
+            true => attend_cpu(&heads, &q.squeeze(0)?, &k, &v, cached, tree.parents)?,
+            false => attend_masked(&heads, &q, &k, &v, cached, tree.mask.as_ref())?,
         };
         let x = (x + block.out.forward(&out)?)?;
 
@@ -287,82 +271,96 @@ impl Transformer {
         block.down.forward(&(gate * up)?)
     }
 
-    /// Attention along the tree on the CPU; `q` is (heads, t, head_dim).
-    fn attend_cpu(
-        &self,
-        q: &Tensor,
-        k: &Tensor,
-        v: &Tensor,
-        cached: Option<&(Tensor, Tensor)>,
-        parents: &[Option<usize>],
-    ) -> Result<Tensor> {
-        let cfg = &self.cfg;
-        let heads = Heads {
-            q: cfg.n_heads,
-            kv: cfg.n_kv_heads,
-            dim: cfg.head_dim,
-        };
-        let (kp, vp) = match cached {
-            Some((kc, vc)) => (Some(View::of(kc)?), Some(View::of(vc)?)),
-            None => (None, None),
-        };
-        let (qv, kv, vv) = (View::of(q)?, View::of(k)?, View::of(v)?);
-        let keys = Cache {
-            prefix: View::slice_or_empty(kp.as_ref())?,
-            new: kv.slice()?,
-        };
-        let values = Cache {
-            prefix: View::slice_or_empty(vp.as_ref())?,
-            new: vv.slice()?,
-        };
-        let t = parents.len();
-        let mut out = vec![0f32; t * heads.q * heads.dim];
-        attention::attend(&heads, qv.slice()?, keys, values, parents, &mut out);
-        Tensor::from_vec(out, (t, heads.q * heads.dim), &self.device)
-    }
-
-    /// Attention as dense products with an additive mask (devices other than the CPU).
-    fn attend_masked(
-        &self,
-        q: &Tensor,
-        k: &Tensor,
-        v: &Tensor,
-        cached: Option<&(Tensor, Tensor)>,
-        mask: Option<&Tensor>,
-    ) -> Result<Tensor> {
-        let cfg = &self.cfg;
-        let (h, hkv, hd) = (cfg.n_heads, cfg.n_kv_heads, cfg.head_dim);
-        let (group, t) = (h / hkv, k.dim(1)?);
-        let (k_all, v_all) = match cached {
-            Some((k0, v0)) => (
-                Tensor::cat(&[&k0.transpose(0, 1)?, k], 1)?,
-                Tensor::cat(&[&v0.transpose(0, 1)?, v], 1)?,
-            ),
-            None => (k.clone(), v.clone()),
-        };
-        let width = k_all.dim(1)?;
-        // Query heads that share a kv head are stacked along the rows, so no kv copy is made.
-        let q = (q.squeeze(0)? * (1.0 / (hd as f64).sqrt()))?.reshape((hkv, group * t, hd))?;
-        let mut att = q.matmul(&k_all.t()?)?;
-        if let Some(mask) = mask {
-            att = att
-                .reshape((hkv, group, t, width))?
-                .broadcast_add(mask)?
-                .reshape((hkv, group * t, width))?;
-        }
-        let att = candle_nn::ops::softmax_last_dim(&att)?;
-        att.matmul(&v_all.contiguous()?)?
-            .reshape((h, t, hd))?
-            .transpose(0, 1)?
-            .reshape((t, h * hd))
-    }
-
     fn rope(&self, x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
         match self.cfg.rope_style {
             RopeStyle::Interleaved => candle_nn::rotary_emb::rope_i(x, cos, sin),
             RopeStyle::Halves => candle_nn::rotary_emb::rope(x, cos, sin),
         }
     }
+}
+
+/// Additive attention mask (t, p + t): every token sees the prefix and its ancestors.
+/// None for a single token, which sees everything there is.
+fn tree_mask(p: usize, parents: &[Option<usize>], device: &Device) -> Result<Option<Tensor>> {
+    let t = parents.len();
+    if t == 1 {
+        return Ok(None);
+    }
+    let width = p + t;
+    let mut mask = vec![f32::NEG_INFINITY; t * width];
+    for i in 0..t {
+        let row = &mut mask[i * width..(i + 1) * width];
+        row[..p].fill(0.0);
+        let mut node = Some(i);
+        while let Some(j) = node {
+            row[p + j] = 0.0;
+            node = parents[j];
+        }
+    }
+    Tensor::from_vec(mask, (t, width), device).map(Some)
+}
+
+/// Attention along the tree on the CPU; `q` is (heads, t, head_dim).
+fn attend_cpu(
+    heads: &Heads,
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    cached: Option<&(Tensor, Tensor)>,
+    parents: &[Option<usize>],
+) -> Result<Tensor> {
+    let (kp, vp) = match cached {
+        Some((kc, vc)) => (Some(View::of(kc)?), Some(View::of(vc)?)),
+        None => (None, None),
+    };
+    let (qv, kv, vv) = (View::of(q)?, View::of(k)?, View::of(v)?);
+    let keys = Cache {
+        prefix: View::slice_or_empty(kp.as_ref())?,
+        new: kv.slice()?,
+    };
+    let values = Cache {
+        prefix: View::slice_or_empty(vp.as_ref())?,
+        new: vv.slice()?,
+    };
+    let t = parents.len();
+    let mut out = vec![0f32; t * heads.q * heads.dim];
+    attention::attend(heads, qv.slice()?, keys, values, parents, &mut out);
+    Tensor::from_vec(out, (t, heads.q * heads.dim), q.device())
+}
+
+/// Attention as dense products with an additive mask (devices other than the CPU).
+fn attend_masked(
+    heads: &Heads,
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    cached: Option<&(Tensor, Tensor)>,
+    mask: Option<&Tensor>,
+) -> Result<Tensor> {
+    let (h, hkv, hd) = (heads.q, heads.kv, heads.dim);
+    let (group, t) = (h / hkv, k.dim(1)?);
+    let (k_all, v_all) = match cached {
+        Some((k0, v0)) => (
+            Tensor::cat(&[&k0.transpose(0, 1)?, k], 1)?,
+            Tensor::cat(&[&v0.transpose(0, 1)?, v], 1)?,
+        ),
+        None => (k.clone(), v.clone()),
+    };
+    let width = k_all.dim(1)?;
+    // Query heads that share a kv head are stacked along the rows, so no kv copy is made.
+    let q = (q.squeeze(0)? * (1.0 / (hd as f64).sqrt()))?.reshape((hkv, group * t, hd))?;
+    let mut att = q.matmul(&k_all.t()?)?;
+    if let Some(mask) = mask {
+        att = att
+            .reshape((hkv, group, t, width))?
+            .broadcast_add(mask)?
+            .reshape((hkv, group * t, width))?;
+    }
+    let att = candle_nn::ops::softmax_last_dim(&att)?;
+    att.matmul(&v_all.contiguous()?)?
+        .reshape((h, t, hd))?
+        .transpose(0, 1)?
+        .reshape((t, h * hd))
 }
 
 /// Natural-log softmax of each row, as plain vectors. Done in place on the one copy out of
@@ -376,4 +374,54 @@ pub fn log_softmax_rows(logits: &Tensor) -> Result<Vec<Vec<f32>>> {
         row.iter_mut().for_each(|x| *x -= lse);
     }
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The masked product that other devices use agrees with the CPU's walk along the tree,
+    /// with a cached prefix laid out positions first (as the cache holds it) and new tokens
+    /// in two branches.
+    #[test]
+    fn masked_attention_matches_the_tree_walk() -> Result<()> {
+        let heads = Heads {
+            q: 6,
+            kv: 2,
+            dim: 8,
+        };
+        let (p, parents) = (5, [None, Some(0), Some(1), None, Some(3)]);
+        let (t, dev) = (parents.len(), Device::Cpu);
+        let tensor = |shape: (usize, usize, usize), seed: f32| {
+            let n = shape.0 * shape.1 * shape.2;
+            let v: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37 + seed).sin()).collect();
+            Tensor::from_vec(v, shape, &dev)
+        };
+        let q = tensor((heads.q, t, heads.dim), 0.1)?;
+        let (k, v) = (
+            tensor((heads.kv, t, heads.dim), 0.2)?,
+            tensor((heads.kv, t, heads.dim), 0.3)?,
+        );
+        let cached = (
+            tensor((p, heads.kv, heads.dim), 0.4)?,
+            tensor((p, heads.kv, heads.dim), 0.5)?,
+        );
+        let walked = attend_cpu(&heads, &q, &k, &v, Some(&cached), &parents)?;
+        let mask = tree_mask(p, &parents, &dev)?;
+        let masked = attend_masked(
+            &heads,
+            &q.unsqueeze(0)?,
+            &k,
+            &v,
+            Some(&cached),
+            mask.as_ref(),
+        )?;
+        let diff = (walked - masked)?
+            .abs()?
+            .flatten_all()?
+            .max(0)?
+            .to_scalar::<f32>()?;
+        assert!(diff < 1e-5, "largest difference {diff}");
+        Ok(())
+    }
 }
