@@ -3,8 +3,8 @@
 //! resumed after a restart from its row: the items still without a prediction are what is left.
 use crate::engine::{Message, SamplingParams};
 use crate::formats::pairs::Prompt;
-use crate::store::auto_accept;
-use crate::store::jobs::{self, Job, JobStatus};
+use crate::store::{auto_accept, learning};
+use crate::store::jobs::{self, Job, JobStatus, Lane};
 use crate::store::pairs::{self, Generated};
 use crate::store::predictions::{self, NewPrediction, Output, Provenance};
 use crate::store::projects::{self, Project, TaskKind};
@@ -23,18 +23,41 @@ const IDLE_POLL: Duration = Duration::from_secs(2);
 /// Wakes the runner when a job is queued.
 #[derive(Clone)]
 pub struct JobRunner {
-    wake: mpsc::Sender<()>,
+    wake: Vec<mpsc::Sender<()>>,
 }
 
 impl JobRunner {
     pub fn spawn(store: Store, model: Option<ModelHandle>) -> std::io::Result<Self> {
-        let (wake, rx) = mpsc::channel();
+        let (model_wake, model_rx) = mpsc::channel();
+        let (learn_wake, learn_rx) = mpsc::channel();
+        Self::lane(store.clone(), model.clone(), Lane::Model, model_rx)?;
+        Self::lane(store, model, Lane::Learning, learn_rx)?;
+        Ok(JobRunner {
+            wake: vec![model_wake, learn_wake],
+        })
+    }
+
+    /// One thread running the lane's jobs one after another.
+    fn lane(
+        store: Store,
+        model: Option<ModelHandle>,
+        lane: Lane,
+        rx: mpsc::Receiver<()>,
+    ) -> std::io::Result<()> {
+        let name = match lane {
+            Lane::Model => "wick-jobs",
+            Lane::Learning => "wick-learn",
+        };
         std::thread::Builder::new()
-            .name("wick-jobs".into())
+            .name(name.into())
             .spawn(move || loop {
-                match store.read(jobs::next_runnable) {
+                match store.read(|c| jobs::next_runnable(c, lane)) {
                     Ok(Some(job)) => {
-                        if let Err(e) = run(&store, model.as_ref(), &job) {
+                        let ran = match lane {
+                            Lane::Model => run(&store, model.as_ref(), &job),
+                            Lane::Learning => crate::retrain::run(&store, model.as_ref(), &job),
+                        };
+                        if let Err(e) = ran {
                             tracing::error!(job = job.id, "job failed: {e}");
                             let _ = store.write(|tx| {
                                 jobs::finish(tx, job.id, JobStatus::Failed, Some(&e.to_string()))
@@ -51,16 +74,18 @@ impl JobRunner {
                     }
                 }
             })?;
-        Ok(JobRunner { wake })
+        Ok(())
     }
 
     pub fn wake(&self) {
-        let _ = self.wake.send(());
+        for w in &self.wake {
+            let _ = w.send(());
+        }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
-enum RunError {
+pub(crate) enum RunError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{0}")]
@@ -99,6 +124,7 @@ fn run(store: &Store, model: Option<&ModelHandle>, job: &Job) -> Result<(), RunE
             .prompt_version()
             .map_err(|e| RunError::Model(e.to_string()))?,
         labels_hash: labels_hash(&project.labels),
+        learner_id: None,
     };
     let (total, done) =
         store.read(|c| jobs::coverage(c, project.id, &by.model_id, &by.prompt_version))?;
@@ -131,6 +157,16 @@ fn run(store: &Store, model: Option<&ModelHandle>, job: &Job) -> Result<(), RunE
         };
         after = last;
         let (ids, texts): (Vec<i64>, Vec<String>) = batch.into_iter().unzip();
+        // Each item's sentence embedding is kept, once, for the learner and the queue.
+        let embedded = match model.embedder_id() {
+            Some(embedder) => {
+                let vectors = model
+                    .embed(texts.clone())
+                    .map_err(|e| RunError::Model(e.to_string()))?;
+                Some((embedder, ids.iter().copied().zip(vectors).collect::<Vec<_>>()))
+            }
+            None => None,
+        };
         let preds = model
             .label(&spec, texts)
             .map_err(|e| RunError::Model(e.to_string()))?;
@@ -140,6 +176,9 @@ fn run(store: &Store, model: Option<&ModelHandle>, job: &Job) -> Result<(), RunE
             .map(|(&id, p)| to_row(id, p))
             .collect();
         store.write(|tx| {
+            if let Some((embedder, vectors)) = &embedded {
+                learning::put_embeddings(tx, embedder, vectors)?;
+            }
             predictions::insert(tx, &by, project.queue_order, &rows)?;
             auto_accept::after_predictions(tx, project.id, &ids)?;
             jobs::add_done(tx, job.id, rows.len() as i64)
@@ -231,7 +270,7 @@ pub fn labels_hash(labels: &[String]) -> String {
 /// "nothing here", so such items sit mid-queue rather than last.
 const EMPTY_NER_CONFIDENCE: f64 = 0.5;
 
-fn to_row(item_id: i64, p: &Prediction) -> NewPrediction {
+pub(crate) fn to_row(item_id: i64, p: &Prediction) -> NewPrediction {
     match p {
         Prediction::Class(c) => {
             let mut probs: Vec<f64> = c.scores.iter().map(|(_, s)| *s).collect();

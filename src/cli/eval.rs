@@ -5,7 +5,7 @@ use clap::Args;
 use serde_json::{json, Map, Value};
 use std::fs::File;
 use std::io::BufReader;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 use wick::formats::jsonl::{rows, BadLine, TextRow};
@@ -26,6 +26,21 @@ pub struct EvalArgs {
     /// Write every row with its prediction here (JSONL), for error analysis.
     #[arg(long)]
     predictions: Option<PathBuf>,
+    /// Rows with gold labels to train the learner on, as if people had given them
+    /// (classification only); the figures are then those of the learner mixed with the model.
+    #[arg(long)]
+    train: Option<PathBuf>,
+    /// Train on the first N rows of --train (default: all).
+    #[arg(long, requires = "train", conflicts_with = "curve")]
+    train_n: Option<usize>,
+    /// A learning curve: comma-separated training sizes, one row each for the language model
+    /// alone, the learner alone and the mix.
+    #[arg(long, requires = "train", value_delimiter = ',')]
+    curve: Option<Vec<usize>>,
+    /// The learner is trained on the answers alone, without each label's phrase as one more
+    /// answer (for comparison only).
+    #[arg(long, hide = true, requires = "train")]
+    learner_without_names: bool,
 }
 
 enum Gold {
@@ -34,23 +49,44 @@ enum Gold {
 }
 
 pub fn run(args: EvalArgs) -> Result<ExitCode> {
-    let file =
-        File::open(&args.data).with_context(|| format!("opening {}", args.data.display()))?;
     let labels = args.task.label_set()?;
     let is_ner = args.task.task == Task::Ner;
-    let mut items: Vec<(TextRow, Gold)> = Vec::new();
-    let mut bad = 0;
-    for row in rows(BufReader::new(file)) {
-        match row.and_then(|r| gold_of(&r, is_ner, &labels.names).map(|g| (r, g))) {
-            Ok(item) => items.push(item),
-            Err(b) => {
-                eprintln!("{}: {b}", args.data.display());
-                bad += 1;
-            }
-        }
-    }
+    let (items, bad) = read_gold(&args.data, is_ner, &labels.names)?;
     let model = args.model.load()?;
     let labeler = args.task.labeler(&model)?;
+    if let Some(train) = &args.train {
+        anyhow::ensure!(!is_ner, "--train applies to classification tasks");
+        let gold: Vec<usize> = items
+            .iter()
+            .filter_map(|(_, g)| match g {
+                Gold::Label(l) => Some(*l),
+                Gold::Spans(_) => None,
+            })
+            .collect();
+        let texts: Vec<String> = items.iter().map(|(r, _)| r.text.clone()).collect();
+        let (train_rows, train_bad) = read_rows(train, &labels.names)?;
+        let sizes = match (&args.curve, args.train_n) {
+            (Some(sizes), _) => sizes.clone(),
+            (None, n) => vec![n.unwrap_or(train_rows.texts.len())],
+        };
+        let test = super::learn::Labeled { texts, gold };
+        super::learn::curve(
+            &model,
+            &labeler,
+            &labels,
+            &train_rows,
+            &test,
+            &sizes,
+            args.curve.is_none(),
+            args.json,
+            !args.learner_without_names,
+        )?;
+        return Ok(if bad + train_bad > 0 {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        });
+    }
     let bar = super::progress(items.len() as u64);
     let start = Instant::now();
     let mut predictions = Vec::with_capacity(items.len());
@@ -139,6 +175,36 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The rows of a gold file; bad lines are reported on stderr and counted.
+fn read_gold(path: &Path, is_ner: bool, labels: &[String]) -> Result<(Vec<(TextRow, Gold)>, usize)> {
+    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut items = Vec::new();
+    let mut bad = 0;
+    for row in rows(BufReader::new(file)) {
+        match row.and_then(|r| gold_of(&r, is_ner, labels).map(|g| (r, g))) {
+            Ok(item) => items.push(item),
+            Err(b) => {
+                eprintln!("{}: {b}", path.display());
+                bad += 1;
+            }
+        }
+    }
+    Ok((items, bad))
+}
+
+/// Labeled rows of a training file, in file order.
+fn read_rows(path: &Path, labels: &[String]) -> Result<(super::learn::Labeled, usize)> {
+    let (items, bad) = read_gold(path, false, labels)?;
+    let mut out = super::learn::Labeled::default();
+    for (row, gold) in items {
+        if let Gold::Label(l) = gold {
+            out.texts.push(row.text);
+            out.gold.push(l);
+        }
+    }
+    Ok((out, bad))
 }
 
 fn gold_of(row: &TextRow, is_ner: bool, labels: &[String]) -> Result<Gold, BadLine> {

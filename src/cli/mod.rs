@@ -2,6 +2,7 @@
 mod admin;
 mod eval;
 mod label;
+mod learn;
 mod serve;
 
 use anyhow::{Context, Result};

@@ -245,6 +245,7 @@ pub fn submit(
     if done && !gold {
         super::review::reassess(tx, item_id)?;
     }
+    super::learning::after_answer(tx, project_id)?;
     audit::record(
         tx,
         actor,

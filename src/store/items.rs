@@ -128,3 +128,10 @@ pub fn project_and_text(conn: &Connection, id: i64) -> Result<(i64, String)> {
         .optional()?
         .ok_or_else(|| StoreError::NotFound(format!("item {id}")))
 }
+
+/// Items in the project.
+pub fn count(conn: &Connection, project_id: i64) -> Result<i64> {
+    Ok(conn
+        .prepare_cached("SELECT COUNT(*) FROM items WHERE project_id = ?1")?
+        .query_row([project_id], |r| r.get(0))?)
+}

@@ -110,7 +110,7 @@ pub fn create(tx: &Transaction, actor: &Actor, project_id: i64) -> Result<Job> {
     };
     let active: Option<i64> = tx
         .query_row(
-            "SELECT id FROM jobs WHERE project_id = ?1 AND status IN ('queued', 'running')",
+            "SELECT id FROM jobs WHERE project_id = ?1 AND kind != 'retrain' AND status IN ('queued', 'running')",
             [project_id],
             |r| r.get(0),
         )
@@ -179,12 +179,30 @@ pub fn for_project(conn: &Connection, project_id: i64) -> Result<Vec<Job>> {
     rows.map(|r| finish_row(r?)).collect()
 }
 
-/// The oldest job that should be running: queued, or running when the server stopped.
-pub fn next_runnable(conn: &Connection) -> Result<Option<Job>> {
+/// Which runner thread takes a job: the model's jobs (pre-labeling, generation) take minutes
+/// to hours, so retraining runs beside them instead of waiting behind them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    Model,
+    Learning,
+}
+
+impl Lane {
+    fn kinds(self) -> &'static str {
+        match self {
+            Lane::Model => r#"["prelabel","generate"]"#,
+            Lane::Learning => r#"["retrain"]"#,
+        }
+    }
+}
+
+/// The oldest job of the lane that should be running: queued, or running when the server
+/// stopped.
+pub fn next_runnable(conn: &Connection, lane: Lane) -> Result<Option<Job>> {
     conn.prepare_cached(&format!(
-        "{SELECT} WHERE status IN ('queued', 'running') ORDER BY id LIMIT 1"
+        "{SELECT} WHERE status IN ('queued', 'running') AND kind IN (SELECT value FROM json_each(?1)) ORDER BY id LIMIT 1"
     ))?
-    .query_row([], from_row)
+    .query_row([lane.kinds()], from_row)
     .optional()?
     .map(finish_row)
     .transpose()

@@ -7,6 +7,7 @@ pub mod auto_accept;
 pub mod import;
 pub mod items;
 pub mod jobs;
+pub mod learning;
 pub mod pairs;
 pub mod predictions;
 pub mod projects;

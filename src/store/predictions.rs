@@ -42,6 +42,8 @@ pub struct Provenance {
     pub model_id: String,
     pub prompt_version: String,
     pub labels_hash: String,
+    /// The learner whose mix this is; None for the language model's own predictions.
+    pub learner_id: Option<i64>,
 }
 
 /// Stores a batch and, under the uncertainty order, moves the items in the queue.
@@ -53,8 +55,8 @@ pub fn insert(
 ) -> Result<()> {
     let now = now_ms();
     let mut ins = tx.prepare_cached(
-        "INSERT INTO predictions (item_id, model_id, prompt_version, labels_hash, label, output, confidence, margin, entropy, truncated, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        "INSERT INTO predictions (item_id, model_id, prompt_version, labels_hash, label, output, confidence, margin, entropy, truncated, created_at, learner_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?;
     let mut prio = tx.prepare_cached("UPDATE items SET priority = ?2 WHERE id = ?1")?;
     for p in batch {
@@ -70,7 +72,8 @@ pub fn insert(
             p.margin,
             p.entropy,
             p.truncated,
-            now
+            now,
+            by.learner_id
         ])?;
         if order == QueueOrder::Uncertainty {
             prio.execute(params![p.item_id, p.margin])?;

@@ -234,4 +234,70 @@ CREATE INDEX resolutions_item ON resolutions (item_id);
     r#"
 CREATE INDEX items_project ON items (project_id, id);
 "#,
+    // The learning loop: each item's sentence embedding (computed once, kept with the embedder
+    // that made it), the learners trained from people's answers, the predictions they made
+    // (`learner_id`), what each person was served (for the near-duplicate check), project
+    // settings for both, and retrain jobs (the jobs table is rebuilt to widen its CHECK).
+    r#"
+CREATE TABLE embeddings (
+    item_id INTEGER PRIMARY KEY REFERENCES items(id),
+    embedder TEXT NOT NULL,
+    -- little-endian f32, unit length
+    vector BLOB NOT NULL
+);
+CREATE TABLE learners (
+    id INTEGER PRIMARY KEY,
+    project_id INTEGER NOT NULL REFERENCES projects(id),
+    -- model id + learner hash + number of labels: what its predictions record as their model
+    version TEXT NOT NULL,
+    -- the language-model predictions it mixes with
+    base_model TEXT NOT NULL,
+    prompt_version TEXT NOT NULL,
+    labels_hash TEXT NOT NULL,
+    labels INTEGER NOT NULL,
+    -- the newest annotation it was trained with: later ones count towards the next retrain
+    last_annotation INTEGER NOT NULL,
+    state BLOB NOT NULL,
+    rescored INTEGER NOT NULL,
+    seconds REAL NOT NULL,
+    job_id INTEGER REFERENCES jobs(id),
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX learners_project ON learners (project_id, id);
+ALTER TABLE predictions ADD COLUMN learner_id INTEGER REFERENCES learners(id);
+CREATE TABLE served (
+    user_id INTEGER NOT NULL,
+    project_id INTEGER NOT NULL,
+    item_id INTEGER NOT NULL,
+    at INTEGER NOT NULL
+);
+CREATE INDEX served_user ON served (user_id, project_id, at);
+-- Human answers since the last retrain that queue the next one; 0: only by hand.
+ALTER TABLE projects ADD COLUMN retrain_every INTEGER NOT NULL DEFAULT 20 CHECK (retrain_every >= 0);
+-- An item this close (cosine) to one of the last 50 served to the same person is passed over
+-- in the queue; NULL: off.
+ALTER TABLE projects ADD COLUMN near_duplicate_cosine REAL DEFAULT 0.95
+    CHECK (near_duplicate_cosine IS NULL OR (near_duplicate_cosine > 0 AND near_duplicate_cosine <= 1));
+CREATE TABLE jobs_new (
+    id INTEGER PRIMARY KEY,
+    project_id INTEGER NOT NULL REFERENCES projects(id),
+    kind TEXT NOT NULL CHECK (kind IN ('prelabel', 'generate', 'retrain')),
+    status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'cancelled', 'failed')),
+    model_id TEXT,
+    prompt_version TEXT,
+    total INTEGER NOT NULL DEFAULT 0,
+    done INTEGER NOT NULL DEFAULT 0,
+    run_started_at INTEGER,
+    run_done_at_start INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    user_id INTEGER REFERENCES users(id),
+    created_at INTEGER NOT NULL,
+    finished_at INTEGER,
+    -- retrain jobs: the newest annotation when it was queued
+    since_annotation INTEGER
+);
+INSERT INTO jobs_new SELECT *, NULL FROM jobs;
+DROP TABLE jobs;
+ALTER TABLE jobs_new RENAME TO jobs;
+"#,
 ];

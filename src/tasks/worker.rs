@@ -65,6 +65,11 @@ enum Request {
         texts: Vec<String>,
         reply: Reply<Vec<Prediction>>,
     },
+    /// Sentence embeddings (unit length) from the embedded encoder.
+    Embed {
+        texts: Vec<String>,
+        reply: Reply<Vec<Vec<f32>>>,
+    },
     /// A reply to a conversation, sampled with `params`.
     Generate {
         messages: Vec<Message>,
@@ -79,6 +84,8 @@ pub struct ModelHandle {
     tx: SyncSender<Request>,
     model_id: Arc<str>,
     chat_version: Arc<str>,
+    /// The sentence embedder's id, when one is loaded.
+    embedder_id: Option<Arc<str>>,
     waiting: Arc<AtomicUsize>,
 }
 
@@ -88,7 +95,8 @@ impl ModelHandle {
         load: impl FnOnce() -> anyhow::Result<LoadedModel> + Send + 'static,
     ) -> anyhow::Result<Self> {
         let (tx, rx) = mpsc::sync_channel::<Request>(QUEUE);
-        let (ready_tx, ready_rx) = mpsc::channel::<anyhow::Result<(String, String)>>();
+        let (ready_tx, ready_rx) =
+            mpsc::channel::<anyhow::Result<(String, String, Option<String>)>>();
         let waiting = Arc::new(AtomicUsize::new(0));
         let thread_waiting = waiting.clone();
         std::thread::Builder::new()
@@ -101,7 +109,11 @@ impl ModelHandle {
                         return;
                     }
                 };
-                let _ = ready_tx.send(Ok((model.id.clone(), model.chat.version.clone())));
+                let _ = ready_tx.send(Ok((
+                    model.id.clone(),
+                    model.chat.version.clone(),
+                    model.embedder.as_ref().map(|e| e.id.clone()),
+                )));
                 let mut labelers: HashMap<TaskSpec, Labeler<'_>> = HashMap::new();
                 for req in rx {
                     thread_waiting.fetch_sub(1, Ordering::Relaxed);
@@ -119,6 +131,14 @@ impl ModelHandle {
                             })();
                             let _ = reply.send(out);
                         }
+                        Request::Embed { texts, reply } => {
+                            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                            let out = match &model.embedder {
+                                Some(e) => e.embed(&refs).map(|(v, _)| v).map_err(TaskError::from),
+                                None => Ok(Vec::new()),
+                            };
+                            let _ = reply.send(out);
+                        }
                         Request::Generate {
                             messages,
                             params,
@@ -129,13 +149,14 @@ impl ModelHandle {
                     }
                 }
             })?;
-        let (model_id, chat_version) = ready_rx
+        let (model_id, chat_version, embedder_id) = ready_rx
             .recv()
             .map_err(|_| anyhow::anyhow!("the model thread died while loading"))??;
         Ok(ModelHandle {
             tx,
             model_id: model_id.into(),
             chat_version: chat_version.into(),
+            embedder_id: embedder_id.map(Into::into),
             waiting,
         })
     }
@@ -147,6 +168,18 @@ impl ModelHandle {
     /// The version of the chat template that generation renders prompts with.
     pub fn chat_version(&self) -> &str {
         &self.chat_version
+    }
+
+    /// The sentence embedder's id (what stored embeddings record), when one is loaded.
+    pub fn embedder_id(&self) -> Option<&str> {
+        self.embedder_id.as_deref()
+    }
+
+    /// Unit-length sentence embeddings of `texts`; empty when no embedder is loaded.
+    pub fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, WorkerError> {
+        let (reply, rx) = mpsc::channel();
+        self.send(Request::Embed { texts, reply })?;
+        Ok(rx.recv().map_err(|_| WorkerError::Stopped)??)
     }
 
     /// Requests queued for the model.

@@ -183,6 +183,8 @@ pub async fn annotate(
     let annotation = state
         .write(move |tx| annotations::submit(tx, &actor, &caller.user, id, sub))
         .await?;
+    // The answer may have queued a retrain.
+    state.jobs.wake();
     Ok(HttpResponse::Created().json(annotation))
 }
 

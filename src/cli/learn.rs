@@ -1,0 +1,198 @@
+//! `wick eval --train`: the learner trained from labeled rows as if people had answered them,
+//! and its figures on a test file beside the language model's, at one or several sizes.
+use anyhow::{Context, Result};
+use serde_json::{json, Map, Value};
+use std::time::Instant;
+use wick::engine::SentenceEmbedder;
+use wick::learn::{Learner, TrainingSet};
+use wick::tasks::labeler::{Labeler, Prediction};
+use wick::tasks::labels::LabelSet;
+use wick::tasks::metrics::{self, ClassificationReport};
+
+/// Texts and their gold label indices.
+#[derive(Default)]
+pub struct Labeled {
+    pub texts: Vec<String>,
+    pub gold: Vec<usize>,
+}
+
+pub fn curve(
+    model: &wick::engine::LoadedModel,
+    labeler: &Labeler,
+    labels: &LabelSet,
+    train: &Labeled,
+    test: &Labeled,
+    sizes: &[usize],
+    single: bool,
+    as_json: bool,
+    names: bool,
+) -> Result<()> {
+    let embedder = model.embedder.as_ref().context(
+        "--train needs the sentence embedder (all-MiniLM-L6-v2 next to the model, or --embedder DIR)",
+    )?;
+    let most = sizes.iter().copied().max().unwrap_or(0).min(train.texts.len());
+    let bar = super::progress((most + test.texts.len()) as u64);
+    // TEMP-CACHE
+    let cache_path = std::env::var("WICK_DEV_CACHE").ok();
+    let mut cache: std::collections::HashMap<String, (Vec<f64>, Vec<f32>)> = cache_path
+        .as_ref()
+        .and_then(|p| std::fs::read(p).ok())
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let mut fill = |texts: &[String]| -> Result<(Vec<Vec<f64>>, Vec<Vec<f32>>)> {
+        let missing: Vec<String> = texts.iter().filter(|t| !cache.contains_key(*t)).cloned().collect();
+        if !missing.is_empty() {
+            let d = distributions(labeler, &missing, &bar)?;
+            let e = embed(embedder, &missing)?;
+            for ((t, d), e) in missing.into_iter().zip(d).zip(e) {
+                cache.insert(t, (d, e));
+            }
+        }
+        Ok(texts.iter().map(|t| cache[t].clone()).unzip())
+    };
+    let (lm_train, emb_train) = fill(&train.texts[..most])?;
+    let (lm_test, emb_test) = fill(&test.texts)?;
+    if let Some(p) = &cache_path {
+        std::fs::write(p, serde_json::to_vec(&cache)?)?;
+    }
+    bar.finish_and_clear();
+    let dim = emb_test.first().map_or(0, Vec::len);
+    let names = match names {
+        true => Some(embed(embedder, &labels.phrases)?),
+        false => None,
+    };
+    let lm_figures = figures(&test.gold, &lm_test, labels.len());
+    if !as_json && !single {
+        println!(
+            "{:>7}  {:>22}  {:>22}  {:>22}  {:>6}",
+            "train_n", "lm acc / F1 / ECE", "learner acc / F1 / ECE", "mix acc / F1 / ECE", "weight"
+        );
+    }
+    for &size in sizes {
+        let n = size.min(most);
+        let mut set = TrainingSet::new(dim, labels.len());
+        if let Some(names) = &names {
+            set = set.with_label_names(names)?;
+        }
+        for i in 0..n {
+            set.push(&emb_train[i], train.gold[i], Some(&lm_train[i]))?;
+        }
+        let start = Instant::now();
+        let learner = Learner::train(&set);
+        let seconds = start.elapsed().as_secs_f64();
+        let mut row = Map::new();
+        row.insert("train_n".into(), json!(n));
+        row.insert("n".into(), json!(test.texts.len()));
+        row.insert("lm".into(), report(&lm_figures));
+        let mix_figures = match &learner {
+            Ok(l) => {
+                let seen = l.seen();
+                let alone: Vec<Vec<f64>> = emb_test
+                    .iter()
+                    .map(|e| l.alone(e))
+                    .collect();
+                let mixed: Vec<Vec<f64>> = emb_test
+                    .iter()
+                    .zip(&lm_test)
+                    .map(|(e, lm)| l.predict(e, lm, &seen))
+                    .collect();
+                row.insert(
+                    "learner".into(),
+                    report(&figures(&test.gold, &alone, labels.len())),
+                );
+                row.insert("mix_kind".into(), json!(l.mix.kind));
+                row.insert("weight".into(), json!(l.mix.weight));
+                row.insert("temperature".into(), json!(l.mix.temperature));
+                row.insert("l2".into(), json!(l.l2));
+                row.insert("labels_seen".into(), json!(l.used.len()));
+                row.insert("train_seconds".into(), json!(seconds));
+                figures(&test.gold, &mixed, labels.len())
+            }
+            Err(e) => {
+                row.insert("learner".into(), Value::Null);
+                row.insert("learner_error".into(), json!(e.to_string()));
+                lm_figures.clone()
+            }
+        };
+        row.insert("mix".into(), report(&mix_figures));
+        if single {
+            // The single-size report keeps the zero-shot report's top-level fields.
+            for (k, v) in [
+                ("accuracy", mix_figures.accuracy),
+                ("macro_f1", mix_figures.macro_f1),
+                ("ece", mix_figures.ece),
+            ] {
+                row.insert(k.into(), json!(v));
+            }
+        }
+        if as_json {
+            println!("{}", Value::Object(row));
+        } else if single {
+            for (k, v) in &row {
+                println!("{k:>14}  {v}");
+            }
+        } else {
+            let cell = |v: Option<&Value>| match v {
+                Some(Value::Object(m)) => format!(
+                    "{:.3} / {:.3} / {:.3}",
+                    m["accuracy"].as_f64().unwrap_or(0.0),
+                    m["macro_f1"].as_f64().unwrap_or(0.0),
+                    m["ece"].as_f64().unwrap_or(0.0)
+                ),
+                _ => "-".into(),
+            };
+            println!(
+                "{n:>7}  {:>22}  {:>22}  {:>22}  {:>6}",
+                cell(row.get("lm")),
+                cell(row.get("learner")),
+                cell(row.get("mix")),
+                row.get("weight")
+                    .and_then(Value::as_f64)
+                    .map_or("-".into(), |w| format!("{w:.2}"))
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The language model's calibrated distribution of each text, in label-set order.
+fn distributions(
+    labeler: &Labeler,
+    texts: &[String],
+    bar: &indicatif::ProgressBar,
+) -> Result<Vec<Vec<f64>>> {
+    let mut out = Vec::with_capacity(texts.len());
+    for chunk in texts.chunks(super::CHUNK) {
+        let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        for p in labeler.label(&refs)? {
+            match p {
+                Prediction::Class(c) => out.push(c.scores.iter().map(|(_, s)| *s).collect()),
+                Prediction::Entities { .. } => anyhow::bail!("--train applies to classification"),
+            }
+        }
+        bar.inc(chunk.len() as u64);
+    }
+    Ok(out)
+}
+
+fn embed(embedder: &SentenceEmbedder, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    Ok(embedder.embed(&refs)?.0)
+}
+
+fn figures(gold: &[usize], dists: &[Vec<f64>], labels: usize) -> ClassificationReport {
+    let (pred, conf): (Vec<usize>, Vec<f64>) = dists
+        .iter()
+        .map(|p| {
+            p.iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map_or((0, 0.0), |(i, &v)| (i, v))
+        })
+        .unzip();
+    metrics::classification(gold, &pred, &conf, labels)
+}
+
+fn report(r: &ClassificationReport) -> Value {
+    json!({"accuracy": r.accuracy, "macro_f1": r.macro_f1, "ece": r.ece})
+}

@@ -1,0 +1,10 @@
+//! The learning loop's mathematics: a learner trained on the sentence embeddings of the items
+//! people labeled, mixed with the language model's calibrated distribution. Nothing here knows
+//! about the store, the model or HTTP: callers hand in embeddings, label indices and the
+//! language model's distributions.
+pub mod learner;
+pub mod logistic;
+pub mod mix;
+
+pub use learner::{FoldFigures, LearnError, Learner, TrainingSet};
+pub use mix::{Mix, MixKind};

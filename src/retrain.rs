@@ -1,0 +1,287 @@
+//! Retrain jobs: the project's learner is trained from people's current answers on the stored
+//! embeddings, and every item nobody has answered is re-scored by mixing its stored
+//! language-model distribution with the new learner (the language model is not asked again).
+//!
+//! The new learner and all of its predictions commit in one transaction, so a crash or a
+//! cancel mid-way leaves the previous predictions in force.
+use crate::jobs::{labels_hash, to_row, RunError};
+use crate::learn::{Learner, TrainingSet};
+use crate::store::jobs::{self, Job, JobStatus};
+use crate::store::learning::{self, Base, NewLearner};
+use crate::store::predictions::{self, NewPrediction, Provenance};
+use crate::store::projects::{self, Project, TaskKind};
+use crate::store::Store;
+use crate::tasks::classify::ClassPrediction;
+use crate::tasks::labeler::{Prediction, Task};
+use crate::tasks::worker::ModelHandle;
+use serde_json::json;
+use std::collections::HashSet;
+use std::time::Instant;
+
+/// Items embedded per model request while filling in missing embeddings.
+const EMBED_BATCH: usize = 64;
+/// Items read per page while re-scoring.
+const SCORE_PAGE: usize = 2_000;
+
+/// What stands in for the language model when a project was never pre-labeled.
+const NO_BASE: &str = "none";
+
+pub(crate) fn run(store: &Store, model: Option<&ModelHandle>, job: &Job) -> Result<(), RunError> {
+    let started = Instant::now();
+    let project = store.read(|c| projects::get(c, job.project_id))?;
+    if project.task != TaskKind::Classification {
+        return Err(RunError::Model(
+            "the learner is for classification projects".into(),
+        ));
+    }
+    let Some(model) = model else {
+        return Err(RunError::Model(
+            "retraining needs the sentence embedder, and the server was started without a model (--no-model)".into(),
+        ));
+    };
+    let Some(embedder) = model.embedder_id().map(String::from) else {
+        return Err(RunError::Model(
+            "retraining needs the sentence embedder (all-MiniLM-L6-v2 next to the model, or --embedder DIR)".into(),
+        ));
+    };
+    let hash = labels_hash(&project.labels);
+    let base = store.read(|c| learning::base(c, project.id))?;
+    let missing = store.read(|c| learning::count_without_embedding(c, project.id, &embedder))?;
+    let items = store.read(|c| crate::store::items::count(c, project.id))?;
+    store.write(|tx| {
+        jobs::start_run(
+            tx,
+            job.id,
+            base.as_ref().map_or(model.model_id(), |b| &b.model_id),
+            base.as_ref().map_or("", |b| &b.prompt_version),
+            missing + items,
+            0,
+        )
+    })?;
+    if !embed_missing(store, model, job, &project, &embedder)? {
+        return Ok(()); // cancelled
+    }
+
+    let (labels, newest) = store.read(|c| learning::human_labels(c, project.id))?;
+    let names = Task::Classify.label_set(&project.labels).map_err(model_error)?;
+    let index = |l: &str| project.labels.iter().position(|n| n == l);
+    let labeled: Vec<(i64, usize)> = labels
+        .iter()
+        .filter_map(|(item, l)| index(l).map(|i| (*item, i)))
+        .collect();
+    let ids: Vec<i64> = labeled.iter().map(|(i, _)| *i).collect();
+    let vectors = store.read(|c| learning::embeddings_of(c, &ids))?;
+    let scores = match &base {
+        Some(b) => store.read(|c| learning::lm_scores(c, &ids, b, &hash))?,
+        None => Default::default(),
+    };
+    let name_vectors = model
+        .embed(names.phrases.clone())
+        .map_err(|e| RunError::Model(e.to_string()))?;
+    let dim = name_vectors.first().map_or(0, Vec::len);
+    let mut set = TrainingSet::new(dim, project.labels.len())
+        .with_label_names(&name_vectors)
+        .map_err(model_error)?;
+    for (item, label) in &labeled {
+        let Some(v) = vectors.get(item) else { continue };
+        let lm = scores.get(item).map(|s| distribution(s, &project.labels));
+        set.push(v, *label, lm.as_deref()).map_err(model_error)?;
+    }
+    let learner = Learner::train(&set).map_err(model_error)?;
+    let trained: HashSet<i64> = ids.into_iter().collect();
+    let base = base.unwrap_or(Base {
+        model_id: NO_BASE.into(),
+        prompt_version: String::new(),
+    });
+    let version = format!(
+        "{}+learner@{}/{}",
+        base.model_id,
+        learner.hash(),
+        learner.n
+    );
+    let Some(rows) = rescore(store, job, &project, &embedder, &base, &hash, &learner, &trained)?
+    else {
+        return Ok(()); // cancelled
+    };
+    let state = learner.to_bytes();
+    let seconds = started.elapsed().as_secs_f64();
+    store.write(|tx| {
+        if jobs::status(tx, job.id)? != JobStatus::Running {
+            return Ok(());
+        }
+        let learner_id = learning::insert_learner(
+            tx,
+            &NewLearner {
+                project_id: project.id,
+                version: &version,
+                base: &base,
+                labels_hash: &hash,
+                labels: learner.n as i64,
+                last_annotation: newest,
+                state: &state,
+                rescored: rows.len() as i64,
+                seconds,
+                job_id: Some(job.id),
+            },
+        )?;
+        let by = Provenance {
+            model_id: version.clone(),
+            prompt_version: base.prompt_version.clone(),
+            labels_hash: hash.clone(),
+            learner_id: Some(learner_id),
+        };
+        for chunk in rows.chunks(SCORE_PAGE) {
+            let batch: Vec<NewPrediction> = chunk
+                .iter()
+                .map(|s| s.to_row(&project.labels))
+                .collect();
+            predictions::insert(tx, &by, project.queue_order, &batch)?;
+        }
+        jobs::add_done(tx, job.id, rows.len() as i64)?;
+        jobs::finish(tx, job.id, JobStatus::Done, None)
+    })?;
+    tracing::info!(
+        job = job.id,
+        project = project.id,
+        labels = learner.n,
+        weight = learner.mix.weight,
+        rescored = rows.len(),
+        seconds = started.elapsed().as_secs_f64(),
+        "retrained"
+    );
+    Ok(())
+}
+
+fn model_error(e: impl std::fmt::Display) -> RunError {
+    RunError::Model(e.to_string())
+}
+
+/// Embeds the project's items that have no embedding from `embedder` (those imported before
+/// embeddings were kept, or never pre-labeled). False when the job was cancelled meanwhile.
+fn embed_missing(
+    store: &Store,
+    model: &ModelHandle,
+    job: &Job,
+    project: &Project,
+    embedder: &str,
+) -> Result<bool, RunError> {
+    let mut after = 0;
+    loop {
+        if store.read(|c| jobs::status(c, job.id))? != JobStatus::Running {
+            return Ok(false);
+        }
+        let batch = store.read(|c| {
+            learning::items_without_embedding(c, project.id, embedder, after, EMBED_BATCH)
+        })?;
+        let Some(&(last, _)) = batch.last() else {
+            return Ok(true);
+        };
+        after = last;
+        let (ids, texts): (Vec<i64>, Vec<String>) = batch.into_iter().unzip();
+        let vectors = model
+            .embed(texts)
+            .map_err(|e| RunError::Model(e.to_string()))?;
+        let rows: Vec<(i64, Vec<f32>)> = ids.into_iter().zip(vectors).collect();
+        store.write(|tx| {
+            learning::put_embeddings(tx, embedder, &rows)?;
+            jobs::add_done(tx, job.id, rows.len() as i64)
+        })?;
+    }
+}
+
+/// An item's mixed distribution, kept as compact floats until it is written (a JSON object per
+/// item would hold ~8 kB for 77 labels).
+struct Scored {
+    item_id: i64,
+    p: Vec<f32>,
+    lm_label: usize,
+}
+
+impl Scored {
+    /// The prediction row, recording the language model's own label beneath the mix (the
+    /// dashboard compares both with what people answered).
+    fn to_row(&self, labels: &[String]) -> NewPrediction {
+        let p: Vec<f64> = self.p.iter().map(|&v| f64::from(v)).collect();
+        let best = argmax(&p);
+        let class = ClassPrediction {
+            label: labels[best].clone(),
+            confidence: p[best],
+            scores: labels.iter().cloned().zip(p.iter().copied()).collect(),
+            truncated: false,
+        };
+        let mut row = to_row(self.item_id, &Prediction::Class(class));
+        row.output
+            .insert("lm_label".into(), json!(labels[self.lm_label]));
+        row
+    }
+}
+
+/// The mixed prediction of every item with an embedding that nobody has answered. None when
+/// the job was cancelled meanwhile.
+#[allow(clippy::too_many_arguments)]
+fn rescore(
+    store: &Store,
+    job: &Job,
+    project: &Project,
+    embedder: &str,
+    base: &Base,
+    labels_hash: &str,
+    learner: &Learner,
+    trained: &HashSet<i64>,
+) -> Result<Option<Vec<Scored>>, RunError> {
+    let seen = learner.seen();
+    let uniform = vec![1.0 / project.labels.len() as f64; project.labels.len()];
+    let mut out = Vec::new();
+    let mut after = 0;
+    loop {
+        if store.read(|c| jobs::status(c, job.id))? != JobStatus::Running {
+            return Ok(None);
+        }
+        let page = store.read(|c| {
+            learning::to_score(
+                c,
+                project.id,
+                embedder,
+                Some(base),
+                labels_hash,
+                after,
+                SCORE_PAGE,
+            )
+        })?;
+        let Some(last) = page.last().map(|p| p.item_id) else {
+            return Ok(Some(out));
+        };
+        after = last;
+        for item in page {
+            if trained.contains(&item.item_id) {
+                continue;
+            }
+            let lm = item
+                .scores
+                .as_ref()
+                .map(|s| distribution(s, &project.labels));
+            let lm = lm.as_deref().unwrap_or(&uniform);
+            let p = learner.predict(&item.embedding, lm, &seen);
+            out.push(Scored {
+                item_id: item.item_id,
+                p: p.iter().map(|&v| v as f32).collect(),
+                lm_label: argmax(lm),
+            });
+        }
+    }
+}
+
+/// A stored `scores` object as a distribution in label-set order (0 for a label it lacks).
+fn distribution(scores: &serde_json::Map<String, serde_json::Value>, labels: &[String]) -> Vec<f64> {
+    labels
+        .iter()
+        .map(|l| scores.get(l).and_then(|v| v.as_f64()).unwrap_or(0.0))
+        .collect()
+}
+
+fn argmax(p: &[f64]) -> usize {
+    p.iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map_or(0, |(i, _)| i)
+}

@@ -1,0 +1,505 @@
+//! The learning loop's rows: each item's sentence embedding, the learners trained from
+//! people's answers, what they are trained from, and the online accuracy of what was shown.
+use super::jobs::{self, Job};
+use super::{audit, format_ms, now_ms, Actor, Result, StoreError};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// Stores (or replaces) item embeddings made by `embedder`.
+pub fn put_embeddings(tx: &Transaction, embedder: &str, rows: &[(i64, Vec<f32>)]) -> Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO embeddings (item_id, embedder, vector) VALUES (?1, ?2, ?3)
+         ON CONFLICT (item_id) DO UPDATE SET embedder = excluded.embedder, vector = excluded.vector",
+    )?;
+    for (item, v) in rows {
+        stmt.execute(params![item, embedder, to_blob(v)])?;
+    }
+    Ok(())
+}
+
+pub fn to_blob(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|f| f.to_le_bytes()).collect()
+}
+
+pub fn from_blob(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// Items of the project without an embedding from `embedder`, after `after`.
+pub fn items_without_embedding(
+    conn: &Connection,
+    project_id: i64,
+    embedder: &str,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<(i64, String)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT i.id, i.text FROM items i LEFT JOIN embeddings e ON e.item_id = i.id
+         WHERE i.project_id = ?1 AND i.id > ?3 AND (e.item_id IS NULL OR e.embedder != ?2)
+         ORDER BY i.id LIMIT ?4",
+    )?;
+    let rows = stmt.query_map(params![project_id, embedder, after, limit as i64], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn count_without_embedding(conn: &Connection, project_id: i64, embedder: &str) -> Result<i64> {
+    Ok(conn.query_row(
+        "SELECT COUNT(*) FROM items i LEFT JOIN embeddings e ON e.item_id = i.id
+         WHERE i.project_id = ?1 AND (e.item_id IS NULL OR e.embedder != ?2)",
+        params![project_id, embedder],
+        |r| r.get(0),
+    )?)
+}
+
+/// The stored embeddings of `items` (those that have one).
+pub fn embeddings_of(conn: &Connection, items: &[i64]) -> Result<HashMap<i64, Vec<f32>>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT e.item_id, e.vector FROM embeddings e WHERE e.item_id IN (SELECT value FROM json_each(?1))",
+    )?;
+    let ids = serde_json::to_string(items).unwrap_or_else(|_| "[]".into());
+    let rows = stmt.query_map([ids], |r| {
+        Ok((r.get::<_, i64>(0)?, from_blob(&r.get::<_, Vec<u8>>(1)?)))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The label each answered item is known by, as the learner is taught: a reviewer's
+/// adjudication, else the gold answer, else the strict majority of the people's latest
+/// answers, else (nobody answered) the latest imported label. Model labels never count.
+/// Returns (item, label) in item order, and the newest annotation read.
+pub fn human_labels(conn: &Connection, project_id: i64) -> Result<(Vec<(i64, String)>, i64)> {
+    let label_of = |value: &str| -> Option<String> {
+        serde_json::from_str::<serde_json::Value>(value)
+            .ok()?
+            .get("label")?
+            .as_str()
+            .map(String::from)
+    };
+    let mut decided: HashMap<i64, String> = HashMap::new();
+    let mut stmt = conn.prepare_cached(
+        "SELECT r.item_id, r.value FROM resolutions r JOIN items i ON i.id = r.item_id
+         WHERE i.project_id = ?1 AND r.source = 'adjudicated' ORDER BY r.id",
+    )?;
+    for row in stmt.query_map([project_id], |r| Ok((r.get(0)?, r.get::<_, String>(1)?)))? {
+        let (item, value) = row?;
+        if let Some(l) = label_of(&value) {
+            decided.insert(item, l);
+        }
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, gold FROM items INDEXED BY items_gold WHERE project_id = ?1 AND gold IS NOT NULL",
+    )?;
+    for row in stmt.query_map([project_id], |r| Ok((r.get(0)?, r.get::<_, String>(1)?)))? {
+        let (item, value) = row?;
+        if let Some(l) = label_of(&value) {
+            decided.entry(item).or_insert(l);
+        }
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT a.item_id, a.id, a.user_id, a.source, a.value FROM annotations a
+         JOIN items i ON i.id = a.item_id WHERE i.project_id = ?1 ORDER BY a.item_id, a.id",
+    )?;
+    let mut rows = stmt.query([project_id])?;
+    let mut out: Vec<(i64, String)> = Vec::new();
+    let mut newest = 0i64;
+    // Per item: each person's latest label, and the latest imported one.
+    let mut current: Option<(i64, Vec<(i64, String)>, Option<String>)> = None;
+    let settle = |(item, people, import): (i64, Vec<(i64, String)>, Option<String>),
+                  decided: &mut HashMap<i64, String>,
+                  out: &mut Vec<(i64, String)>| {
+        if let Some(l) = decided.remove(&item) {
+            out.push((item, l));
+            return;
+        }
+        if people.is_empty() {
+            if let Some(l) = import {
+                out.push((item, l));
+            }
+            return;
+        }
+        let n = people.len();
+        if let Some((_, l)) = people
+            .iter()
+            .find(|(_, l)| 2 * people.iter().filter(|(_, m)| m == l).count() > n)
+        {
+            out.push((item, l.clone()));
+        }
+    };
+    while let Some(r) = rows.next()? {
+        let item: i64 = r.get(0)?;
+        let id: i64 = r.get(1)?;
+        let user: Option<i64> = r.get(2)?;
+        let source: String = r.get(3)?;
+        let value: String = r.get(4)?;
+        newest = newest.max(id);
+        if current.as_ref().is_some_and(|c| c.0 != item) {
+            if let Some(c) = current.take() {
+                settle(c, &mut decided, &mut out);
+            }
+        }
+        let entry = current.get_or_insert_with(|| (item, Vec::new(), None));
+        let Some(label) = label_of(&value) else {
+            continue;
+        };
+        match (source.as_str(), user) {
+            ("human", Some(u)) => match entry.1.iter_mut().find(|(who, _)| *who == u) {
+                Some(slot) => slot.1 = label,
+                None => entry.1.push((u, label)),
+            },
+            _ => entry.2 = Some(label),
+        }
+    }
+    if let Some(c) = current.take() {
+        settle(c, &mut decided, &mut out);
+    }
+    // Adjudicated or gold items nobody annotated.
+    out.extend(decided);
+    out.sort_by_key(|(item, _)| *item);
+    Ok((out, newest))
+}
+
+/// The language-model predictions a learner mixes with: the model and prompt of the project's
+/// latest pre-labeling run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Base {
+    pub model_id: String,
+    pub prompt_version: String,
+}
+
+pub fn base(conn: &Connection, project_id: i64) -> Result<Option<Base>> {
+    Ok(conn
+        .query_row(
+            "SELECT model_id, prompt_version FROM jobs WHERE project_id = ?1 AND kind = 'prelabel'
+               AND model_id IS NOT NULL AND prompt_version IS NOT NULL ORDER BY id DESC LIMIT 1",
+            [project_id],
+            |r| {
+                Ok(Base {
+                    model_id: r.get(0)?,
+                    prompt_version: r.get(1)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+/// The `scores` of each item's latest language-model prediction from `base` over `labels_hash`.
+pub fn lm_scores(
+    conn: &Connection,
+    items: &[i64],
+    base: &Base,
+    labels_hash: &str,
+) -> Result<HashMap<i64, serde_json::Map<String, serde_json::Value>>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT p.item_id, p.output FROM predictions p
+         WHERE p.id = (SELECT MAX(q.id) FROM predictions q WHERE q.item_id = ?1 AND q.learner_id IS NULL
+                         AND q.model_id = ?2 AND q.prompt_version = ?3 AND q.labels_hash = ?4)",
+    )?;
+    let mut out = HashMap::new();
+    for &item in items {
+        let found: Option<(i64, String)> = stmt
+            .query_row(
+                params![item, base.model_id, base.prompt_version, labels_hash],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        if let Some((item, output)) = found {
+            if let Ok(serde_json::Value::Object(mut o)) = serde_json::from_str(&output) {
+                if let Some(serde_json::Value::Object(scores)) = o.remove("scores") {
+                    out.insert(item, scores);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// An item to re-score: its embedding and its language model's scores, if any.
+pub struct ToScore {
+    pub item_id: i64,
+    pub embedding: Vec<f32>,
+    pub scores: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Items of the project after `after` that have an embedding from `embedder`, skipping those in
+/// `trained` (sorted): a learner's prediction for an item it was taught would flatter it.
+pub fn to_score(
+    conn: &Connection,
+    project_id: i64,
+    embedder: &str,
+    base: Option<&Base>,
+    labels_hash: &str,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<ToScore>> {
+    let (model, prompt) = base.map_or(("", ""), |b| (b.model_id.as_str(), b.prompt_version.as_str()));
+    let mut stmt = conn.prepare_cached(
+        "SELECT i.id, e.vector,
+           (SELECT p.output FROM predictions p WHERE p.item_id = i.id AND p.learner_id IS NULL
+              AND p.model_id = ?3 AND p.prompt_version = ?4 AND p.labels_hash = ?5 ORDER BY p.id DESC LIMIT 1)
+         FROM items i INDEXED BY items_project JOIN embeddings e ON e.item_id = i.id AND e.embedder = ?2
+         WHERE i.project_id = ?1 AND i.id > ?6 ORDER BY i.id LIMIT ?7",
+    )?;
+    let rows = stmt.query_map(
+        params![project_id, embedder, model, prompt, labels_hash, after, limit as i64],
+        |r| {
+            let output: Option<String> = r.get(2)?;
+            Ok(ToScore {
+                item_id: r.get(0)?,
+                embedding: from_blob(&r.get::<_, Vec<u8>>(1)?),
+                scores: output
+                    .and_then(|o| serde_json::from_str::<serde_json::Value>(&o).ok())
+                    .and_then(|mut o| match o.get_mut("scores").map(serde_json::Value::take) {
+                        Some(serde_json::Value::Object(m)) => Some(m),
+                        _ => None,
+                    }),
+            })
+        },
+    )?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// A trained learner as stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct LearnerRow {
+    pub id: i64,
+    pub project_id: i64,
+    pub version: String,
+    pub base_model: String,
+    pub prompt_version: String,
+    pub labels_hash: String,
+    /// Human labels it was trained on.
+    pub labels: i64,
+    pub last_annotation: i64,
+    /// Items it re-scored.
+    pub rescored: i64,
+    /// Training and re-scoring, wall time.
+    pub seconds: f64,
+    pub job_id: Option<i64>,
+    pub created_at: String,
+    #[serde(skip)]
+    pub state: Vec<u8>,
+}
+
+/// What a new learner row holds.
+pub struct NewLearner<'a> {
+    pub project_id: i64,
+    pub version: &'a str,
+    pub base: &'a Base,
+    pub labels_hash: &'a str,
+    pub labels: i64,
+    pub last_annotation: i64,
+    pub state: &'a [u8],
+    pub rescored: i64,
+    pub seconds: f64,
+    pub job_id: Option<i64>,
+}
+
+pub fn insert_learner(tx: &Transaction, l: &NewLearner) -> Result<i64> {
+    tx.execute(
+        "INSERT INTO learners (project_id, version, base_model, prompt_version, labels_hash, labels,
+             last_annotation, state, rescored, seconds, job_id, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        params![
+            l.project_id,
+            l.version,
+            l.base.model_id,
+            l.base.prompt_version,
+            l.labels_hash,
+            l.labels,
+            l.last_annotation,
+            l.state,
+            l.rescored,
+            l.seconds,
+            l.job_id,
+            now_ms()
+        ],
+    )?;
+    Ok(tx.last_insert_rowid())
+}
+
+const LEARNER: &str = "SELECT id, project_id, version, base_model, prompt_version, labels_hash, labels,
+    last_annotation, rescored, seconds, job_id, created_at, state FROM learners";
+
+fn learner_row(r: &rusqlite::Row) -> rusqlite::Result<LearnerRow> {
+    Ok(LearnerRow {
+        id: r.get(0)?,
+        project_id: r.get(1)?,
+        version: r.get(2)?,
+        base_model: r.get(3)?,
+        prompt_version: r.get(4)?,
+        labels_hash: r.get(5)?,
+        labels: r.get(6)?,
+        last_annotation: r.get(7)?,
+        rescored: r.get(8)?,
+        seconds: r.get(9)?,
+        job_id: r.get(10)?,
+        created_at: format_ms(r.get(11)?),
+        state: r.get(12)?,
+    })
+}
+
+pub fn latest_learner(conn: &Connection, project_id: i64) -> Result<Option<LearnerRow>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "{LEARNER} WHERE project_id = ?1 ORDER BY id DESC LIMIT 1"
+        ))?
+        .query_row([project_id], learner_row)
+        .optional()?)
+}
+
+pub fn learners(conn: &Connection, project_id: i64) -> Result<Vec<LearnerRow>> {
+    let mut stmt = conn.prepare_cached(&format!("{LEARNER} WHERE project_id = ?1 ORDER BY id"))?;
+    let rows = stmt.query_map([project_id], learner_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Online accuracy over the answers given while one model was shown.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CurvePoint {
+    /// Human labels the shown model was trained on (0: the language model alone).
+    pub labels: i64,
+    /// The learner version, None for the language model alone.
+    pub version: Option<String>,
+    pub answers: i64,
+    /// Share of those answers the shown prediction got right.
+    pub shown_accuracy: f64,
+    /// Share the language model's own prediction got right, on the same answers.
+    pub lm_accuracy: f64,
+}
+
+/// Prequential accuracy: every human answer against the prediction shown to that person before
+/// they answered (and the language model's prediction beneath it), one point per learner.
+pub fn curve(conn: &Connection, project_id: i64) -> Result<Vec<CurvePoint>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT a.value, p.label, p.output, p.learner_id, l.labels, l.version
+         FROM annotations a JOIN items i ON i.id = a.item_id
+         JOIN predictions p ON p.id = a.prediction_id
+         LEFT JOIN learners l ON l.id = p.learner_id
+         WHERE i.project_id = ?1 AND a.source = 'human' AND p.label IS NOT NULL ORDER BY a.id",
+    )?;
+    // learner id (0: none) -> (labels, version, answers, shown right, lm right)
+    let mut points: Vec<(i64, i64, Option<String>, i64, i64, i64)> = Vec::new();
+    let mut rows = stmt.query([project_id])?;
+    while let Some(r) = rows.next()? {
+        let answer: String = r.get(0)?;
+        let shown: String = r.get(1)?;
+        let output: String = r.get(2)?;
+        let learner: Option<i64> = r.get(3)?;
+        let labels: Option<i64> = r.get(4)?;
+        let version: Option<String> = r.get(5)?;
+        let Some(answer) = serde_json::from_str::<serde_json::Value>(&answer)
+            .ok()
+            .and_then(|v| v.get("label").and_then(|l| l.as_str()).map(String::from))
+        else {
+            continue;
+        };
+        let lm = match learner {
+            None => Some(shown.clone()),
+            Some(_) => serde_json::from_str::<serde_json::Value>(&output)
+                .ok()
+                .and_then(|o| o.get("lm_label").and_then(|l| l.as_str()).map(String::from)),
+        };
+        let key = learner.unwrap_or(0);
+        let at = match points.iter().position(|p| p.0 == key) {
+            Some(at) => at,
+            None => {
+                points.push((key, labels.unwrap_or(0), version, 0, 0, 0));
+                points.len() - 1
+            }
+        };
+        let p = &mut points[at];
+        p.3 += 1;
+        p.4 += i64::from(shown == answer);
+        p.5 += i64::from(lm.as_deref() == Some(answer.as_str()));
+    }
+    let mut out: Vec<CurvePoint> = points
+        .into_iter()
+        .map(|(_, labels, version, n, shown, lm)| CurvePoint {
+            labels,
+            version,
+            answers: n,
+            shown_accuracy: shown as f64 / n as f64,
+            lm_accuracy: lm as f64 / n as f64,
+        })
+        .collect();
+    out.sort_by_key(|p| p.labels);
+    Ok(out)
+}
+
+/// Human answers in the project newer than annotation `after`.
+pub fn answers_since(conn: &Connection, project_id: i64, after: i64) -> Result<i64> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM annotations a JOIN items i ON i.id = a.item_id
+             WHERE a.id > ?2 AND a.source = 'human' AND i.project_id = ?1",
+        )?
+        .query_row(params![project_id, after], |r| r.get(0))?)
+}
+
+/// Queues a retrain of the project, unless one is queued or running already.
+pub fn queue_retrain(tx: &Transaction, actor: &Actor, project_id: i64) -> Result<Job> {
+    let project = super::projects::get(tx, project_id)?;
+    if project.task != super::projects::TaskKind::Classification {
+        return Err(StoreError::invalid(
+            "project",
+            "the learner is for classification projects",
+        ));
+    }
+    if let Some(id) = active_retrain(tx, project_id)? {
+        return Err(StoreError::Conflict(format!(
+            "a retrain of this project is already queued or running (job {id})"
+        )));
+    }
+    // Answers up to here are the ones this retrain was queued for.
+    let mark: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) FROM annotations", [], |r| r.get(0))?;
+    tx.execute(
+        "INSERT INTO jobs (project_id, kind, status, user_id, created_at, since_annotation)
+         VALUES (?1, 'retrain', 'queued', ?2, ?3, ?4)",
+        params![project_id, actor.user_id, now_ms(), mark],
+    )?;
+    let id = tx.last_insert_rowid();
+    audit::record(
+        tx,
+        actor,
+        "job.create",
+        &format!("project:{project_id}"),
+        &serde_json::json!({"job_id": id, "kind": "retrain"}),
+    )?;
+    jobs::get(tx, id)
+}
+
+fn active_retrain(conn: &Connection, project_id: i64) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id FROM jobs WHERE project_id = ?1 AND kind = 'retrain' AND status IN ('queued', 'running')",
+        )?
+        .query_row([project_id], |r| r.get(0))
+        .optional()?)
+}
+
+/// After a person's answer: queues a retrain when the project's `retrain_every` human answers
+/// have come in since the last retrain was queued (whether it then succeeded or not, so a
+/// project whose retrain fails, say with one label used, tries again only after as many new
+/// answers). Returns the queued job.
+pub fn after_answer(tx: &Transaction, project_id: i64) -> Result<Option<Job>> {
+    let (every, task): (i64, String) = tx
+        .prepare_cached("SELECT retrain_every, task FROM projects WHERE id = ?1")?
+        .query_row([project_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    if every <= 0 || task != "classification" || active_retrain(tx, project_id)?.is_some() {
+        return Ok(None);
+    }
+    let mark: i64 = tx
+        .prepare_cached(
+            "SELECT COALESCE(MAX(since_annotation), 0) FROM jobs WHERE project_id = ?1 AND kind = 'retrain'",
+        )?
+        .query_row([project_id], |r| r.get(0))?;
+    if answers_since(tx, project_id, mark)? < every {
+        return Ok(None);
+    }
+    queue_retrain(tx, &Actor::system(), project_id).map(Some)
+}
