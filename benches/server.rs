@@ -574,6 +574,7 @@ fn predict(db: &Path, project: &str) -> anyhow::Result<(usize, f64)> {
         model_id: BENCH_MODEL.into(),
         prompt_version: BENCH_PROMPT.into(),
         labels_hash: wick::jobs::labels_hash(&project.labels),
+        learner_id: None,
     };
     let (mut after, mut n) = (0, 0usize);
     loop {

@@ -138,6 +138,8 @@ pub fn project(cmd: ProjectCommand) -> Result<ExitCode> {
         generation: None,
         gold_rate: None,
         precision_target: None,
+        retrain_every: None,
+        near_duplicate_cosine: None,
     };
     let p = db.open()?.write(|tx| {
         let p = projects::create(tx, &Actor::system(), &new)?;

@@ -138,6 +138,35 @@ pub struct Project {
     /// Preference projects only.
     pub generation: Option<GenerationSettings>,
     pub quality: QualitySettings,
+    pub learning: LearningSettings,
+}
+
+/// How a classification project's learner follows people's answers.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LearningSettings {
+    /// New human answers that queue a retrain; 0: only by hand.
+    pub retrain_every: i64,
+    /// The queue passes over an item this close (cosine of the sentence embeddings) to one of
+    /// the last 50 served to the same person; None: off.
+    pub near_duplicate_cosine: Option<f64>,
+}
+
+fn check_retrain_every(v: i64) -> Result<i64> {
+    if !(0..=1_000_000).contains(&v) {
+        return Err(StoreError::invalid(
+            "retrain_every",
+            "from 0 (only by hand) to 1000000 answers",
+        ));
+    }
+    Ok(v)
+}
+
+/// 0 turns the near-duplicate check off.
+fn check_near_duplicate(v: f64) -> Result<Option<f64>> {
+    if v == 0.0 {
+        return Ok(None);
+    }
+    check_share("near_duplicate_cosine", v, false).map(Some)
 }
 
 /// How a project checks its labels.
@@ -176,6 +205,9 @@ pub struct NewProject {
     pub generation: Option<GenerationSettings>,
     pub gold_rate: Option<f64>,
     pub precision_target: Option<f64>,
+    pub retrain_every: Option<i64>,
+    /// 0: off.
+    pub near_duplicate_cosine: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -186,6 +218,9 @@ pub struct ProjectUpdate {
     pub generation: Option<GenerationSettings>,
     pub gold_rate: Option<f64>,
     pub precision_target: Option<f64>,
+    pub retrain_every: Option<i64>,
+    /// 0 turns the near-duplicate check off.
+    pub near_duplicate_cosine: Option<f64>,
 }
 
 const MAX_LABELS: usize = 1000;
@@ -274,6 +309,8 @@ pub fn create(tx: &Transaction, actor: &Actor, new: &NewProject) -> Result<Proje
         new.precision_target.unwrap_or(0.95),
         false,
     )?;
+    let retrain_every = check_retrain_every(new.retrain_every.unwrap_or(20))?;
+    let near_duplicate = check_near_duplicate(new.near_duplicate_cosine.unwrap_or(0.95))?;
     let exists: bool = tx.query_row(
         "SELECT EXISTS (SELECT 1 FROM projects WHERE name = ?1)",
         [name],
@@ -286,8 +323,9 @@ pub fn create(tx: &Transaction, actor: &Actor, new: &NewProject) -> Result<Proje
     }
     let now = now_ms();
     tx.execute(
-        "INSERT INTO projects (name, task, labels, prompt, queue_order, overlap, created_at, generation, gold_rate, precision_target)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO projects (name, task, labels, prompt, queue_order, overlap, created_at, generation, gold_rate, precision_target,
+             retrain_every, near_duplicate_cosine)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         params![
             name,
             new.task.as_str(),
@@ -298,7 +336,9 @@ pub fn create(tx: &Transaction, actor: &Actor, new: &NewProject) -> Result<Proje
             now,
             generation,
             gold_rate,
-            precision_target
+            precision_target,
+            retrain_every,
+            near_duplicate
         ],
     )?;
     let id = tx.last_insert_rowid();
@@ -318,7 +358,8 @@ pub fn create(tx: &Transaction, actor: &Actor, new: &NewProject) -> Result<Proje
 
 const SELECT: &str =
     "SELECT p.id, p.name, p.task, p.labels, p.prompt, p.queue_order, p.overlap, p.created_at,
-        g.version, g.body, p.generation, p.gold_rate, p.precision_target, p.auto_accept
+        g.version, g.body, p.generation, p.gold_rate, p.precision_target, p.auto_accept,
+        p.retrain_every, p.near_duplicate_cosine
     FROM projects p JOIN guidelines g ON g.project_id = p.id
         AND g.version = (SELECT MAX(version) FROM guidelines WHERE project_id = p.id)";
 
@@ -331,6 +372,10 @@ fn from_row(r: &rusqlite::Row) -> rusqlite::Result<Result<Project>> {
         gold_rate: r.get(11)?,
         precision_target: r.get(12)?,
         auto_accept: r.get(13)?,
+    };
+    let learning = LearningSettings {
+        retrain_every: r.get(14)?,
+        near_duplicate_cosine: r.get(15)?,
     };
     let (id, name, prompt, overlap, created, version, body): (
         i64,
@@ -365,6 +410,7 @@ fn from_row(r: &rusqlite::Row) -> rusqlite::Result<Result<Project>> {
                 .map(|g| serde_json::from_str(&g).map_err(|e| StoreError::Corrupt(e.to_string())))
                 .transpose()?,
             quality,
+            learning,
         })
     })())
 }
@@ -464,6 +510,18 @@ pub fn update(tx: &Transaction, actor: &Actor, id: i64, up: &ProjectUpdate) -> R
             params![check_share("precision_target", target, false)?, id],
         )?;
     }
+    if let Some(every) = up.retrain_every {
+        tx.execute(
+            "UPDATE projects SET retrain_every = ?1 WHERE id = ?2",
+            params![check_retrain_every(every)?, id],
+        )?;
+    }
+    if let Some(cos) = up.near_duplicate_cosine {
+        tx.execute(
+            "UPDATE projects SET near_duplicate_cosine = ?1 WHERE id = ?2",
+            params![check_near_duplicate(cos)?, id],
+        )?;
+    }
     if let Some(overlap) = up.overlap {
         let overlap = check_overlap(overlap)?;
         tx.execute(
@@ -484,6 +542,8 @@ pub fn update(tx: &Transaction, actor: &Actor, id: i64, up: &ProjectUpdate) -> R
         "generation": up.generation,
         "gold_rate": up.gold_rate,
         "precision_target": up.precision_target,
+        "retrain_every": up.retrain_every,
+        "near_duplicate_cosine": up.near_duplicate_cosine,
     });
     audit::record(
         tx,

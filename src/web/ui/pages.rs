@@ -116,6 +116,8 @@ pub async fn create_project(
         generation: None,
         gold_rate: f.gold_rate,
         precision_target: None,
+        retrain_every: None,
+        near_duplicate_cosine: None,
     };
     let actor = me.caller.actor();
     let p = state
@@ -195,6 +197,8 @@ pub struct SettingsForm {
     overlap: Option<i64>,
     gold_rate: Option<f64>,
     precision_target: Option<f64>,
+    retrain_every: Option<i64>,
+    near_duplicate_cosine: Option<f64>,
 }
 
 pub async fn save_settings(
@@ -215,6 +219,8 @@ pub async fn save_settings(
         generation: None,
         gold_rate: f.gold_rate,
         precision_target: f.precision_target,
+        retrain_every: f.retrain_every,
+        near_duplicate_cosine: f.near_duplicate_cosine,
     };
     let actor = me.caller.actor();
     state
