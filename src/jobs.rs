@@ -85,7 +85,7 @@ impl JobRunner {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum RunError {
+pub enum RunError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{0}")]

@@ -27,7 +27,6 @@ const SCORE_PAGE: usize = 2_000;
 const NO_BASE: &str = "none";
 
 pub(crate) fn run(store: &Store, model: Option<&ModelHandle>, job: &Job) -> Result<(), RunError> {
-    let started = Instant::now();
     let project = store.read(|c| projects::get(c, job.project_id))?;
     if project.task != TaskKind::Classification {
         return Err(RunError::Model(
@@ -44,7 +43,6 @@ pub(crate) fn run(store: &Store, model: Option<&ModelHandle>, job: &Job) -> Resu
             "retraining needs the sentence embedder (all-MiniLM-L6-v2 next to the model, or --embedder DIR)".into(),
         ));
     };
-    let hash = labels_hash(&project.labels);
     let base = store.read(|c| learning::base(c, project.id))?;
     let missing = store.read(|c| learning::count_without_embedding(c, project.id, &embedder))?;
     let items = store.read(|c| crate::store::items::count(c, project.id))?;
@@ -62,8 +60,27 @@ pub(crate) fn run(store: &Store, model: Option<&ModelHandle>, job: &Job) -> Resu
         return Ok(()); // cancelled
     }
 
-    let (labels, newest) = store.read(|c| learning::human_labels(c, project.id))?;
     let names = Task::Classify.label_set(&project.labels).map_err(model_error)?;
+    let name_vectors = model
+        .embed(names.phrases.clone())
+        .map_err(|e| RunError::Model(e.to_string()))?;
+    train_and_rescore(store, job, &project, &embedder, &name_vectors)
+}
+
+/// The part of a retrain that needs no model: trains the learner from the stored embeddings
+/// (`names`: the embedding of each label's phrase) and writes its predictions. `job` must be
+/// running; a cancel is noticed between pages.
+pub fn train_and_rescore(
+    store: &Store,
+    job: &Job,
+    project: &Project,
+    embedder: &str,
+    names: &[Vec<f32>],
+) -> Result<(), RunError> {
+    let started = Instant::now();
+    let hash = labels_hash(&project.labels);
+    let base = store.read(|c| learning::base(c, project.id))?;
+    let (labels, newest) = store.read(|c| learning::human_labels(c, project.id))?;
     let index = |l: &str| project.labels.iter().position(|n| n == l);
     let labeled: Vec<(i64, usize)> = labels
         .iter()
@@ -75,12 +92,9 @@ pub(crate) fn run(store: &Store, model: Option<&ModelHandle>, job: &Job) -> Resu
         Some(b) => store.read(|c| learning::lm_scores(c, &ids, b, &hash))?,
         None => Default::default(),
     };
-    let name_vectors = model
-        .embed(names.phrases.clone())
-        .map_err(|e| RunError::Model(e.to_string()))?;
-    let dim = name_vectors.first().map_or(0, Vec::len);
+    let dim = names.first().map_or(0, Vec::len);
     let mut set = TrainingSet::new(dim, project.labels.len())
-        .with_label_names(&name_vectors)
+        .with_label_names(names)
         .map_err(model_error)?;
     for (item, label) in &labeled {
         let Some(v) = vectors.get(item) else { continue };
@@ -99,7 +113,7 @@ pub(crate) fn run(store: &Store, model: Option<&ModelHandle>, job: &Job) -> Resu
         learner.hash(),
         learner.n
     );
-    let Some(rows) = rescore(store, job, &project, &embedder, &base, &hash, &learner, &trained)?
+    let Some(rows) = rescore(store, job, project, embedder, &base, &hash, &learner, &trained)?
     else {
         return Ok(()); // cancelled
     };
