@@ -41,6 +41,10 @@ pub struct EvalArgs {
     /// answer (for comparison only).
     #[arg(long, hide = true, requires = "train")]
     learner_without_names: bool,
+    /// Also score each test row with its K most similar training rows and their labels as
+    /// examples in the prompt (the few-shot retrieval experiment in BENCHMARKS.md).
+    #[arg(long, hide = true, requires = "train")]
+    few_shot: Option<usize>,
 }
 
 enum Gold {
@@ -80,6 +84,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
             args.curve.is_none(),
             args.json,
             !args.learner_without_names,
+            args.few_shot,
         )?;
         return Ok(if bad + train_bad > 0 {
             ExitCode::from(2)

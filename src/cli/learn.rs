@@ -26,6 +26,7 @@ pub fn curve(
     single: bool,
     as_json: bool,
     names: bool,
+    few_shot: Option<usize>,
 ) -> Result<()> {
     let embedder = model.embedder.as_ref().context(
         "--train needs the sentence embedder (all-MiniLM-L6-v2 next to the model, or --embedder DIR)",
@@ -118,9 +119,9 @@ pub fn curve(
         if single {
             // The single-size report keeps the zero-shot report's top-level fields.
             for (k, v) in [
-                ("accuracy", mix_figures.accuracy),
-                ("macro_f1", mix_figures.macro_f1),
-                ("ece", mix_figures.ece),
+                ("accuracy", mix_figures.0.accuracy),
+                ("macro_f1", mix_figures.0.macro_f1),
+                ("ece", mix_figures.0.ece),
             ] {
                 row.insert(k.into(), json!(v));
             }
@@ -152,7 +153,46 @@ pub fn curve(
             );
         }
     }
+    if let Some(k) = few_shot {
+        let n = sizes.iter().copied().max().unwrap_or(0).min(most);
+        let texts: Vec<String> = emb_test
+            .iter()
+            .zip(&test.texts)
+            .map(|(e, text)| {
+                few_shot_text(e, text, &emb_train[..n], &train.texts[..n], &train.gold[..n], labels, k)
+            })
+            .collect();
+        let bar = super::progress(texts.len() as u64);
+        let lm = distributions(labeler, &texts, &bar)?;
+        bar.finish_and_clear();
+        let (r, conf) = figures(&test.gold, &lm, labels.len());
+        let row = json!({"few_shot": k, "train_n": n, "n": test.texts.len(),
+            "lm": report(&(r, conf))});
+        println!("{row}");
+    }
     Ok(())
+}
+
+/// The item's text after its `k` most similar training rows, each with its label's phrase: the
+/// few-shot prompt the retrieval experiment scores (BENCHMARKS.md).
+fn few_shot_text(
+    embedding: &[f32],
+    text: &str,
+    train: &[Vec<f32>],
+    train_texts: &[String],
+    gold: &[usize],
+    labels: &LabelSet,
+    k: usize,
+) -> String {
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    let cos = |i: usize| wick::engine::cosine(embedding, &train[i]);
+    order.sort_by(|&a, &b| cos(b).total_cmp(&cos(a)));
+    let mut out = String::from("Examples:\n");
+    for &i in order.iter().take(k).rev() {
+        out.push_str(&format!("\"{}\": {}\n", train_texts[i], labels.phrases[gold[i]]));
+    }
+    out.push_str(&format!("Now this one:\n{text}"));
+    out
 }
 
 /// The language model's calibrated distribution of each text, in label-set order.
@@ -180,7 +220,8 @@ fn embed(embedder: &SentenceEmbedder, texts: &[String]) -> Result<Vec<Vec<f32>>>
     Ok(embedder.embed(&refs)?.0)
 }
 
-fn figures(gold: &[usize], dists: &[Vec<f64>], labels: usize) -> ClassificationReport {
+/// The figures, and the mean confidence (above the accuracy: overconfident).
+fn figures(gold: &[usize], dists: &[Vec<f64>], labels: usize) -> (ClassificationReport, f64) {
     let (pred, conf): (Vec<usize>, Vec<f64>) = dists
         .iter()
         .map(|p| {
@@ -190,9 +231,10 @@ fn figures(gold: &[usize], dists: &[Vec<f64>], labels: usize) -> ClassificationR
                 .map_or((0, 0.0), |(i, &v)| (i, v))
         })
         .unzip();
-    metrics::classification(gold, &pred, &conf, labels)
+    let mean = conf.iter().sum::<f64>() / conf.len().max(1) as f64;
+    (metrics::classification(gold, &pred, &conf, labels), mean)
 }
 
-fn report(r: &ClassificationReport) -> Value {
-    json!({"accuracy": r.accuracy, "macro_f1": r.macro_f1, "ece": r.ece})
+fn report((r, confidence): &(ClassificationReport, f64)) -> Value {
+    json!({"accuracy": r.accuracy, "macro_f1": r.macro_f1, "ece": r.ece, "mean_confidence": confidence})
 }

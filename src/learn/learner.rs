@@ -282,36 +282,39 @@ impl Learner {
             })
             .0;
         let rows = &oof[penalty];
-        let mut best = (f64::INFINITY, Mix::NONE);
-        for kind in [MixKind::Linear, MixKind::Geometric] {
-            for step in 0..=WEIGHT_STEPS {
-                let mix = Mix {
+        let steps = if scored.len() >= MIN_SCORED {
+            WEIGHT_STEPS
+        } else {
+            0
+        };
+        // Candidates from the simplest (weight 0, the language model) up; each with the
+        // held-out log-loss of every answer.
+        let candidates: Vec<(Mix, Vec<f64>)> = (0..=steps)
+            .flat_map(|step| {
+                [MixKind::Linear, MixKind::Geometric].map(|kind| Mix {
                     kind,
-                    weight: if scored.len() >= MIN_SCORED {
-                        step as f64 / WEIGHT_STEPS as f64
-                    } else {
-                        0.0
-                    },
+                    weight: step as f64 / WEIGHT_STEPS as f64,
                     temperature: 1.0,
-                };
-                let loss = (0..n)
+                })
+            })
+            .map(|mix| {
+                let losses = (0..n)
                     .map(|i| mix::nll(&mix.apply(set.lm(i), &rows[i].0, &rows[i].1), set.y[i]))
-                    .sum::<f64>()
-                    / n as f64;
-                // Ties keep the earlier: the smaller weight.
-                if loss < best.0 - 1e-12 {
-                    best = (loss, mix);
-                }
-            }
-        }
-        let mut chosen = best.1;
+                    .collect();
+                (mix, losses)
+            })
+            .collect();
+        let mut chosen = mix::one_standard_error(&candidates).unwrap_or(Mix::NONE);
         let mixed: Vec<(Vec<f64>, usize)> = (0..n)
             .map(|i| {
                 let (q, seen) = &oof[penalty][i];
                 (chosen.apply(set.lm(i), q, seen), set.y[i])
             })
             .collect();
-        chosen.temperature = mix::fit_temperature(&mixed);
+        // With weight 0 the mix is the language model, calibrated by its own prompt already.
+        if chosen.weight > 0.0 {
+            chosen.temperature = mix::fit_temperature(&mixed);
+        }
         let figures = {
             let lm_rows: Vec<(&[f64], usize)> = (0..n).map(|i| (set.lm(i), set.y[i])).collect();
             let tempered: Vec<(Vec<f64>, usize)> = mixed

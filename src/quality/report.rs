@@ -769,6 +769,10 @@ mod tests {
                 precision_target: 0.95,
                 auto_accept: None,
             },
+            learning: crate::store::projects::LearningSettings {
+                retrain_every: 20,
+                near_duplicate_cosine: None,
+            },
         };
         let mut gold = item(1, &[("ann", "a"), ("bob", "b")], Some(("a", 0.6)));
         gold.gold = Some(label("a"));

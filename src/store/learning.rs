@@ -107,9 +107,12 @@ pub fn human_labels(conn: &Connection, project_id: i64) -> Result<(Vec<(i64, Str
     let mut rows = stmt.query([project_id])?;
     let mut out: Vec<(i64, String)> = Vec::new();
     let mut newest = 0i64;
-    // Per item: each person's latest label, and the latest imported one.
-    let mut current: Option<(i64, Vec<(i64, String)>, Option<String>)> = None;
-    let settle = |(item, people, import): (i64, Vec<(i64, String)>, Option<String>),
+    let mut current: Option<Answers> = None;
+    let settle = |Answers {
+                      item,
+                      people,
+                      import,
+                  }: Answers,
                   decided: &mut HashMap<i64, String>,
                   out: &mut Vec<(i64, String)>| {
         if let Some(l) = decided.remove(&item) {
@@ -137,21 +140,25 @@ pub fn human_labels(conn: &Connection, project_id: i64) -> Result<(Vec<(i64, Str
         let source: String = r.get(3)?;
         let value: String = r.get(4)?;
         newest = newest.max(id);
-        if current.as_ref().is_some_and(|c| c.0 != item) {
+        if current.as_ref().is_some_and(|c| c.item != item) {
             if let Some(c) = current.take() {
                 settle(c, &mut decided, &mut out);
             }
         }
-        let entry = current.get_or_insert_with(|| (item, Vec::new(), None));
+        let entry = current.get_or_insert_with(|| Answers {
+            item,
+            people: Vec::new(),
+            import: None,
+        });
         let Some(label) = label_of(&value) else {
             continue;
         };
         match (source.as_str(), user) {
-            ("human", Some(u)) => match entry.1.iter_mut().find(|(who, _)| *who == u) {
+            ("human", Some(u)) => match entry.people.iter_mut().find(|(who, _)| *who == u) {
                 Some(slot) => slot.1 = label,
-                None => entry.1.push((u, label)),
+                None => entry.people.push((u, label)),
             },
-            _ => entry.2 = Some(label),
+            _ => entry.import = Some(label),
         }
     }
     if let Some(c) = current.take() {
@@ -161,6 +168,14 @@ pub fn human_labels(conn: &Connection, project_id: i64) -> Result<(Vec<(i64, Str
     out.extend(decided);
     out.sort_by_key(|(item, _)| *item);
     Ok((out, newest))
+}
+
+/// One item's answers while they are read: each person's latest label, and the latest
+/// imported one.
+struct Answers {
+    item: i64,
+    people: Vec<(i64, String)>,
+    import: Option<String>,
 }
 
 /// The language-model predictions a learner mixes with: the model and prompt of the project's

@@ -2,6 +2,7 @@
 mod export;
 mod items;
 mod jobs;
+mod learning;
 pub mod openapi;
 mod pairs;
 mod projects;
@@ -47,6 +48,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/items/{id}/resolution", web::post().to(quality::resolve))
         .route("/projects/{id}/jobs", web::post().to(jobs::create))
         .route("/projects/{id}/jobs", web::get().to(jobs::list))
+        .route("/projects/{id}/retrain", web::post().to(learning::retrain))
+        .route("/projects/{id}/learning", web::get().to(learning::get))
         .route("/items/{id}", web::get().to(items::get))
         .route("/items/{id}/annotations", web::post().to(items::annotate))
         .route("/items/{id}/skip", web::post().to(items::skip))

@@ -156,6 +156,22 @@ pub const ENDPOINTS: &[Endpoint] = &[
         200,
     ),
     ep(
+        "post",
+        "/projects/{id}/retrain",
+        "Queue a retrain of the project's learner (409 while one is queued or running)",
+        true,
+        None,
+        202,
+    ),
+    ep(
+        "get",
+        "/projects/{id}/learning",
+        "Learner settings, learners and the online accuracy per retrain",
+        false,
+        None,
+        200,
+    ),
+    ep(
         "get",
         "/items/{id}",
         "An item with its predictions and annotations",

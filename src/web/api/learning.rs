@@ -1,0 +1,67 @@
+//! The learning loop over HTTP: queue a retrain, read the learners and the online accuracy.
+use crate::learn::Learner;
+use crate::store::learning;
+use crate::store::projects;
+use crate::web::auth::Caller;
+use crate::web::error::ApiError;
+use crate::web::AppState;
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+
+/// `POST /projects/{id}/retrain`: queues a retrain (409 while one is queued or running).
+pub async fn retrain(
+    caller: Caller,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin()?;
+    if state.model.is_none() {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "retraining needs the sentence embedder; the server was started without a model",
+        ));
+    }
+    let id = id.into_inner();
+    let actor = caller.actor();
+    let job = state
+        .write(move |tx| learning::queue_retrain(tx, &actor, id))
+        .await?;
+    state.jobs.wake();
+    Ok(HttpResponse::Accepted().json(job))
+}
+
+/// `GET /projects/{id}/learning`: the settings, every learner (oldest first, with its fitted
+/// mix and cross-validation figures) and the prequential accuracy, one point per learner.
+pub async fn get(
+    caller: Caller,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let (project, learners, curve) = state
+        .read(move |c| {
+            let p = projects::visible(c, &caller.user, id)?;
+            Ok((p, learning::learners(c, id)?, learning::curve(c, id)?))
+        })
+        .await?;
+    let learners: Vec<serde_json::Value> = learners
+        .iter()
+        .map(|row| {
+            let mut v = json!(row);
+            // A learner that no longer parses still lists, without its details.
+            if let Ok(l) = Learner::from_bytes(&row.state) {
+                v["mix"] = json!(l.mix);
+                v["l2"] = json!(l.l2);
+                v["folds"] = json!(l.folds);
+                v["labels_used"] = json!(l.used.iter().map(|&i| &project.labels[i]).collect::<Vec<_>>());
+            }
+            v
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({
+        "settings": project.learning,
+        "learners": learners,
+        "curve": curve,
+    })))
+}
