@@ -33,30 +33,11 @@ pub fn curve(
     )?;
     let most = sizes.iter().copied().max().unwrap_or(0).min(train.texts.len());
     let bar = super::progress((most + test.texts.len()) as u64);
-    // TEMP-CACHE
-    let cache_path = std::env::var("WICK_DEV_CACHE").ok();
-    let mut cache: std::collections::HashMap<String, (Vec<f64>, Vec<f32>)> = cache_path
-        .as_ref()
-        .and_then(|p| std::fs::read(p).ok())
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
-    let mut fill = |texts: &[String]| -> Result<(Vec<Vec<f64>>, Vec<Vec<f32>>)> {
-        let missing: Vec<String> = texts.iter().filter(|t| !cache.contains_key(*t)).cloned().collect();
-        if !missing.is_empty() {
-            let d = distributions(labeler, &missing, &bar)?;
-            let e = embed(embedder, &missing)?;
-            for ((t, d), e) in missing.into_iter().zip(d).zip(e) {
-                cache.insert(t, (d, e));
-            }
-        }
-        Ok(texts.iter().map(|t| cache[t].clone()).unzip())
-    };
-    let (lm_train, emb_train) = fill(&train.texts[..most])?;
-    let (lm_test, emb_test) = fill(&test.texts)?;
-    if let Some(p) = &cache_path {
-        std::fs::write(p, serde_json::to_vec(&cache)?)?;
-    }
+    let lm_train = distributions(labeler, &train.texts[..most], &bar)?;
+    let lm_test = distributions(labeler, &test.texts, &bar)?;
     bar.finish_and_clear();
+    let emb_train = embed(embedder, &train.texts[..most])?;
+    let emb_test = embed(embedder, &test.texts)?;
     let dim = emb_test.first().map_or(0, Vec::len);
     let names = match names {
         true => Some(embed(embedder, &labels.phrases)?),
