@@ -650,6 +650,138 @@ pub fn confusion(title: &str, rows: &[String], cols: &[String], counts: &[Vec<u6
     s + "</svg>"
 }
 
+// ---- learning curve ----
+
+/// One point of the online-accuracy chart: the human answers given while one model was shown.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccuracyPoint {
+    /// Human labels the shown model was trained on (the x position; 0: the language model alone).
+    pub labels: i64,
+    /// Answers behind the point.
+    pub answers: i64,
+    /// Share of those answers the prediction shown got right.
+    pub shown: f64,
+    /// Share the language model alone got right, on the same answers.
+    pub lm: f64,
+}
+
+/// Which of a point's accuracies a series draws.
+type Accuracy = fn(&AccuracyPoint) -> f64;
+
+/// Online accuracy as the learner is retrained: x = human labels the shown model was trained
+/// on, y = accuracy 0..1, two series (the prediction shown, the language model alone) with one
+/// `circle.chart-point` per point per series (`data-series` "shown" or "lm"), whose hover title
+/// gives the number of answers behind it. Points are sorted by x here. Without points it says
+/// the chart appears after the first answers.
+pub fn learning_curve(title: &str, points: &[AccuracyPoint]) -> String {
+    const KIND: &str = "learning-curve";
+    let mut pts: Vec<&AccuracyPoint> = points.iter().filter(|p| p.answers > 0).collect();
+    if pts.is_empty() {
+        return open(KIND, title, 640.0, 72.0)
+            + &text(
+                320.0,
+                50.0,
+                "middle",
+                "chart-muted",
+                "The chart appears after the first answers to a shown prediction.",
+            )
+            + "</svg>";
+    }
+    pts.sort_by_key(|p| p.labels);
+    let x_hi = pts
+        .iter()
+        .map(|p| p.labels.max(0))
+        .max()
+        .unwrap_or(0)
+        .max(4);
+    let (xt, xstep) = nice_ticks(0.0, x_hi as f64);
+    let (w, l, r, t, ph) = (640.0, 64.0, 40.0, 28.0, 200.0);
+    let pw = w - l - r;
+    let h = t + ph + 44.0 + 18.0;
+    let (x0, x1) = (
+        xt.first().copied().unwrap_or(0.0),
+        xt.last().copied().unwrap_or(x_hi as f64),
+    );
+    let px = |x: i64| l + (x.max(0) as f64 - x0) / (x1 - x0).max(1.0) * pw;
+    let py = |y: f64| t + ph - clamp01(y) * ph;
+
+    let mut s = open(KIND, title, w, h);
+    for k in 0..=4 {
+        let v = k as f64 / 4.0;
+        s += &line("chart-grid", l, py(v), l + pw, py(v));
+        s += &text(
+            l - 6.0,
+            py(v) + 4.0,
+            "end",
+            "chart-muted",
+            &tick_num(v, 0.25),
+        );
+    }
+    for &x in &xt {
+        let xp = l + (x - x0) / (x1 - x0).max(1.0) * pw;
+        s += &line("chart-axis", xp, t + ph, xp, t + ph + 4.0);
+        s += &text(
+            xp,
+            t + ph + 17.0,
+            "middle",
+            "chart-muted",
+            &tick_num(x, xstep),
+        );
+    }
+    s += &line("chart-axis", l, t, l, t + ph);
+    s += &line("chart-axis", l, t + ph, l + pw, t + ph);
+    s += &text(
+        l + pw / 2.0,
+        t + ph + 32.0,
+        "middle",
+        "chart-muted",
+        "human labels so far",
+    );
+    s += &vtext(14.0, t + ph / 2.0, "middle", "chart-muted", "accuracy");
+    let series: [(&str, &str, Accuracy); 2] = [
+        ("shown", "prediction shown", |p| p.shown),
+        ("lm", "language model alone", |p| p.lm),
+    ];
+    for (i, (key, name, acc)) in series.iter().enumerate() {
+        let coords: Vec<String> = pts
+            .iter()
+            .map(|p| format!("{},{}", n(px(p.labels)), n(py(acc(p)))))
+            .collect();
+        s += &format!(
+            r#"<polyline class="chart-line chart-line-{i}" fill="none" points="{}"><title>{}</title></polyline>"#,
+            coords.join(" "),
+            esc(name)
+        );
+        for p in &pts {
+            let hover = format!(
+                "{} human labels · {name} {:.2} · {} answer{}",
+                p.labels,
+                fin(acc(p)),
+                p.answers,
+                if p.answers == 1 { "" } else { "s" }
+            );
+            s += &format!(
+                r#"<circle class="chart-point chart-point-{key} chart-line-{i}" data-series="{key}" data-labels="{}" data-answers="{}" cx="{}" cy="{}" r="4"><title>{}</title></circle>"#,
+                p.labels,
+                p.answers,
+                n(px(p.labels)),
+                n(py(acc(p))),
+                esc(&hover)
+            );
+        }
+        let (lx, ly) = (l + 290.0 * i as f64, h - 6.0);
+        s += &line(
+            &format!("chart-line chart-line-{i}"),
+            lx,
+            ly - 4.0,
+            lx + 18.0,
+            ly - 4.0,
+        );
+        s += &text(lx + 24.0, ly, "start", "", name);
+    }
+    s + "</svg>"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1012,6 +1144,68 @@ mod tests {
         assert!(
             svg.contains(&format!("<title>{long}: ")),
             "full label on hover"
+        );
+    }
+
+    fn point(labels: i64, answers: i64, shown: f64, lm: f64) -> AccuracyPoint {
+        AccuracyPoint {
+            labels,
+            answers,
+            shown,
+            lm,
+        }
+    }
+
+    #[test]
+    fn learning_curve_one_marker_per_point_per_series() {
+        // Given out of order; drawn by labels.
+        let pts = [
+            point(20, 3, 1.0, 1.0 / 3.0),
+            point(0, 2, 0.5, 0.5),
+            point(40, 1, 1.0, 0.0),
+        ];
+        let svg = learning_curve("Online accuracy", &pts);
+        check(&svg);
+        assert!(svg.contains(r#"class="chart chart-learning-curve""#));
+        assert_eq!(svg.matches(r#"data-series="shown""#).count(), 3);
+        assert_eq!(svg.matches(r#"data-series="lm""#).count(), 3);
+        assert_eq!(svg.matches("<polyline").count(), 2);
+        assert!(svg.contains("20 human labels · prediction shown 1.00 · 3 answers"));
+        assert!(svg.contains("40 human labels · language model alone 0.00 · 1 answer<"));
+        assert!(svg.contains(">human labels so far</text>") && svg.contains(">accuracy</text>"));
+        // x grows with the labels, y with the accuracy (1.0 at the top of the plot, y = 28).
+        let cx = |labels: i64| {
+            let at = svg
+                .find(&format!(r#"data-series="shown" data-labels="{labels}""#))
+                .expect("marker");
+            let rest = &svg[at..];
+            let v = &rest[rest.find("cx=\"").expect("cx") + 4..];
+            v[..v.find('"').expect("end")]
+                .parse::<f64>()
+                .expect("number")
+        };
+        assert!(cx(0) < cx(20) && cx(20) < cx(40));
+        assert_eq!(cx(0), 64.0);
+        assert!(
+            svg.contains(r#"data-labels="40" data-answers="1" cx="600" cy="28""#),
+            "{svg}"
+        );
+    }
+
+    #[test]
+    fn learning_curve_empty_and_odd_inputs() {
+        for pts in [vec![], vec![point(5, 0, 1.0, 1.0)]] {
+            let svg = learning_curve("Online accuracy", &pts);
+            check(&svg);
+            assert!(svg.contains("appears after the first answers"), "{svg}");
+            assert!(!svg.contains("<circle"));
+        }
+        let svg = learning_curve("t", &[point(0, 1, f64::NAN, f64::INFINITY)]);
+        check(&svg);
+        assert_eq!(svg.matches("<circle").count(), 2);
+        assert!(
+            svg.contains(">4</text>"),
+            "a lone point still gets an x axis: {svg}"
         );
     }
 }

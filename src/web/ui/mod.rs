@@ -31,6 +31,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(pages::remove_member),
         )
         .route("/projects/{id}/jobs", web::post().to(pages::start_job))
+        .route("/projects/{id}/retrain", web::post().to(pages::retrain))
         .route("/jobs/{id}/cancel", web::post().to(pages::cancel_job))
         .route("/projects/{id}/annotate", web::get().to(pages::annotate))
         .route("/projects/{id}/vote", web::get().to(pages::vote))

@@ -4,6 +4,7 @@ use crate::store::annotations::Annotation;
 use crate::store::audit::{self, Entry};
 use crate::store::items::{self, Item, ItemSummary};
 use crate::store::jobs::{self, Job};
+use crate::store::learning::{self, LearnerRow};
 use crate::store::predictions::Prediction;
 use crate::store::projects::{
     self, Counts, NewProject, Project, ProjectUpdate, QueueOrder, TaskKind,
@@ -142,6 +143,10 @@ struct ProjectPage {
     members: Vec<User>,
     items: Page<ItemSummary>,
     preference: bool,
+    /// Classification projects have a learner (and its settings).
+    classification: bool,
+    /// The latest learner trained for the project.
+    learner: Option<LearnerRow>,
 }
 
 #[derive(Deserialize)]
@@ -159,9 +164,13 @@ pub async fn project(
 ) -> Result<HttpResponse, UiError> {
     let me = PageUser::from(&req, &state, &session).await?;
     let (id, after, user) = (id.into_inner(), q.after, me.caller.user.clone());
-    let (p, counts, predicted, jobs, members, items) = state
+    let (p, counts, predicted, jobs, members, items, learner) = state
         .read(move |c| {
             let p = projects::visible(c, &user, id)?;
+            let learner = match p.task {
+                TaskKind::Classification => learning::latest_learner(c, id)?,
+                _ => None,
+            };
             Ok((
                 p,
                 projects::counts(c, id)?,
@@ -169,6 +178,7 @@ pub async fn project(
                 jobs::for_project(c, id)?.into_iter().take(5).collect(),
                 projects::members(c, id)?,
                 items::list(c, id, after, 50)?,
+                learner,
             ))
         })
         .await?;
@@ -180,6 +190,8 @@ pub async fn project(
         labels: label_summary(&p.labels),
         guidelines_html: markdown(&p.guidelines.body),
         preference: p.task == TaskKind::Preference,
+        classification: p.task == TaskKind::Classification,
+        learner,
         p,
         counts,
         predicted,
@@ -314,6 +326,24 @@ pub async fn start_job(
     let id = id.into_inner();
     let actor = me.caller.actor();
     state.write(move |tx| jobs::create(tx, &actor, id)).await?;
+    state.jobs.wake();
+    Ok(redirect(&format!("/projects/{id}")))
+}
+
+/// "Retrain now": queues a retrain of the project's learner (a conflict while one is queued or
+/// running) and wakes the runner.
+pub async fn retrain(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    id: web::Path<i64>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, UiError> {
+    let me = PageUser::admin_post(&req, &state, &session, &form.csrf).await?;
+    let (id, actor) = (id.into_inner(), me.caller.actor());
+    state
+        .write(move |tx| learning::queue_retrain(tx, &actor, id))
+        .await?;
     state.jobs.wake();
     Ok(redirect(&format!("/projects/{id}")))
 }

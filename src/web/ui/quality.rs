@@ -1,8 +1,9 @@
 //! The quality pages: a project's dashboard (charts drawn on the server) and the reviewer's
 //! adjudication page.
-use super::charts::{self, Bar, ReliabilityBin, Series};
+use super::charts::{self, AccuracyPoint, Bar, ReliabilityBin, Series};
 use super::{html, redirect, Nav, PageUser, UiError};
 use crate::quality::report::MIN_THRESHOLD_SUPPORT;
+use crate::store::learning::{self, CurvePoint};
 use crate::store::projects::TaskKind;
 use crate::web::api::quality::{stats_of, Stats};
 use crate::web::error::ApiError;
@@ -21,6 +22,8 @@ struct Charts {
     gold: String,
     reliability: String,
     confusion: Option<String>,
+    /// Classification projects: online accuracy per learner.
+    learning: Option<String>,
 }
 
 fn share_note(v: Option<f64>, n: impl std::fmt::Display) -> String {
@@ -30,7 +33,7 @@ fn share_note(v: Option<f64>, n: impl std::fmt::Display) -> String {
     }
 }
 
-fn charts(s: &Stats) -> Charts {
+fn charts(s: &Stats, curve: &[CurvePoint]) -> Charts {
     let r = &s.report;
     let mut annotations = 0.0;
     let (mut done, mut items) = (Vec::new(), Vec::new());
@@ -138,6 +141,20 @@ fn charts(s: &Stats) -> Charts {
                 c,
             )
         });
+    let learning = (s.project.task == TaskKind::Classification).then(|| {
+        charts::learning_curve(
+            "Online accuracy",
+            &curve
+                .iter()
+                .map(|p| AccuracyPoint {
+                    labels: p.labels,
+                    answers: p.answers,
+                    shown: p.shown_accuracy,
+                    lm: p.lm_accuracy,
+                })
+                .collect::<Vec<_>>(),
+        )
+    });
     Charts {
         progress,
         throughput,
@@ -146,6 +163,7 @@ fn charts(s: &Stats) -> Charts {
         gold,
         reliability,
         confusion,
+        learning,
     }
 }
 
@@ -157,6 +175,8 @@ struct DashboardPage {
     is_admin: bool,
     s: Stats,
     c: Charts,
+    /// The points behind the online-accuracy chart (classification projects).
+    curve: Vec<CurvePoint>,
     ner: bool,
     min_support: usize,
 }
@@ -169,9 +189,18 @@ pub async fn dashboard(
 ) -> Result<HttpResponse, UiError> {
     let me = PageUser::from(&req, &state, &session).await?;
     let (id, user) = (id.into_inner(), me.caller.user.clone());
-    let s = state.read(move |c| stats_of(c, &user, id)).await?;
+    let (s, curve) = state
+        .read(move |c| {
+            let s = stats_of(c, &user, id)?;
+            let curve = match s.project.task {
+                TaskKind::Classification => learning::curve(c, id)?,
+                _ => Vec::new(),
+            };
+            Ok((s, curve))
+        })
+        .await?;
     // String building only: a few milliseconds even for a large label set.
-    let c = charts(&s);
+    let c = charts(&s, &curve);
     html(DashboardPage {
         nav: me.nav(),
         csrf: me.csrf.clone(),
@@ -180,6 +209,7 @@ pub async fn dashboard(
         min_support: MIN_THRESHOLD_SUPPORT,
         c,
         s,
+        curve,
     })
 }
 
