@@ -3,11 +3,11 @@
 //! resumed after a restart from its row: the items still without a prediction are what is left.
 use crate::engine::{Message, SamplingParams};
 use crate::formats::pairs::Prompt;
-use crate::store::{auto_accept, learning};
 use crate::store::jobs::{self, Job, JobStatus, Lane};
 use crate::store::pairs::{self, Generated};
 use crate::store::predictions::{self, NewPrediction, Output, Provenance};
 use crate::store::projects::{self, Project, TaskKind};
+use crate::store::{auto_accept, learning};
 use crate::store::{Store, StoreError};
 use crate::tasks::labeler::{Prediction, Task};
 use crate::tasks::worker::{ModelHandle, TaskSpec};
@@ -163,7 +163,10 @@ fn run(store: &Store, model: Option<&ModelHandle>, job: &Job) -> Result<(), RunE
                 let vectors = model
                     .embed(texts.clone())
                     .map_err(|e| RunError::Model(e.to_string()))?;
-                Some((embedder, ids.iter().copied().zip(vectors).collect::<Vec<_>>()))
+                Some((
+                    embedder,
+                    ids.iter().copied().zip(vectors).collect::<Vec<_>>(),
+                ))
             }
             None => None,
         };

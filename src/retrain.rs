@@ -60,7 +60,9 @@ pub(crate) fn run(store: &Store, model: Option<&ModelHandle>, job: &Job) -> Resu
         return Ok(()); // cancelled
     }
 
-    let names = Task::Classify.label_set(&project.labels).map_err(model_error)?;
+    let names = Task::Classify
+        .label_set(&project.labels)
+        .map_err(model_error)?;
     let name_vectors = model
         .embed(names.phrases.clone())
         .map_err(|e| RunError::Model(e.to_string()))?;
@@ -107,13 +109,10 @@ pub fn train_and_rescore(
         model_id: NO_BASE.into(),
         prompt_version: String::new(),
     });
-    let version = format!(
-        "{}+learner@{}/{}",
-        base.model_id,
-        learner.hash(),
-        learner.n
-    );
-    let Some(rows) = rescore(store, job, project, embedder, &base, &hash, &learner, &trained)?
+    let version = format!("{}+learner@{}/{}", base.model_id, learner.hash(), learner.n);
+    let Some(rows) = rescore(
+        store, job, project, embedder, &base, &hash, &learner, &trained,
+    )?
     else {
         return Ok(()); // cancelled
     };
@@ -145,10 +144,8 @@ pub fn train_and_rescore(
             learner_id: Some(learner_id),
         };
         for chunk in rows.chunks(SCORE_PAGE) {
-            let batch: Vec<NewPrediction> = chunk
-                .iter()
-                .map(|s| s.to_row(&project.labels))
-                .collect();
+            let batch: Vec<NewPrediction> =
+                chunk.iter().map(|s| s.to_row(&project.labels)).collect();
             predictions::insert(tx, &by, project.queue_order, &batch)?;
         }
         jobs::add_done(tx, job.id, rows.len() as i64)?;
@@ -286,7 +283,10 @@ fn rescore(
 }
 
 /// A stored `scores` object as a distribution in label-set order (0 for a label it lacks).
-fn distribution(scores: &serde_json::Map<String, serde_json::Value>, labels: &[String]) -> Vec<f64> {
+fn distribution(
+    scores: &serde_json::Map<String, serde_json::Value>,
+    labels: &[String],
+) -> Vec<f64> {
     labels
         .iter()
         .map(|l| scores.get(l).and_then(|v| v.as_f64()).unwrap_or(0.0))

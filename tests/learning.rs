@@ -23,15 +23,40 @@ fn jsonl(rows: &[Value]) -> Vec<u8> {
 /// nothing ("alpha" is cooking, "beta" football): zero-shot it guesses, while the embeddings
 /// separate the topics, so a few answers are enough for the learner to earn its weight.
 fn two_topics(n: usize) -> Vec<(String, String, String)> {
-    let cooking = ["baked bread", "simmered a tomato soup", "roasted garlic", "whisked eggs for an omelette", "kneaded pizza dough"];
-    let football = ["scored a penalty", "was shown a red card", "headed the ball into the net", "saved a free kick", "dribbled past two defenders"];
-    let when = ["this morning", "last night", "on Sunday", "after lunch", "in the second half", "yesterday"];
+    let cooking = [
+        "baked bread",
+        "simmered a tomato soup",
+        "roasted garlic",
+        "whisked eggs for an omelette",
+        "kneaded pizza dough",
+    ];
+    let football = [
+        "scored a penalty",
+        "was shown a red card",
+        "headed the ball into the net",
+        "saved a free kick",
+        "dribbled past two defenders",
+    ];
+    let when = [
+        "this morning",
+        "last night",
+        "on Sunday",
+        "after lunch",
+        "in the second half",
+        "yesterday",
+    ];
     (0..n)
         .map(|i| {
             let (label, text) = if i % 2 == 0 {
-                ("alpha", format!("In the kitchen I {} {}.", cooking[i / 2 % 5], when[i % 6]))
+                (
+                    "alpha",
+                    format!("In the kitchen I {} {}.", cooking[i / 2 % 5], when[i % 6]),
+                )
             } else {
-                ("beta", format!("Our striker {} {}.", football[i / 2 % 5], when[i % 6]))
+                (
+                    "beta",
+                    format!("Our striker {} {}.", football[i / 2 % 5], when[i % 6]),
+                )
             };
             (format!("t{i}"), format!("{text} ({i})"), label.to_string())
         })
@@ -84,7 +109,9 @@ fn answer_next(api: &Api, project: i64, n: usize, gold: &dyn Fn(&str) -> String)
         assert_eq!(status, 200, "{body}");
         let item = &body["item"];
         let id = item["id"].as_i64().expect("an item to answer");
-        let shown = item["prediction"]["id"].as_i64().expect("a prediction shown");
+        let shown = item["prediction"]["id"]
+            .as_i64()
+            .expect("a prediction shown");
         let label = gold(item["ext_id"].as_str().expect("ext_id"));
         let (status, body) = api.post(
             &format!("/items/{id}/annotations"),
@@ -124,7 +151,10 @@ fn answers_retrain_the_learner_rescore_the_items_and_reorder_the_queue() {
     assert_eq!(status, 200, "{report}");
     let (status, job) = admin.post(&format!("/projects/{id}/jobs"), json!({}));
     assert_eq!(status, 202, "{job}");
-    assert_eq!(wait_job(&admin, job["id"].as_i64().expect("id"))["status"], "done");
+    assert_eq!(
+        wait_job(&admin, job["id"].as_i64().expect("id"))["status"],
+        "done"
+    );
     // Pre-labeling kept every item's embedding.
     let c = Connection::open(&db).expect("open db");
     let embedded: i64 = c
@@ -151,7 +181,10 @@ fn answers_retrain_the_learner_rescore_the_items_and_reorder_the_queue() {
     let learners = learning["learners"].as_array().expect("learners");
     assert_eq!(learners.len(), 1, "{learning}");
     assert_eq!(learners[0]["labels"], 10);
-    assert_eq!(learners[0]["rescored"], 50, "every unanswered item is re-scored");
+    assert_eq!(
+        learners[0]["rescored"], 50,
+        "every unanswered item is re-scored"
+    );
     assert!(
         learners[0]["mix"]["weight"].as_f64() > Some(0.0),
         "ten answers on separable topics earn the learner weight: {learning}"
@@ -239,7 +272,10 @@ fn answers_retrain_the_learner_rescore_the_items_and_reorder_the_queue() {
             .as_str()
             .is_some_and(|m| m.contains("already queued or running")));
     }
-    assert_eq!(wait_job(&admin, manual["id"].as_i64().expect("id"))["status"], "done");
+    assert_eq!(
+        wait_job(&admin, manual["id"].as_i64().expect("id"))["status"],
+        "done"
+    );
     // An annotator of the project may read the learning curve but not start a retrain.
     common::server::add_user(&db, "ann", "annotator", "annotator-pass");
     let ann = server.client("ann");
@@ -247,7 +283,10 @@ fn answers_retrain_the_learner_rescore_the_items_and_reorder_the_queue() {
     let (status, body) = admin.send("PUT", &format!("/projects/{id}/members/{uid}"), json!({}));
     assert_eq!(status, 204, "{body}");
     assert_eq!(ann.get(&format!("/projects/{id}/learning")).0, 200);
-    assert_eq!(ann.post(&format!("/projects/{id}/retrain"), json!({})).0, 403);
+    assert_eq!(
+        ann.post(&format!("/projects/{id}/retrain"), json!({})).0,
+        403
+    );
 }
 
 #[test]
@@ -434,11 +473,17 @@ fn a_retrain_that_fails_half_way_leaves_the_old_predictions_in_force() {
         .expect("trigger");
     let failed = wick::retrain::train_and_rescore(&store, &job, &project, "emb", &names);
     assert!(
-        failed.as_ref().is_err_and(|e| e.to_string().contains("disk full")),
+        failed
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("disk full")),
         "{:?}",
         failed.err()
     );
-    assert_eq!(counts(&db), before, "nothing of the half-done retrain is left");
+    assert_eq!(
+        counts(&db),
+        before,
+        "nothing of the half-done retrain is left"
+    );
 
     // Without the fault the same retrain goes through whole.
     Connection::open(&db)

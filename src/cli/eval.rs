@@ -80,11 +80,13 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
             &labels,
             &train_rows,
             &test,
-            &sizes,
-            args.curve.is_none(),
-            args.json,
-            !args.learner_without_names,
-            args.few_shot,
+            &super::learn::CurveOptions {
+                sizes,
+                single: args.curve.is_none(),
+                json: args.json,
+                names: !args.learner_without_names,
+                few_shot: args.few_shot,
+            },
         )?;
         return Ok(if bad + train_bad > 0 {
             ExitCode::from(2)
@@ -183,7 +185,11 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
 }
 
 /// The rows of a gold file; bad lines are reported on stderr and counted.
-fn read_gold(path: &Path, is_ner: bool, labels: &[String]) -> Result<(Vec<(TextRow, Gold)>, usize)> {
+fn read_gold(
+    path: &Path,
+    is_ner: bool,
+    labels: &[String],
+) -> Result<(Vec<(TextRow, Gold)>, usize)> {
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut items = Vec::new();
     let mut bad = 0;

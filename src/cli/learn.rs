@@ -16,22 +16,44 @@ pub struct Labeled {
     pub gold: Vec<usize>,
 }
 
+/// What `wick eval --train` was asked for.
+pub struct CurveOptions {
+    /// Training sizes, one row each.
+    pub sizes: Vec<usize>,
+    /// One size without --curve: the report keeps the zero-shot report's top-level fields.
+    pub single: bool,
+    pub json: bool,
+    /// Each label's phrase counts as one more answer (off only for comparison).
+    pub names: bool,
+    /// Also score the test rows with this many retrieved examples in the prompt.
+    pub few_shot: Option<usize>,
+}
+
 pub fn curve(
     model: &wick::engine::LoadedModel,
     labeler: &Labeler,
     labels: &LabelSet,
     train: &Labeled,
     test: &Labeled,
-    sizes: &[usize],
-    single: bool,
-    as_json: bool,
-    names: bool,
-    few_shot: Option<usize>,
+    opts: &CurveOptions,
 ) -> Result<()> {
+    let CurveOptions {
+        sizes,
+        single,
+        json: as_json,
+        names,
+        few_shot,
+    } = opts;
+    let (single, as_json, names, few_shot) = (*single, *as_json, *names, *few_shot);
     let embedder = model.embedder.as_ref().context(
         "--train needs the sentence embedder (all-MiniLM-L6-v2 next to the model, or --embedder DIR)",
     )?;
-    let most = sizes.iter().copied().max().unwrap_or(0).min(train.texts.len());
+    let most = sizes
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(0)
+        .min(train.texts.len());
     let bar = super::progress((most + test.texts.len()) as u64);
     let lm_train = distributions(labeler, &train.texts[..most], &bar)?;
     let lm_test = distributions(labeler, &test.texts, &bar)?;
@@ -47,7 +69,11 @@ pub fn curve(
     if !as_json && !single {
         println!(
             "{:>7}  {:>22}  {:>22}  {:>22}  {:>6}",
-            "train_n", "lm acc / F1 / ECE", "learner acc / F1 / ECE", "mix acc / F1 / ECE", "weight"
+            "train_n",
+            "lm acc / F1 / ECE",
+            "learner acc / F1 / ECE",
+            "mix acc / F1 / ECE",
+            "weight"
         );
     }
     for &size in sizes {
@@ -69,10 +95,7 @@ pub fn curve(
         let mix_figures = match &learner {
             Ok(l) => {
                 let seen = l.seen();
-                let alone: Vec<Vec<f64>> = emb_test
-                    .iter()
-                    .map(|e| l.alone(e))
-                    .collect();
+                let alone: Vec<Vec<f64>> = emb_test.iter().map(|e| l.alone(e)).collect();
                 let mixed: Vec<Vec<f64>> = emb_test
                     .iter()
                     .zip(&lm_test)
@@ -140,7 +163,15 @@ pub fn curve(
             .iter()
             .zip(&test.texts)
             .map(|(e, text)| {
-                few_shot_text(e, text, &emb_train[..n], &train.texts[..n], &train.gold[..n], labels, k)
+                few_shot_text(
+                    e,
+                    text,
+                    &emb_train[..n],
+                    &train.texts[..n],
+                    &train.gold[..n],
+                    labels,
+                    k,
+                )
             })
             .collect();
         let bar = super::progress(texts.len() as u64);
@@ -170,7 +201,10 @@ fn few_shot_text(
     order.sort_by(|&a, &b| cos(b).total_cmp(&cos(a)));
     let mut out = String::from("Examples:\n");
     for &i in order.iter().take(k).rev() {
-        out.push_str(&format!("\"{}\": {}\n", train_texts[i], labels.phrases[gold[i]]));
+        out.push_str(&format!(
+            "\"{}\": {}\n",
+            train_texts[i], labels.phrases[gold[i]]
+        ));
     }
     out.push_str(&format!("Now this one:\n{text}"));
     out

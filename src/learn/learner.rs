@@ -270,7 +270,8 @@ impl Learner {
         // then the mixing form and weight by the mix's log-loss on every held-out answer.
         let penalty = (0..PENALTIES.len())
             .map(|p| {
-                let loss = mix::log_loss(scored.iter().map(|&i| (oof[p][i].0.as_slice(), set.y[i])));
+                let loss =
+                    mix::log_loss(scored.iter().map(|&i| (oof[p][i].0.as_slice(), set.y[i])));
                 (p, loss)
             })
             .fold((0, f64::INFINITY), |best, (p, loss)| {
@@ -415,7 +416,9 @@ impl Learner {
         let mut learner: Learner = serde_json::from_slice(&bytes[..split])
             .map_err(|e| LearnError::Corrupt(e.to_string()))?;
         let body = &bytes[split + 1..];
-        let (dim, floats) = body.split_at_checked(4).ok_or_else(|| corrupt("no weights"))?;
+        let (dim, floats) = body
+            .split_at_checked(4)
+            .ok_or_else(|| corrupt("no weights"))?;
         let dim = u32::from_le_bytes(dim.try_into().map_err(|_| corrupt("dimension"))?) as usize;
         let k = learner.classes.len();
         if floats.len() != 4 * k * (dim + 1) {
@@ -532,7 +535,10 @@ mod tests {
         ));
         assert!(matches!(
             s.push(&[1.0, 0.0], 3, None),
-            Err(LearnError::LabelOutOfRange { index: 3, labels: 3 })
+            Err(LearnError::LabelOutOfRange {
+                index: 3,
+                labels: 3
+            })
         ));
         assert!(matches!(
             s.push(&[1.0, 0.0], 0, Some(&[1.0])),
@@ -565,7 +571,11 @@ mod tests {
         };
         let s = set(4, 6, Some(&sure));
         let l = Learner::train(&s).unwrap();
-        assert!(l.folds.mix_log_loss <= l.folds.lm_log_loss + 1e-9, "{:?}", l.folds);
+        assert!(
+            l.folds.mix_log_loss <= l.folds.lm_log_loss + 1e-9,
+            "{:?}",
+            l.folds
+        );
         assert_eq!(l.folds.mix_accuracy, 1.0);
     }
 
@@ -584,12 +594,15 @@ mod tests {
         // A fourth label exists in the set, but nobody used it.
         let mut wide = TrainingSet::new(s.dim, 4);
         for i in 0..s.len() {
-            wide.push(s.row(i), s.y[i], Some(&[0.2, 0.2, 0.2, 0.4])).unwrap();
+            wide.push(s.row(i), s.y[i], Some(&[0.2, 0.2, 0.2, 0.4]))
+                .unwrap();
         }
         s = wide;
         let l = Learner::train(&s).unwrap();
         assert_eq!(l.seen(), vec![true, true, true, false]);
-        let p = l.mix.apply(&[0.2, 0.2, 0.2, 0.4], &l.alone(s.row(0)), &l.seen());
+        let p = l
+            .mix
+            .apply(&[0.2, 0.2, 0.2, 0.4], &l.alone(s.row(0)), &l.seen());
         // Before the temperature the unused label keeps exactly its 0.4; after it, it still
         // has a real share.
         assert!(p[3] > 0.05, "{p:?}");
@@ -607,7 +620,10 @@ mod tests {
         assert_eq!(back.alone(s.row(2)), a.alone(s.row(2)));
         let mut cut = a.to_bytes();
         cut.truncate(cut.len() - 3);
-        assert!(matches!(Learner::from_bytes(&cut), Err(LearnError::Corrupt(_))));
+        assert!(matches!(
+            Learner::from_bytes(&cut),
+            Err(LearnError::Corrupt(_))
+        ));
         // More answers make another learner.
         let c = Learner::train(&set(3, 5, None)).unwrap();
         assert_ne!(c.hash(), a.hash());
@@ -618,8 +634,10 @@ mod tests {
         let y = [0, 0, 0, 1, 1, 1, 2, 2, 2, 2];
         let f = stratified_folds(&y, 3);
         for label in 0..3 {
-            let folds: std::collections::BTreeSet<usize> =
-                (0..y.len()).filter(|&i| y[i] == label).map(|i| f[i]).collect();
+            let folds: std::collections::BTreeSet<usize> = (0..y.len())
+                .filter(|&i| y[i] == label)
+                .map(|i| f[i])
+                .collect();
             assert_eq!(folds.len(), 3, "label {label}: {f:?}");
         }
     }

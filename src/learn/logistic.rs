@@ -106,7 +106,13 @@ pub fn fit(rows: &Rows, classes: usize, l2: f64, start: &Softmax, opts: FitOptio
     debug_assert!(rows.y.iter().all(|&y| y < classes));
     let dim = rows.dim;
     let objective = |theta: &[f64], grad: &mut [f64]| {
-        objective(rows, classes, l2, &Softmax::from_params(classes, dim, theta), grad)
+        objective(
+            rows,
+            classes,
+            l2,
+            &Softmax::from_params(classes, dim, theta),
+            grad,
+        )
     };
     let theta = lbfgs(objective, start.to_params(), opts);
     Softmax::from_params(classes, dim, &theta)
@@ -149,7 +155,10 @@ fn objective(rows: &Rows, classes: usize, l2: f64, model: &Softmax, grad: &mut [
         }
     });
     for (k, g) in gb.iter_mut().enumerate() {
-        *g = (0..n).map(|i| f64::from(resid[i * classes + k])).sum::<f64>() * f64::from(scale);
+        *g = (0..n)
+            .map(|i| f64::from(resid[i * classes + k]))
+            .sum::<f64>()
+            * f64::from(scale);
     }
     let penalty: f64 = model.weights.iter().map(|&w| f64::from(w * w)).sum();
     loss / n.max(1) as f64 + 0.5 * l2 * penalty

@@ -39,8 +39,18 @@ impl Mix {
     /// The mixed distribution over every label. Only the learner's distribution over the
     /// labels marked in `seen` counts (renormalised there).
     pub fn apply(&self, lm: &[f64], learner: &[f64], seen: &[bool]) -> Vec<f64> {
-        let mass: f64 = lm.iter().zip(seen).filter(|(_, &s)| s).map(|(p, _)| p).sum();
-        let known: f64 = learner.iter().zip(seen).filter(|(_, &s)| s).map(|(p, _)| p).sum();
+        let mass: f64 = lm
+            .iter()
+            .zip(seen)
+            .filter(|(_, &s)| s)
+            .map(|(p, _)| p)
+            .sum();
+        let known: f64 = learner
+            .iter()
+            .zip(seen)
+            .filter(|(_, &s)| s)
+            .map(|(p, _)| p)
+            .sum();
         let learner: Vec<f64> = learner
             .iter()
             .zip(seen)
@@ -151,7 +161,13 @@ pub fn fit_temperature(rows: &[(Vec<f64>, usize)]) -> f64 {
     (-40..=40)
         .map(|k| (k as f64 * 4f64.ln() / 40.0).exp())
         .map(|t| (t, loss(t)))
-        .fold((1.0, loss(1.0)), |best, (t, l)| if l < best.1 - 1e-9 { (t, l) } else { best })
+        .fold((1.0, loss(1.0)), |best, (t, l)| {
+            if l < best.1 - 1e-9 {
+                (t, l)
+            } else {
+                best
+            }
+        })
         .0
 }
 
@@ -209,10 +225,16 @@ mod tests {
     #[test]
     fn a_choice_must_win_by_a_standard_error() {
         // The second candidate is better by far less than the spread of its differences.
-        let noisy = vec![("simple", vec![1.0, 1.0, 1.0, 1.0]), ("complex", vec![0.5, 1.5, 0.4, 1.5])];
+        let noisy = vec![
+            ("simple", vec![1.0, 1.0, 1.0, 1.0]),
+            ("complex", vec![0.5, 1.5, 0.4, 1.5]),
+        ];
         assert_eq!(one_standard_error(&noisy), Some("simple"));
         // Better on every answer: it wins.
-        let clear = vec![("simple", vec![1.0, 1.0, 1.0, 1.0]), ("complex", vec![0.6, 0.5, 0.7, 0.6])];
+        let clear = vec![
+            ("simple", vec![1.0, 1.0, 1.0, 1.0]),
+            ("complex", vec![0.6, 0.5, 0.7, 0.6]),
+        ];
         assert_eq!(one_standard_error(&clear), Some("complex"));
         assert_eq!(one_standard_error::<&str>(&[]), None);
     }

@@ -251,7 +251,9 @@ pub fn to_score(
     after: i64,
     limit: usize,
 ) -> Result<Vec<ToScore>> {
-    let (model, prompt) = base.map_or(("", ""), |b| (b.model_id.as_str(), b.prompt_version.as_str()));
+    let (model, prompt) = base.map_or(("", ""), |b| {
+        (b.model_id.as_str(), b.prompt_version.as_str())
+    });
     let mut stmt = conn.prepare_cached(
         "SELECT i.id, e.vector,
            (SELECT p.output FROM predictions p WHERE p.item_id = i.id AND p.learner_id IS NULL
@@ -260,7 +262,15 @@ pub fn to_score(
          WHERE i.project_id = ?1 AND i.id > ?6 ORDER BY i.id LIMIT ?7",
     )?;
     let rows = stmt.query_map(
-        params![project_id, embedder, model, prompt, labels_hash, after, limit as i64],
+        params![
+            project_id,
+            embedder,
+            model,
+            prompt,
+            labels_hash,
+            after,
+            limit as i64
+        ],
         |r| {
             let output: Option<String> = r.get(2)?;
             Ok(ToScore {
@@ -268,10 +278,12 @@ pub fn to_score(
                 embedding: from_blob(&r.get::<_, Vec<u8>>(1)?),
                 scores: output
                     .and_then(|o| serde_json::from_str::<serde_json::Value>(&o).ok())
-                    .and_then(|mut o| match o.get_mut("scores").map(serde_json::Value::take) {
-                        Some(serde_json::Value::Object(m)) => Some(m),
-                        _ => None,
-                    }),
+                    .and_then(
+                        |mut o| match o.get_mut("scores").map(serde_json::Value::take) {
+                            Some(serde_json::Value::Object(m)) => Some(m),
+                            _ => None,
+                        },
+                    ),
             })
         },
     )?;
@@ -337,7 +349,8 @@ pub fn insert_learner(tx: &Transaction, l: &NewLearner) -> Result<i64> {
     Ok(tx.last_insert_rowid())
 }
 
-const LEARNER: &str = "SELECT id, project_id, version, base_model, prompt_version, labels_hash, labels,
+const LEARNER: &str =
+    "SELECT id, project_id, version, base_model, prompt_version, labels_hash, labels,
     last_annotation, rescored, seconds, job_id, created_at, state FROM learners";
 
 fn learner_row(r: &rusqlite::Row) -> rusqlite::Result<LearnerRow> {
@@ -471,7 +484,9 @@ pub fn queue_retrain(tx: &Transaction, actor: &Actor, project_id: i64) -> Result
         )));
     }
     // Answers up to here are the ones this retrain was queued for.
-    let mark: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) FROM annotations", [], |r| r.get(0))?;
+    let mark: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) FROM annotations", [], |r| {
+        r.get(0)
+    })?;
     tx.execute(
         "INSERT INTO jobs (project_id, kind, status, user_id, created_at, since_annotation)
          VALUES (?1, 'retrain', 'queued', ?2, ?3, ?4)",

@@ -54,7 +54,11 @@ pub async fn get(
                 v["mix"] = json!(l.mix);
                 v["l2"] = json!(l.l2);
                 v["folds"] = json!(l.folds);
-                v["labels_used"] = json!(l.used.iter().map(|&i| &project.labels[i]).collect::<Vec<_>>());
+                v["labels_used"] = json!(l
+                    .used
+                    .iter()
+                    .map(|&i| &project.labels[i])
+                    .collect::<Vec<_>>());
             }
             v
         })
