@@ -12,18 +12,24 @@ pub async fn create(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
-    if state.model.is_none() {
-        return Err(ApiError::new(
-            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "the server was started without a model",
-        ));
-    }
+    require_model(&state, "the server was started without a model")?;
     let id = id.into_inner();
     let actor = caller.actor();
     let job = state.write(move |tx| jobs::create(tx, &actor, id)).await?;
     state.jobs.wake();
     Ok(HttpResponse::Accepted().json(job))
+}
+
+/// 503 with `message` when the server runs without a model (`--no-model`).
+pub fn require_model(state: &AppState, message: &str) -> Result<(), ApiError> {
+    match state.model {
+        Some(_) => Ok(()),
+        None => Err(ApiError::new(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            message,
+        )),
+    }
 }
 
 pub async fn list(

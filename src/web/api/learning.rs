@@ -15,13 +15,10 @@ pub async fn retrain(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
-    if state.model.is_none() {
-        return Err(ApiError::new(
-            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "retraining needs the sentence embedder; the server was started without a model",
-        ));
-    }
+    super::jobs::require_model(
+        &state,
+        "retraining needs the sentence embedder; the server was started without a model",
+    )?;
     let id = id.into_inner();
     let actor = caller.actor();
     let job = state
