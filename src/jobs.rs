@@ -136,6 +136,8 @@ fn run(store: &Store, model: Option<&ModelHandle>, job: &Job) -> Result<(), RunE
         done,
         "pre-labeling"
     );
+    // Items imported after a retrain get the learner's mix as soon as they are pre-labeled.
+    let learner = crate::retrain::current_learner(store, project.id, &by)?;
     let mut after = 0;
     loop {
         if store.read(|c| jobs::status(c, job.id))? != JobStatus::Running {
@@ -178,11 +180,33 @@ fn run(store: &Store, model: Option<&ModelHandle>, job: &Job) -> Result<(), RunE
             .zip(&preds)
             .map(|(&id, p)| to_row(id, p))
             .collect();
+        let mixed: Vec<NewPrediction> = match (&learner, &embedded) {
+            (Some((_, l)), Some((_, vectors))) => {
+                let seen = l.seen();
+                vectors
+                    .iter()
+                    .zip(&preds)
+                    .filter_map(|((id, v), p)| match p {
+                        Prediction::Class(c) => {
+                            let lm: Vec<f64> = c.scores.iter().map(|(_, s)| *s).collect();
+                            let mix = l.predict(v, &lm, &seen);
+                            let top = crate::retrain::argmax(&lm);
+                            Some(crate::retrain::mixed_row(*id, &project.labels, &mix, top))
+                        }
+                        Prediction::Entities { .. } => None,
+                    })
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
         store.write(|tx| {
             if let Some((embedder, vectors)) = &embedded {
                 learning::put_embeddings(tx, embedder, vectors)?;
             }
             predictions::insert(tx, &by, project.queue_order, &rows)?;
+            if let Some((learner_by, _)) = &learner {
+                predictions::insert(tx, learner_by, project.queue_order, &mixed)?;
+            }
             auto_accept::after_predictions(tx, project.id, &ids)?;
             jobs::add_done(tx, job.id, rows.len() as i64)
         })?;

@@ -209,22 +209,58 @@ struct Scored {
 }
 
 impl Scored {
-    /// The prediction row, recording the language model's own label beneath the mix (the
-    /// dashboard compares both with what people answered).
     fn to_row(&self, labels: &[String]) -> NewPrediction {
         let p: Vec<f64> = self.p.iter().map(|&v| f64::from(v)).collect();
-        let best = argmax(&p);
-        let class = ClassPrediction {
-            label: labels[best].clone(),
-            confidence: p[best],
-            scores: labels.iter().cloned().zip(p.iter().copied()).collect(),
-            truncated: false,
-        };
-        let mut row = to_row(self.item_id, &Prediction::Class(class));
-        row.output
-            .insert("lm_label".into(), json!(labels[self.lm_label]));
-        row
+        mixed_row(self.item_id, labels, &p, self.lm_label)
     }
+}
+
+/// The prediction row of the mix `p`, recording the language model's own label (`lm_label`, an
+/// index) beneath it: the dashboard compares both with what people answered.
+pub(crate) fn mixed_row(
+    item_id: i64,
+    labels: &[String],
+    p: &[f64],
+    lm_label: usize,
+) -> NewPrediction {
+    let best = argmax(p);
+    let class = ClassPrediction {
+        label: labels[best].clone(),
+        confidence: p[best],
+        scores: labels.iter().cloned().zip(p.iter().copied()).collect(),
+        truncated: false,
+    };
+    let mut row = to_row(item_id, &Prediction::Class(class));
+    row.output
+        .insert("lm_label".into(), json!(labels[lm_label]));
+    row
+}
+
+/// The project's latest learner, if it mixes with predictions made `by` (same model, prompt and
+/// label set): pre-labeling then stores its mix for each new item too.
+pub(crate) fn current_learner(
+    store: &Store,
+    project_id: i64,
+    by: &Provenance,
+) -> Result<Option<(Provenance, Learner)>, RunError> {
+    let Some(row) = store.read(|c| learning::latest_learner(c, project_id))? else {
+        return Ok(None);
+    };
+    if (&row.base_model, &row.prompt_version, &row.labels_hash)
+        != (&by.model_id, &by.prompt_version, &by.labels_hash)
+    {
+        return Ok(None);
+    }
+    let learner = Learner::from_bytes(&row.state).map_err(model_error)?;
+    Ok(Some((
+        Provenance {
+            model_id: row.version,
+            prompt_version: row.prompt_version,
+            labels_hash: row.labels_hash,
+            learner_id: Some(row.id),
+        },
+        learner,
+    )))
 }
 
 /// The mixed prediction of every item with an embedding that nobody has answered. None when
@@ -293,7 +329,7 @@ fn distribution(
         .collect()
 }
 
-fn argmax(p: &[f64]) -> usize {
+pub(crate) fn argmax(p: &[f64]) -> usize {
     p.iter()
         .enumerate()
         .max_by(|a, b| a.1.total_cmp(b.1))

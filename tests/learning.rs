@@ -276,6 +276,45 @@ fn answers_retrain_the_learner_rescore_the_items_and_reorder_the_queue() {
         wait_job(&admin, manual["id"].as_i64().expect("id"))["status"],
         "done"
     );
+    // Items imported after a retrain get the learner's mix as soon as they are pre-labeled.
+    let (_, learning) = admin.get(&format!("/projects/{id}/learning"));
+    let latest = learning["learners"]
+        .as_array()
+        .and_then(|l| l.last())
+        .and_then(|l| l["version"].as_str())
+        .expect("the latest learner")
+        .to_string();
+    let fresh: Vec<Value> = two_topics(64)[60..]
+        .iter()
+        .map(|(ext, text, _)| json!({"id": ext, "text": text}))
+        .collect();
+    admin.post_raw(
+        &format!("/projects/{id}/items"),
+        "application/x-ndjson",
+        &jsonl(&fresh),
+    );
+    let (status, job) = admin.post(&format!("/projects/{id}/jobs"), json!({}));
+    assert_eq!(status, 202, "{job}");
+    let job = wait_job(&admin, job["id"].as_i64().expect("id"));
+    assert_eq!(
+        (job["status"].as_str(), job["done"].as_i64()),
+        (Some("done"), Some(64)),
+        "{job}"
+    );
+    let newest: Vec<String> = {
+        let mut stmt = c
+            .prepare(
+                "SELECT (SELECT p.model_id FROM predictions p WHERE p.item_id = i.id ORDER BY p.id DESC LIMIT 1)
+                 FROM items i WHERE i.ext_id IN ('t60', 't61', 't62', 't63') ORDER BY i.id",
+            )
+            .expect("prepare");
+        stmt.query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    };
+    assert_eq!(newest, vec![latest; 4]);
+
     // An annotator of the project may read the learning curve but not start a retrain.
     common::server::add_user(&db, "ann", "annotator", "annotator-pass");
     let ann = server.client("ann");
