@@ -582,9 +582,8 @@ fn breakdown(world: &World, p: &Project) -> anyhow::Result<Value> {
     let mut scored: Vec<(i64, Vec<f32>, usize)> = Vec::new();
     loop {
         let t0 = Instant::now();
-        let page = store.read(|c| {
-            learning::to_score(c, project.id, EMBEDDER, Some(&base), &hash, after, 2000)
-        })?;
+        let page = store
+            .read(|c| learning::to_score(c, project.id, EMBEDDER, &base, &hash, after, 2000))?;
         read_s += t0.elapsed().as_secs_f64();
         let Some(last) = page.last().map(|p| p.item_id) else {
             break;

@@ -190,7 +190,7 @@ fn run(store: &Store, model: Option<&ModelHandle>, job: &Job) -> Result<(), RunE
                         Prediction::Class(c) => {
                             let lm: Vec<f64> = c.scores.iter().map(|(_, s)| *s).collect();
                             let mix = l.predict(v, &lm, &seen);
-                            let top = crate::retrain::argmax(&lm);
+                            let top = crate::tasks::classify::argmax(&lm);
                             Some(crate::retrain::mixed_row(*id, &project.labels, &mix, top))
                         }
                         Prediction::Entities { .. } => None,

@@ -11,7 +11,7 @@ use crate::store::learning::{self, Base, NewLearner};
 use crate::store::predictions::{self, NewPrediction, Provenance};
 use crate::store::projects::{self, Project, TaskKind};
 use crate::store::Store;
-use crate::tasks::classify::ClassPrediction;
+use crate::tasks::classify::{argmax, ClassPrediction};
 use crate::tasks::labeler::{Prediction, Task};
 use crate::tasks::worker::ModelHandle;
 use serde_json::json;
@@ -63,9 +63,7 @@ pub(crate) fn run(store: &Store, model: Option<&ModelHandle>, job: &Job) -> Resu
     let names = Task::Classify
         .label_set(&project.labels)
         .map_err(model_error)?;
-    let name_vectors = model
-        .embed(names.phrases.clone())
-        .map_err(|e| RunError::Model(e.to_string()))?;
+    let name_vectors = model.embed(names.phrases.clone()).map_err(model_error)?;
     train_and_rescore(store, job, &project, &embedder, &name_vectors)
 }
 
@@ -189,9 +187,7 @@ fn embed_missing(
         };
         after = last;
         let (ids, texts): (Vec<i64>, Vec<String>) = batch.into_iter().unzip();
-        let vectors = model
-            .embed(texts)
-            .map_err(|e| RunError::Model(e.to_string()))?;
+        let vectors = model.embed(texts).map_err(model_error)?;
         let rows: Vec<(i64, Vec<f32>)> = ids.into_iter().zip(vectors).collect();
         store.write(|tx| {
             learning::put_embeddings(tx, embedder, &rows)?;
@@ -289,7 +285,7 @@ fn rescore(
                 c,
                 project.id,
                 embedder,
-                Some(base),
+                base,
                 labels_hash,
                 after,
                 SCORE_PAGE,
@@ -327,11 +323,4 @@ fn distribution(
         .iter()
         .map(|l| scores.get(l).and_then(|v| v.as_f64()).unwrap_or(0.0))
         .collect()
-}
-
-pub(crate) fn argmax(p: &[f64]) -> usize {
-    p.iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .map_or(0, |(i, _)| i)
 }

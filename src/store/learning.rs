@@ -210,27 +210,35 @@ pub fn lm_scores(
     labels_hash: &str,
 ) -> Result<HashMap<i64, serde_json::Map<String, serde_json::Value>>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT p.item_id, p.output FROM predictions p
+        "SELECT p.output FROM predictions p
          WHERE p.id = (SELECT MAX(q.id) FROM predictions q WHERE q.item_id = ?1 AND q.learner_id IS NULL
                          AND q.model_id = ?2 AND q.prompt_version = ?3 AND q.labels_hash = ?4)",
     )?;
     let mut out = HashMap::new();
     for &item in items {
-        let found: Option<(i64, String)> = stmt
+        let output: Option<String> = stmt
             .query_row(
                 params![item, base.model_id, base.prompt_version, labels_hash],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| r.get(0),
             )
             .optional()?;
-        if let Some((item, output)) = found {
-            if let Ok(serde_json::Value::Object(mut o)) = serde_json::from_str(&output) {
-                if let Some(serde_json::Value::Object(scores)) = o.remove("scores") {
-                    out.insert(item, scores);
-                }
-            }
+        if let Some(scores) = output.as_deref().and_then(scores_of) {
+            out.insert(item, scores);
         }
     }
     Ok(out)
+}
+
+/// The `scores` object of a stored prediction output, if it has one.
+fn scores_of(output: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+    match serde_json::from_str::<serde_json::Value>(output)
+        .ok()?
+        .get_mut("scores")?
+        .take()
+    {
+        serde_json::Value::Object(m) => Some(m),
+        _ => None,
+    }
 }
 
 /// An item to re-score: its embedding and its language model's scores, if any.
@@ -240,20 +248,17 @@ pub struct ToScore {
     pub scores: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
-/// Items of the project after `after` that have an embedding from `embedder`, skipping those in
-/// `trained` (sorted): a learner's prediction for an item it was taught would flatter it.
+/// Items of the project after `after` that have an embedding from `embedder`, with the scores
+/// of their latest prediction from `base` over `labels_hash`.
 pub fn to_score(
     conn: &Connection,
     project_id: i64,
     embedder: &str,
-    base: Option<&Base>,
+    base: &Base,
     labels_hash: &str,
     after: i64,
     limit: usize,
 ) -> Result<Vec<ToScore>> {
-    let (model, prompt) = base.map_or(("", ""), |b| {
-        (b.model_id.as_str(), b.prompt_version.as_str())
-    });
     let mut stmt = conn.prepare_cached(
         "SELECT i.id, e.vector,
            (SELECT p.output FROM predictions p WHERE p.item_id = i.id AND p.learner_id IS NULL
@@ -265,8 +270,8 @@ pub fn to_score(
         params![
             project_id,
             embedder,
-            model,
-            prompt,
+            base.model_id,
+            base.prompt_version,
             labels_hash,
             after,
             limit as i64
@@ -276,14 +281,7 @@ pub fn to_score(
             Ok(ToScore {
                 item_id: r.get(0)?,
                 embedding: from_blob(&r.get::<_, Vec<u8>>(1)?),
-                scores: output
-                    .and_then(|o| serde_json::from_str::<serde_json::Value>(&o).ok())
-                    .and_then(
-                        |mut o| match o.get_mut("scores").map(serde_json::Value::take) {
-                            Some(serde_json::Value::Object(m)) => Some(m),
-                            _ => None,
-                        },
-                    ),
+                scores: output.as_deref().and_then(scores_of),
             })
         },
     )?;

@@ -133,18 +133,9 @@ fn first_distinct(
             // The item itself may be among the recent ones (the page was reloaded and its lease
             // hands it back): that is the same item again, not a duplicate of it.
             .filter(|(other, w)| *other != id && w.len() == v.len())
-            .any(|(_, w)| dot(v, w) >= threshold)
+            .any(|(_, w)| crate::engine::cosine(v, w) >= threshold)
     };
     Ok(candidates.iter().position(|c| !duplicate(c.0)).unwrap_or(0))
-}
-
-/// Cosine of two unit vectors, summed in f64 so 384 f32 products do not lose the third decimal
-/// the threshold is set at.
-fn dot(a: &[f32], b: &[f32]) -> f64 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| f64::from(*x) * f64::from(*y))
-        .sum()
 }
 
 /// Notes that `item_id` was handed to the user, for the near-duplicate check, and trims the

@@ -404,7 +404,7 @@ pub fn softmax(z: &[f64]) -> Vec<f64> {
     e.into_iter().map(|v| v / sum).collect()
 }
 
-pub(super) fn argmax(p: &[f64]) -> usize {
+pub fn argmax(p: &[f64]) -> usize {
     p.iter()
         .enumerate()
         .max_by(|a, b| a.1.total_cmp(b.1))
