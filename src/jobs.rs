@@ -3,6 +3,7 @@
 //! resumed after a restart from its row: the items still without a prediction are what is left.
 use crate::engine::{Message, SamplingParams};
 use crate::formats::pairs::Prompt;
+use crate::learn::features;
 use crate::store::jobs::{self, Job, JobStatus, Lane};
 use crate::store::pairs::{self, Generated};
 use crate::store::predictions::{self, NewPrediction, Output, Provenance};
@@ -180,16 +181,27 @@ fn run(store: &Store, model: Option<&ModelHandle>, job: &Job) -> Result<(), RunE
             .zip(&preds)
             .map(|(&id, p)| to_row(id, p))
             .collect();
+        // And the language model's own view of each text, for the learner.
+        let features: Vec<(i64, Vec<f32>)> = ids
+            .iter()
+            .zip(&preds)
+            .filter_map(|(&id, p)| match p {
+                Prediction::Class(c) => c.features.clone().map(|f| (id, f)),
+                Prediction::Entities { .. } => None,
+            })
+            .collect();
         let mixed: Vec<NewPrediction> = match (&learner, &embedded) {
             (Some((_, l)), Some((_, vectors))) => {
                 let seen = l.seen();
+                let dim = l.dim().unwrap_or(0);
                 vectors
                     .iter()
                     .zip(&preds)
                     .filter_map(|((id, v), p)| match p {
                         Prediction::Class(c) => {
                             let lm: Vec<f64> = c.scores.iter().map(|(_, s)| *s).collect();
-                            let mix = l.predict(v, &lm, &seen);
+                            let x = features::join(dim, v, c.features.as_deref());
+                            let mix = l.predict(&x, &lm, &seen);
                             let top = crate::tasks::classify::argmax(&lm);
                             Some(crate::retrain::mixed_row(*id, &project.labels, &mix, top))
                         }
@@ -203,6 +215,9 @@ fn run(store: &Store, model: Option<&ModelHandle>, job: &Job) -> Result<(), RunE
             if let Some((embedder, vectors)) = &embedded {
                 learning::put_embeddings(tx, embedder, vectors)?;
             }
+            let source =
+                learning::feature_source(&by.model_id, &by.prompt_version, &by.labels_hash);
+            learning::put_lm_features(tx, &source, &features)?;
             predictions::insert(tx, &by, project.queue_order, &rows)?;
             if let Some((learner_by, _)) = &learner {
                 predictions::insert(tx, learner_by, project.queue_order, &mixed)?;

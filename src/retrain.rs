@@ -5,7 +5,7 @@
 //! The new learner and all of its predictions commit in one transaction, so a crash or a
 //! cancel mid-way leaves the previous predictions in force.
 use crate::jobs::{labels_hash, to_row, RunError};
-use crate::learn::{Learner, TrainingSet};
+use crate::learn::{features, Learner, TrainingSet};
 use crate::store::jobs::{self, Job, JobStatus};
 use crate::store::learning::{self, Base, NewLearner};
 use crate::store::predictions::{self, NewPrediction, Provenance};
@@ -63,13 +63,47 @@ pub(crate) fn run(store: &Store, model: Option<&ModelHandle>, job: &Job) -> Resu
     let names = Task::Classify
         .label_set(&project.labels)
         .map_err(model_error)?;
-    let name_vectors = model.embed(names.phrases.clone()).map_err(model_error)?;
+    let mut name_vectors = model.embed(names.phrases.clone()).map_err(model_error)?;
+    if let Some(lm) = name_features(model, &project, base.as_ref(), &names.phrases)? {
+        for (v, f) in name_vectors.iter_mut().zip(lm) {
+            v.extend(f);
+        }
+    }
     train_and_rescore(store, job, &project, &embedder, &name_vectors)
 }
 
+/// The language model's features of each label's phrase, read as a text: present when the
+/// project's current prompt is the one its stored features came from (`base`), so the
+/// learner reads the items' features beside their embeddings.
+fn name_features(
+    model: &ModelHandle,
+    project: &Project,
+    base: Option<&Base>,
+    phrases: &[String],
+) -> Result<Option<Vec<Vec<f32>>>, RunError> {
+    let (Some(base), Some(spec)) = (base, crate::jobs::task_spec(project)) else {
+        return Ok(None);
+    };
+    let current = spec.prompt_version().map_err(model_error)?;
+    if (base.model_id.as_str(), current.as_str())
+        != (model.model_id(), base.prompt_version.as_str())
+    {
+        return Ok(None);
+    }
+    let predictions = model.label(&spec, phrases.to_vec()).map_err(model_error)?;
+    Ok(predictions
+        .into_iter()
+        .map(|p| match p {
+            Prediction::Class(c) => c.features,
+            Prediction::Entities { .. } => None,
+        })
+        .collect())
+}
+
 /// The part of a retrain that needs no model: trains the learner from the stored embeddings
-/// (`names`: the embedding of each label's phrase) and writes its predictions. `job` must be
-/// running; a cancel is noticed between pages.
+/// and language-model features (`names`: each label's phrase read the same way: its embedding,
+/// then its features when the items' are to be read too) and writes its predictions. `job`
+/// must be running; a cancel is noticed between pages.
 pub fn train_and_rescore(
     store: &Store,
     job: &Job,
@@ -88,8 +122,14 @@ pub fn train_and_rescore(
         .collect();
     let ids: Vec<i64> = labeled.iter().map(|(i, _)| *i).collect();
     let vectors = store.read(|c| learning::embeddings_of(c, &ids))?;
-    let scores = match &base {
-        Some(b) => store.read(|c| learning::lm_scores(c, &ids, b, &hash))?,
+    let (scores, lm_features) = match &base {
+        Some(b) => store.read(|c| {
+            let source = learning::feature_source(&b.model_id, &b.prompt_version, &hash);
+            Ok((
+                learning::lm_scores(c, &ids, b, &hash)?,
+                learning::lm_features_of(c, &ids, &source)?,
+            ))
+        })?,
         None => Default::default(),
     };
     let dim = names.first().map_or(0, Vec::len);
@@ -98,8 +138,9 @@ pub fn train_and_rescore(
         .map_err(model_error)?;
     for (item, label) in &labeled {
         let Some(v) = vectors.get(item) else { continue };
+        let x = features::join(dim, v, lm_features.get(item).map(Vec::as_slice));
         let lm = scores.get(item).map(|s| distribution(s, &project.labels));
-        set.push(v, *label, lm.as_deref()).map_err(model_error)?;
+        set.push(&x, *label, lm.as_deref()).map_err(model_error)?;
     }
     let learner = Learner::train(&set).map_err(model_error)?;
     let trained: HashSet<i64> = ids.into_iter().collect();
@@ -225,6 +266,7 @@ pub(crate) fn mixed_row(
         confidence: p[best],
         scores: labels.iter().cloned().zip(p.iter().copied()).collect(),
         truncated: false,
+        features: None,
     };
     let mut row = to_row(item_id, &Prediction::Class(class));
     row.output
@@ -273,6 +315,7 @@ fn rescore(
     trained: &HashSet<i64>,
 ) -> Result<Option<Vec<Scored>>, RunError> {
     let seen = learner.seen();
+    let dim = learner.dim().unwrap_or(0);
     let uniform = vec![1.0 / project.labels.len() as f64; project.labels.len()];
     let mut out = Vec::new();
     let mut after = 0;
@@ -304,7 +347,8 @@ fn rescore(
                 .as_ref()
                 .map(|s| distribution(s, &project.labels));
             let lm = lm.as_deref().unwrap_or(&uniform);
-            let p = learner.predict(&item.embedding, lm, &seen);
+            let x = features::join(dim, &item.embedding, item.lm_features.as_deref());
+            let p = learner.predict(&x, lm, &seen);
             out.push(Scored {
                 item_id: item.item_id,
                 p: p.iter().map(|&v| v as f32).collect(),

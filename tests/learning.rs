@@ -63,6 +63,15 @@ fn two_topics(n: usize) -> Vec<(String, String, String)> {
         .collect()
 }
 
+fn embedded_dim(c: &Connection) -> usize {
+    let bytes: i64 = c
+        .query_row("SELECT length(vector) FROM embeddings LIMIT 1", [], |r| {
+            r.get(0)
+        })
+        .expect("an embedding");
+    bytes as usize / 4
+}
+
 fn queue_order(db: &Path, project: i64) -> Vec<i64> {
     let c = Connection::open(db).expect("open db");
     let mut stmt = c
@@ -161,6 +170,24 @@ fn answers_retrain_the_learner_rescore_the_items_and_reorder_the_queue() {
         .query_row("SELECT COUNT(*) FROM embeddings", [], |r| r.get(0))
         .expect("count");
     assert_eq!(embedded, 60);
+    // And the language model's features of each, from the prediction's model, prompt and labels.
+    let hidden = common::model().transformer.config().d_model;
+    let (featured, sizes): (i64, i64) = c
+        .query_row(
+            "SELECT COUNT(*), COUNT(DISTINCT length(vector)) FROM lm_features f
+             JOIN predictions p ON p.item_id = f.item_id
+               AND f.source = p.model_id || ' ' || p.prompt_version || ' ' || p.labels_hash",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("count");
+    assert_eq!((featured, sizes), (60, 1));
+    let size: i64 = c
+        .query_row("SELECT length(vector) FROM lm_features LIMIT 1", [], |r| {
+            r.get(0)
+        })
+        .expect("size");
+    assert_eq!(size as usize, 4 * hidden);
 
     let gold = |ext: &str| {
         rows.iter()
@@ -189,6 +216,12 @@ fn answers_retrain_the_learner_rescore_the_items_and_reorder_the_queue() {
         learners[0]["mix"]["weight"].as_f64() > Some(0.0),
         "ten answers on separable topics earn the learner weight: {learning}"
     );
+    // The learner reads each item's embedding and then the language model's features.
+    let state: Vec<u8> = c
+        .query_row("SELECT state FROM learners", [], |r| r.get(0))
+        .expect("state");
+    let stored = wick::learn::Learner::from_bytes(&state).expect("a readable learner");
+    assert_eq!(stored.dim(), Some(embedded_dim(&c) + hidden));
     let version = learners[0]["version"].as_str().expect("version");
     assert!(
         version.contains("+learner@") && version.ends_with("/10"),

@@ -41,6 +41,10 @@ pub struct EvalArgs {
     /// answer (for comparison only).
     #[arg(long, hide = true, requires = "train")]
     learner_without_names: bool,
+    /// The learner reads the sentence embeddings alone, without the language model's
+    /// features (for comparison only).
+    #[arg(long, hide = true, requires = "train")]
+    learner_without_lm_features: bool,
     /// Also score each test row with its K most similar training rows and their labels as
     /// examples in the prompt (the few-shot retrieval experiment in BENCHMARKS.md).
     #[arg(long, hide = true, requires = "train")]
@@ -85,6 +89,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
                 single: args.curve.is_none(),
                 json: args.json,
                 names: !args.learner_without_names,
+                lm_features: !args.learner_without_lm_features,
                 few_shot: args.few_shot,
             },
         )?;

@@ -25,6 +25,9 @@ pub struct CurveOptions {
     pub json: bool,
     /// Each label's phrase counts as one more answer (off only for comparison).
     pub names: bool,
+    /// The learner reads the language model's features beside the embeddings (off only for
+    /// comparison).
+    pub lm_features: bool,
     /// Also score the test rows with this many retrieved examples in the prompt.
     pub few_shot: Option<usize>,
 }
@@ -42,6 +45,7 @@ pub fn curve(
         single,
         json: as_json,
         names,
+        lm_features,
         few_shot,
     } = opts;
     let (single, as_json, names, few_shot) = (*single, *as_json, *names, *few_shot);
@@ -55,14 +59,26 @@ pub fn curve(
         .unwrap_or(0)
         .min(train.texts.len());
     let bar = super::progress((most + test.texts.len()) as u64);
-    let lm_train = distributions(labeler, &train.texts[..most], &bar)?;
-    let lm_test = distributions(labeler, &test.texts, &bar)?;
+    let (lm_train, f_train) = distributions(labeler, &train.texts[..most], &bar)?;
+    let (lm_test, f_test) = distributions(labeler, &test.texts, &bar)?;
     bar.finish_and_clear();
-    let emb_train = embed(embedder, &train.texts[..most])?;
-    let emb_test = embed(embedder, &test.texts)?;
+    // What the learner reads: the embedding, then the language model's features.
+    let read = |texts: &[String], features: Vec<Vec<f32>>| -> Result<Vec<Vec<f32>>> {
+        let mut x = embed(embedder, texts)?;
+        if *lm_features {
+            x.iter_mut().zip(features).for_each(|(x, f)| x.extend(f));
+        }
+        Ok(x)
+    };
+    let emb_train = read(&train.texts[..most], f_train)?;
+    let emb_test = read(&test.texts, f_test)?;
     let dim = emb_test.first().map_or(0, Vec::len);
     let names = match names {
-        true => Some(embed(embedder, &labels.phrases)?),
+        true => {
+            let bar = indicatif::ProgressBar::hidden();
+            let features = distributions(labeler, &labels.phrases, &bar)?.1;
+            Some(read(&labels.phrases, features)?)
+        }
         false => None,
     };
     let lm_figures = figures(&test.gold, &lm_test, labels.len());
@@ -175,7 +191,7 @@ pub fn curve(
             })
             .collect();
         let bar = super::progress(texts.len() as u64);
-        let lm = distributions(labeler, &texts, &bar)?;
+        let lm = distributions(labeler, &texts, &bar)?.0;
         bar.finish_and_clear();
         let (r, conf) = figures(&test.gold, &lm, labels.len());
         let row = json!({"few_shot": k, "train_n": n, "n": test.texts.len(),
@@ -210,24 +226,31 @@ fn few_shot_text(
     out
 }
 
-/// The language model's calibrated distribution of each text, in label-set order.
+/// The language model's features of each text, in order.
+type Features = Vec<Vec<f32>>;
+
+/// The language model's calibrated distribution of each text, in label-set order, and its
+/// features of the text.
 fn distributions(
     labeler: &Labeler,
     texts: &[String],
     bar: &indicatif::ProgressBar,
-) -> Result<Vec<Vec<f64>>> {
-    let mut out = Vec::with_capacity(texts.len());
+) -> Result<(Vec<Vec<f64>>, Features)> {
+    let (mut dists, mut features) = (Vec::with_capacity(texts.len()), Vec::new());
     for chunk in texts.chunks(super::CHUNK) {
         let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
         for p in labeler.label(&refs)? {
             match p {
-                Prediction::Class(c) => out.push(c.scores.iter().map(|(_, s)| *s).collect()),
+                Prediction::Class(c) => {
+                    dists.push(c.scores.iter().map(|(_, s)| *s).collect());
+                    features.push(c.features.unwrap_or_default());
+                }
                 Prediction::Entities { .. } => anyhow::bail!("--train applies to classification"),
             }
         }
         bar.inc(chunk.len() as u64);
     }
-    Ok(out)
+    Ok((dists, features))
 }
 
 fn embed(embedder: &SentenceEmbedder, texts: &[String]) -> Result<Vec<Vec<f32>>> {

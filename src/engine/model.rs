@@ -62,6 +62,14 @@ struct Tree<'a> {
     mask: Option<Tensor>,
 }
 
+/// What one forward returns: logits of the wanted rows, their hidden states (not on the
+/// single-token decode path), and the new tokens' cache when asked to keep it.
+struct Forward {
+    logits: Tensor,
+    hidden: Option<Tensor>,
+    cache: Option<KvCache>,
+}
+
 pub struct Transformer {
     pub(crate) cfg: ModelConfig,
     pub(crate) embed: Tensor,
@@ -111,8 +119,8 @@ impl Transformer {
         want: &[usize],
     ) -> Result<(Tensor, KvCache)> {
         let parents: Vec<Option<usize>> = (0..tokens.len()).map(|i| i.checked_sub(1)).collect();
-        let (logits, cache) = self.forward(job, prefix, tokens, &parents, want, true)?;
-        Ok((logits, cache.unwrap_or_default()))
+        let out = self.forward(job, prefix, tokens, &parents, want, true)?;
+        Ok((out.logits, out.cache.unwrap_or_default()))
     }
 
     /// Feeds a forest of new tokens after `prefix`. `parents[i]` is the index of token i's
@@ -129,7 +137,25 @@ impl Transformer {
         parents: &[Option<usize>],
         want: &[usize],
     ) -> Result<Tensor> {
-        Ok(self.forward(job, prefix, tokens, parents, want, false)?.0)
+        Ok(self
+            .forward(job, prefix, tokens, parents, want, false)?
+            .logits)
+    }
+
+    /// `forward_tree` that also returns the final hidden state of each row in `want` (after
+    /// the last norm, before the output head): what the model knows at that position.
+    pub fn forward_tree_hidden(
+        &self,
+        prefix: &KvCache,
+        tokens: &[u32],
+        parents: &[Option<usize>],
+        want: &[usize],
+    ) -> Result<(Tensor, Tensor)> {
+        let out = self.forward(Job::Scoring, prefix, tokens, parents, want, false)?;
+        let hidden = out
+            .hidden
+            .ok_or_else(|| candle_core::Error::Msg("no hidden rows".into()))?;
+        Ok((out.logits, hidden.to_dtype(DType::F32)?))
     }
 
     /// The forward of `forward_tree`, keeping the new cache entries when `keep_cache`.
@@ -141,7 +167,7 @@ impl Transformer {
         parents: &[Option<usize>],
         want: &[usize],
         keep_cache: bool,
-    ) -> Result<(Tensor, Option<KvCache>)> {
+    ) -> Result<Forward> {
         let t = tokens.len();
         if t == 0 || parents.len() != t {
             candle_core::bail!("forward_tree needs one parent entry per token (got {t} tokens)");
@@ -165,7 +191,11 @@ impl Transformer {
         }
         if let (Job::Generation, [token], [0]) = (job, tokens, want) {
             if let Some((logits, cache)) = decode::step(self, self.weights(job), prefix, *token)? {
-                return Ok((logits, Some(cache)));
+                return Ok(Forward {
+                    logits,
+                    hidden: None,
+                    cache: Some(cache),
+                });
             }
         }
         let positions: Vec<u32> = depth.iter().map(|d| (p + d) as u32).collect();
@@ -208,7 +238,11 @@ impl Transformer {
             true => Some(KvCache::from_layers(new_layers)?),
             false => None,
         };
-        Ok((logits, cache))
+        Ok(Forward {
+            logits,
+            hidden: Some(rows),
+            cache,
+        })
     }
 
     fn block_forward(

@@ -1,7 +1,8 @@
-//! The learning loop's mathematics: a learner trained on the sentence embeddings of the items
-//! people labeled, mixed with the language model's calibrated distribution. Nothing here knows
-//! about the store, the model or HTTP: callers hand in embeddings, label indices and the
-//! language model's distributions.
+//! The learning loop's mathematics: a learner trained on the sentence embeddings (and the
+//! language model's features) of the items people labeled, mixed with the language model's
+//! calibrated distribution. Nothing here knows about the store, the model or HTTP: callers
+//! hand in embeddings, label indices and the language model's distributions.
+pub mod features;
 pub mod learner;
 pub mod logistic;
 pub mod mix;

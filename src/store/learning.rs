@@ -6,6 +6,44 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::Serialize;
 use std::collections::HashMap;
 
+/// The `source` of language-model features: the model, prompt version and label set of the
+/// predictions they came with.
+pub fn feature_source(model_id: &str, prompt_version: &str, labels_hash: &str) -> String {
+    format!("{model_id} {prompt_version} {labels_hash}")
+}
+
+/// Stores (or replaces) the language model's features of items, from `source`.
+pub fn put_lm_features(tx: &Transaction, source: &str, rows: &[(i64, Vec<f32>)]) -> Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO lm_features (item_id, source, vector) VALUES (?1, ?2, ?3)
+         ON CONFLICT (item_id) DO UPDATE SET source = excluded.source, vector = excluded.vector",
+    )?;
+    for (item, v) in rows {
+        stmt.execute(params![item, source, to_blob(v)])?;
+    }
+    Ok(())
+}
+
+/// The language model's features of those of `items` that have them from `source`.
+pub fn lm_features_of(
+    conn: &Connection,
+    items: &[i64],
+    source: &str,
+) -> Result<HashMap<i64, Vec<f32>>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT vector FROM lm_features WHERE item_id = ?1 AND source = ?2")?;
+    let mut out = HashMap::new();
+    for &item in items {
+        if let Some(b) = stmt
+            .query_row(params![item, source], |r| r.get::<_, Vec<u8>>(0))
+            .optional()?
+        {
+            out.insert(item, from_blob(&b));
+        }
+    }
+    Ok(out)
+}
+
 /// Stores (or replaces) item embeddings made by `embedder`.
 pub fn put_embeddings(tx: &Transaction, embedder: &str, rows: &[(i64, Vec<f32>)]) -> Result<()> {
     let mut stmt = tx.prepare_cached(
@@ -241,11 +279,12 @@ fn scores_of(output: &str) -> Option<serde_json::Map<String, serde_json::Value>>
     }
 }
 
-/// An item to re-score: its embedding and its language model's scores, if any.
+/// An item to re-score: its embedding, and its language model's scores and features, if any.
 pub struct ToScore {
     pub item_id: i64,
     pub embedding: Vec<f32>,
     pub scores: Option<serde_json::Map<String, serde_json::Value>>,
+    pub lm_features: Option<Vec<f32>>,
 }
 
 /// Items of the project after `after` that have an embedding from `embedder`, with the scores
@@ -262,10 +301,13 @@ pub fn to_score(
     let mut stmt = conn.prepare_cached(
         "SELECT i.id, e.vector,
            (SELECT p.output FROM predictions p WHERE p.item_id = i.id AND p.learner_id IS NULL
-              AND p.model_id = ?3 AND p.prompt_version = ?4 AND p.labels_hash = ?5 ORDER BY p.id DESC LIMIT 1)
+              AND p.model_id = ?3 AND p.prompt_version = ?4 AND p.labels_hash = ?5 ORDER BY p.id DESC LIMIT 1),
+           f.vector
          FROM items i INDEXED BY items_project JOIN embeddings e ON e.item_id = i.id AND e.embedder = ?2
+           LEFT JOIN lm_features f ON f.item_id = i.id AND f.source = ?8
          WHERE i.project_id = ?1 AND i.id > ?6 ORDER BY i.id LIMIT ?7",
     )?;
+    let source = feature_source(&base.model_id, &base.prompt_version, labels_hash);
     let rows = stmt.query_map(
         params![
             project_id,
@@ -274,7 +316,8 @@ pub fn to_score(
             base.prompt_version,
             labels_hash,
             after,
-            limit as i64
+            limit as i64,
+            source
         ],
         |r| {
             let output: Option<String> = r.get(2)?;
@@ -282,6 +325,7 @@ pub fn to_score(
                 item_id: r.get(0)?,
                 embedding: from_blob(&r.get::<_, Vec<u8>>(1)?),
                 scores: output.as_deref().and_then(scores_of),
+                lm_features: r.get::<_, Option<Vec<u8>>>(3)?.as_deref().map(from_blob),
             })
         },
     )?;

@@ -300,4 +300,15 @@ INSERT INTO jobs_new SELECT *, NULL FROM jobs;
 DROP TABLE jobs;
 ALTER TABLE jobs_new RENAME TO jobs;
 "#,
+    // 6: the language model's view of each item (its hidden state where the answer begins), kept
+    // by pre-labeling for the learner beside the sentence embedding. `source` names the model,
+    // prompt version and label set of the prediction it came with.
+    r#"
+CREATE TABLE lm_features (
+    item_id INTEGER PRIMARY KEY REFERENCES items(id),
+    source TEXT NOT NULL,
+    -- little-endian f32, unit length
+    vector BLOB NOT NULL
+);
+"#,
 ];

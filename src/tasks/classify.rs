@@ -13,7 +13,7 @@
 //! carries most of the accuracy on large sets (BENCHMARKS.md, "Zero-shot quality").
 use super::labels::{LabelError, LabelSet, LabelTrie};
 use super::prompt::{item_tokens, ItemTokens, PromptError, PromptSettings, PromptTemplate};
-use crate::engine::{cosine, log_softmax_rows, EngineError, Job, KvCache, LoadedModel};
+use crate::engine::{cosine, log_softmax_rows, EngineError, KvCache, LoadedModel};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {
@@ -40,6 +40,9 @@ pub struct ClassPrediction {
     /// Every label with its probability, in label-set order.
     pub scores: Vec<(String, f64)>,
     pub truncated: bool,
+    /// The language model's view of the text (`Classifier::features`), for the learner; None
+    /// where the prediction did not come from the language model.
+    pub features: Option<Vec<f32>>,
 }
 
 /// Inputs that carry no content: the label distribution the model gives them is its bias,
@@ -93,6 +96,8 @@ pub struct Classifier<'m> {
     sequences: Vec<Vec<u32>>,
     /// ln of the mean content-free probability of each label (zeros when not calibrating).
     bias: Vec<f64>,
+    /// The mean hidden state of the content-free inputs, taken from every item's features.
+    center: Vec<f32>,
     max_text: usize,
     /// The embedding of every label phrase, when this label set is shortlisted.
     label_vecs: Option<Vec<Vec<f32>>>,
@@ -159,17 +164,20 @@ impl<'m> Classifier<'m> {
             trie,
             sequences,
             bias: Vec::new(),
+            center: Vec::new(),
             max_text,
         };
+        let items = CONTENT_FREE
+            .iter()
+            .map(|t| this.tokens(t))
+            .collect::<Result<Vec<_>, _>>()?;
+        let full = vec![&this.trie; items.len()];
+        let (lps, hidden) = this.label_logprobs(&items, &full)?;
+        this.center = mean_of(&hidden);
         this.bias = vec![0.0; this.labels.len()];
         if this.opts.calibrate {
-            let items = CONTENT_FREE
-                .iter()
-                .map(|t| this.tokens(t))
-                .collect::<Result<Vec<_>, _>>()?;
             let mut mean = vec![0.0; this.labels.len()];
-            let full = vec![&this.trie; items.len()];
-            for lp in this.label_logprobs(&items, &full)? {
+            for lp in lps {
                 for (m, p) in mean.iter_mut().zip(softmax(&lp)) {
                     *m += p / CONTENT_FREE.len() as f64;
                 }
@@ -203,7 +211,7 @@ impl<'m> Classifier<'m> {
                 .map(|(l, i)| (l - self.bias[i]) / self.temperature)
                 .collect()
         };
-        let (probs, cut): (Vec<Vec<f64>>, Vec<bool>) =
+        let (probs, cut, hidden): (Vec<Vec<f64>>, Vec<bool>, Vec<Vec<f32>>) =
             match (&self.label_vecs, &self.model.embedder) {
                 (Some(label_vecs), Some(embedder)) => {
                     let (vecs, cut) = embedder.embed(texts)?;
@@ -219,7 +227,8 @@ impl<'m> Classifier<'m> {
                         .iter()
                         .map(|s| self.sub_trie(s))
                         .collect::<Result<Vec<_>, _>>()?;
-                    let lps = self.label_logprobs(&items, &tries.iter().collect::<Vec<_>>())?;
+                    let (lps, hidden) =
+                        self.label_logprobs(&items, &tries.iter().collect::<Vec<_>>())?;
                     let probs = lps
                         .iter()
                         .zip(&shortlists)
@@ -229,32 +238,50 @@ impl<'m> Classifier<'m> {
                             combine(&softmax(&z), short, cos, &self.settings)
                         })
                         .collect();
-                    (probs, cut)
+                    (probs, cut, hidden)
                 }
                 _ => {
                     let full = vec![&self.trie; items.len()];
-                    let probs = self
-                        .label_logprobs(&items, &full)?
+                    let (lps, hidden) = self.label_logprobs(&items, &full)?;
+                    let probs = lps
                         .iter()
                         .map(|lp| softmax(&calibrated(lp, &mut (0..lp.len()))))
                         .collect();
-                    (probs, vec![false; items.len()])
+                    (probs, vec![false; items.len()], hidden)
                 }
             };
         Ok(items
             .iter()
             .zip(probs)
             .zip(cut)
-            .map(|((item, probs), cut)| {
+            .zip(hidden)
+            .map(|(((item, probs), cut), hidden)| {
                 let best = argmax(&probs);
                 ClassPrediction {
                     label: self.labels.names[best].clone(),
                     confidence: probs[best],
                     scores: self.labels.names.iter().cloned().zip(probs).collect(),
                     truncated: item.truncated || cut,
+                    features: Some(self.centered(hidden)),
                 }
             })
             .collect())
+    }
+
+    /// The language model's view of a text for a learner (`ClassPrediction::features`): its
+    /// final hidden state where the answer begins, less the content-free inputs' mean (what
+    /// every prompt shares), at unit length.
+    fn centered(&self, hidden: Vec<f32>) -> Vec<f32> {
+        let c: Vec<f32> = hidden
+            .iter()
+            .zip(&self.center)
+            .map(|(h, m)| h - m)
+            .collect();
+        let norm = c.iter().map(|x| x * x).sum::<f32>().sqrt();
+        match norm > 0.0 {
+            true => c.iter().map(|x| x / norm).collect(),
+            false => c,
+        }
     }
 
     /// The trie of the labels in `which` (its label `i` is `which[i]`).
@@ -271,13 +298,13 @@ impl<'m> Classifier<'m> {
         LabelTrie::build(&LabelSet::new(names, phrases)?, &sequences)
     }
 
-    /// Uncalibrated log-probability of every label of `tries[i]` for item `i`, packing items
-    /// into forwards of about PACK_TOKENS tokens.
+    /// Uncalibrated log-probability of every label of `tries[i]` for item `i`, and the hidden
+    /// state where its answer begins, packing items into forwards of about PACK_TOKENS tokens.
     fn label_logprobs(
         &self,
         items: &[ItemTokens],
         tries: &[&LabelTrie],
-    ) -> Result<Vec<Vec<f64>>, TaskError> {
+    ) -> Result<Scored, TaskError> {
         let inner: Vec<Vec<usize>> = tries.iter().map(|t| t.inner_nodes()).collect();
         // Tokens fed, and rows of logits asked for (the prompt end and each inner node).
         let cost = |i: usize| {
@@ -286,7 +313,7 @@ impl<'m> Classifier<'m> {
                 1 + inner[i].len(),
             )
         };
-        let mut out = Vec::with_capacity(items.len());
+        let (mut out, mut hidden) = (Vec::with_capacity(items.len()), Vec::new());
         let mut start = 0;
         while start < items.len() {
             let mut end = start;
@@ -299,14 +326,13 @@ impl<'m> Classifier<'m> {
                 (tokens, rows) = (tokens + t, rows + r);
                 end += 1;
             }
-            out.extend(self.forward_pack(
-                &items[start..end],
-                &tries[start..end],
-                &inner[start..end],
-            )?);
+            let (lps, h) =
+                self.forward_pack(&items[start..end], &tries[start..end], &inner[start..end])?;
+            out.extend(lps);
+            hidden.extend(h);
             start = end;
         }
-        Ok(out)
+        Ok((out, hidden))
     }
 
     fn chain_len(&self, item: &ItemTokens) -> usize {
@@ -323,7 +349,7 @@ impl<'m> Classifier<'m> {
         items: &[ItemTokens],
         tries: &[&LabelTrie],
         inner: &[Vec<usize>],
-    ) -> Result<Vec<Vec<f64>>, TaskError> {
+    ) -> Result<Scored, TaskError> {
         let mut tokens = Vec::new();
         let mut parents = Vec::new();
         let mut want = Vec::new();
@@ -352,21 +378,27 @@ impl<'m> Classifier<'m> {
             }
             layout.push((root_row, node_row));
         }
-        let rows = log_softmax_rows(&self.model.transformer.forward_tree(
-            Job::Scoring,
-            &self.prefix,
-            &tokens,
-            &parents,
-            &want,
-        )?)?;
-        Ok(layout
+        let (logits, hidden) =
+            self.model
+                .transformer
+                .forward_tree_hidden(&self.prefix, &tokens, &parents, &want)?;
+        let rows = log_softmax_rows(&logits)?;
+        let roots: Vec<u32> = layout.iter().map(|(r, _)| *r as u32).collect();
+        let hidden = hidden
+            .index_select(
+                &candle_core::Tensor::new(roots.as_slice(), hidden.device())?,
+                0,
+            )?
+            .to_vec2::<f32>()?;
+        let lps = layout
             .iter()
             .zip(tries)
             .map(|((root_row, node_row), trie)| {
                 let at = |n: usize| node_row[n];
                 trie.score(&rows[*root_row], &at, &rows)
             })
-            .collect())
+            .collect();
+        Ok((lps, hidden))
     }
 }
 
@@ -387,6 +419,21 @@ pub fn combine(lm: &[f64], shortlist: &[usize], cosines: &[f64], s: &PromptSetti
         p[i] += (1.0 - s.embedding_weight) * q;
     }
     p
+}
+
+/// Per item: the uncalibrated log-probability of each label scored, and the hidden state
+/// where the answer begins.
+type Scored = (Vec<Vec<f64>>, Vec<Vec<f32>>);
+
+/// The mean of equal-length vectors (empty for none).
+fn mean_of(rows: &[Vec<f32>]) -> Vec<f32> {
+    let mut mean = vec![0.0; rows.first().map_or(0, Vec::len)];
+    for r in rows {
+        for (m, v) in mean.iter_mut().zip(r) {
+            *m += v / rows.len() as f32;
+        }
+    }
+    mean
 }
 
 /// Indices of the `k` largest values, largest first.
