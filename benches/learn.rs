@@ -1,6 +1,6 @@
 //! Learning-loop benchmark: how long the project learner takes to train, and how long a retrain
 //! takes to re-score a project, on synthetic data shaped like Banking77 embedded by
-//! all-MiniLM-L6-v2 (77 labels, 384-dimensional unit-length embeddings).
+//! all-MiniLM-L6-v2 with the language model's features (77 labels, 384 + 576 floats per item).
 //!
 //! The data: one unit centre per label (the labels come in 11 groups of 7 whose centres share a
 //! group direction, so neighbouring intents overlap), each item its label's centre plus Gaussian
@@ -37,13 +37,16 @@ use std::time::Instant;
 use wick::learn::{Learner, TrainingSet};
 use wick::store::import::{self, ImportReport};
 use wick::store::jobs::{self, JobStatus};
+use wick::learn::features::join;
 use wick::store::learning;
 use wick::store::predictions::{self, NewPrediction, Output, Provenance};
 use wick::store::projects::{self, NewProject, TaskKind};
 use wick::store::{Actor, Store};
 
 const LABELS: usize = 77;
-const DIM: usize = 384;
+/// What a retrain reads per item: the 384-d embedding, then SmolLM2-135M's 576-d features.
+const EMB_DIM: usize = 384;
+const DIM: usize = EMB_DIM + 576;
 const GROUPS: usize = 11;
 /// Norm of the noise added to a label's centre before normalising (the centre has norm 1).
 const NOISE: f64 = 3.5;
@@ -389,14 +392,18 @@ fn build_project(world: &World, items: usize, human: usize) -> anyhow::Result<Pr
             .zip(rows)
             .map(|(&id, (_, p))| lm_row(id, &labels, p))
             .collect();
-        let vectors: Vec<(i64, Vec<f32>)> = chunk
-            .iter()
-            .zip(rows)
-            .map(|(&id, (x, _))| (id, x.clone()))
-            .collect();
+        let part = |range: std::ops::Range<usize>| -> Vec<(i64, Vec<f32>)> {
+            chunk
+                .iter()
+                .zip(rows)
+                .map(|(&id, (x, _))| (id, x[range.clone()].to_vec()))
+                .collect()
+        };
+        let source = learning::feature_source(LM_MODEL, LM_PROMPT, &by.labels_hash);
         store.write(|tx| {
             predictions::insert(tx, &by, project.queue_order, &batch)?;
-            learning::put_embeddings(tx, EMBEDDER, &vectors)
+            learning::put_embeddings(tx, EMBEDDER, &part(0..EMB_DIM))?;
+            learning::put_lm_features(tx, &source, &part(EMB_DIM..DIM))
         })?;
     }
     // Start the timed part from a checkpointed database, as a long-running server would be.
@@ -556,6 +563,8 @@ fn breakdown(world: &World, p: &Project) -> anyhow::Result<Value> {
     let (human, _) = store.read(|c| learning::human_labels(c, project.id))?;
     let ids: Vec<i64> = human.iter().map(|(i, _)| *i).collect();
     let vectors = store.read(|c| learning::embeddings_of(c, &ids))?;
+    let source = learning::feature_source(&base.model_id, &base.prompt_version, &hash);
+    let features = store.read(|c| learning::lm_features_of(c, &ids, &source))?;
     let scores = store.read(|c| learning::lm_scores(c, &ids, &base, &hash))?;
     lap(
         "read labels, their embeddings and scores",
@@ -572,7 +581,8 @@ fn breakdown(world: &World, p: &Project) -> anyhow::Result<Value> {
     for (item, l) in &human {
         let y = labels.iter().position(|n| n == l).unwrap();
         let lm = scores.get(item).map(dist);
-        set.push(&vectors[item], y, lm.as_deref())?;
+        let x = join(DIM, &vectors[item], features.get(item).map(Vec::as_slice));
+        set.push(&x, y, lm.as_deref())?;
     }
     let learner = Learner::train(&set)?;
     lap("Learner::train", &mut t, &mut phases);
@@ -596,7 +606,7 @@ fn breakdown(world: &World, p: &Project) -> anyhow::Result<Value> {
             let t1 = Instant::now();
             let lm = dist(item.scores.as_ref().unwrap());
             let t2 = Instant::now();
-            let q = learner.alone(&item.embedding);
+            let q = learner.alone(&join(DIM, &item.embedding, item.lm_features.as_deref()));
             let t3 = Instant::now();
             let p = learner.mix.apply(&lm, &q, &seen);
             scored.push((

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Learning-loop benchmark: `Learner::train` on 100, 1,000 and 10,000 human labels, and a retrain
 # (`wick::retrain::train_and_rescore`) re-scoring 100,000 items of a 77-label project in a real
-# SQLite file, on synthetic Banking77-like data (384-d unit embeddings around per-label centres,
+# SQLite file, on synthetic Banking77-like data (384-d embeddings + 576-d language-model features around per-label centres,
 # a language model right 60 % of the time). Reports seconds (median of REPEATS), the mix weight,
 # peak RSS, and the retrain phase by phase; fails if the retrain does not write 99,000 learner
 # predictions. Figures go to stdout and target/bench-learn.json; BENCHMARKS.md records them.
