@@ -85,9 +85,7 @@ fn name_features(
         return Ok(None);
     };
     let current = spec.prompt_version().map_err(model_error)?;
-    if (base.model_id.as_str(), current.as_str())
-        != (model.model_id(), base.prompt_version.as_str())
-    {
+    if base.model_id != model.model_id() || base.prompt_version != current {
         return Ok(None);
     }
     let predictions = model.label(&spec, phrases.to_vec()).map_err(model_error)?;

@@ -74,9 +74,14 @@ pub fn curve(
     let emb_test = read(&test.texts, f_test)?;
     let dim = emb_test.first().map_or(0, Vec::len);
     let names = match names {
+        // The phrases go through the language model only when its features are read.
         true => {
-            let bar = indicatif::ProgressBar::hidden();
-            let features = distributions(labeler, &labels.phrases, &bar)?.1;
+            let features = match *lm_features {
+                true => {
+                    distributions(labeler, &labels.phrases, &indicatif::ProgressBar::hidden())?.1
+                }
+                false => Vec::new(),
+            };
             Some(read(&labels.phrases, features)?)
         }
         false => None,

@@ -1,5 +1,5 @@
 //! What the learner reads of an item: its sentence embedding, then the language model's view
-//! of the text (its hidden state where the answer begins, `Classifier::features`). The two
+//! of the text (its hidden state where the answer begins, `ClassPrediction::features`). The two
 //! carry different evidence: on the shared dev sets the pair beat the embedding alone on all
 //! three (BENCHMARKS.md, "Learning from answers").
 

@@ -12,16 +12,59 @@ pub fn feature_source(model_id: &str, prompt_version: &str, labels_hash: &str) -
     format!("{model_id} {prompt_version} {labels_hash}")
 }
 
-/// Stores (or replaces) the language model's features of items, from `source`.
-pub fn put_lm_features(tx: &Transaction, source: &str, rows: &[(i64, Vec<f32>)]) -> Result<()> {
-    let mut stmt = tx.prepare_cached(
-        "INSERT INTO lm_features (item_id, source, vector) VALUES (?1, ?2, ?3)
-         ON CONFLICT (item_id) DO UPDATE SET source = excluded.source, vector = excluded.vector",
-    )?;
+/// The two per-item vector tables: the table, and the column naming what made the vector.
+#[derive(Clone, Copy)]
+enum Vectors {
+    /// Sentence embeddings, by embedder.
+    Embeddings,
+    /// The language model's features, by `feature_source`.
+    LmFeatures,
+}
+
+impl Vectors {
+    fn table(self) -> (&'static str, &'static str) {
+        match self {
+            Vectors::Embeddings => ("embeddings", "embedder"),
+            Vectors::LmFeatures => ("lm_features", "source"),
+        }
+    }
+}
+
+/// Stores (or replaces) one vector per item, made by `by`.
+fn put_vectors(tx: &Transaction, kind: Vectors, by: &str, rows: &[(i64, Vec<f32>)]) -> Result<()> {
+    let (table, column) = kind.table();
+    let mut stmt = tx.prepare_cached(&format!(
+        "INSERT INTO {table} (item_id, {column}, vector) VALUES (?1, ?2, ?3)
+         ON CONFLICT (item_id) DO UPDATE SET {column} = excluded.{column}, vector = excluded.vector"
+    ))?;
     for (item, v) in rows {
-        stmt.execute(params![item, source, to_blob(v)])?;
+        stmt.execute(params![item, by, to_blob(v)])?;
     }
     Ok(())
+}
+
+/// The stored vectors of those of `items` that have one (made by `by`, when given).
+fn vectors_of(
+    conn: &Connection,
+    kind: Vectors,
+    items: &[i64],
+    by: Option<&str>,
+) -> Result<HashMap<i64, Vec<f32>>> {
+    let (table, column) = kind.table();
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT item_id, vector FROM {table}
+         WHERE item_id IN (SELECT value FROM json_each(?1)) AND (?2 IS NULL OR {column} = ?2)"
+    ))?;
+    let ids = serde_json::to_string(items).unwrap_or_else(|_| "[]".into());
+    let rows = stmt.query_map(params![ids, by], |r| {
+        Ok((r.get::<_, i64>(0)?, from_blob(&r.get::<_, Vec<u8>>(1)?)))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Stores (or replaces) the language model's features of items, from `source`.
+pub fn put_lm_features(tx: &Transaction, source: &str, rows: &[(i64, Vec<f32>)]) -> Result<()> {
+    put_vectors(tx, Vectors::LmFeatures, source, rows)
 }
 
 /// The language model's features of those of `items` that have them from `source`.
@@ -30,30 +73,12 @@ pub fn lm_features_of(
     items: &[i64],
     source: &str,
 ) -> Result<HashMap<i64, Vec<f32>>> {
-    let mut stmt =
-        conn.prepare_cached("SELECT vector FROM lm_features WHERE item_id = ?1 AND source = ?2")?;
-    let mut out = HashMap::new();
-    for &item in items {
-        if let Some(b) = stmt
-            .query_row(params![item, source], |r| r.get::<_, Vec<u8>>(0))
-            .optional()?
-        {
-            out.insert(item, from_blob(&b));
-        }
-    }
-    Ok(out)
+    vectors_of(conn, Vectors::LmFeatures, items, Some(source))
 }
 
 /// Stores (or replaces) item embeddings made by `embedder`.
 pub fn put_embeddings(tx: &Transaction, embedder: &str, rows: &[(i64, Vec<f32>)]) -> Result<()> {
-    let mut stmt = tx.prepare_cached(
-        "INSERT INTO embeddings (item_id, embedder, vector) VALUES (?1, ?2, ?3)
-         ON CONFLICT (item_id) DO UPDATE SET embedder = excluded.embedder, vector = excluded.vector",
-    )?;
-    for (item, v) in rows {
-        stmt.execute(params![item, embedder, to_blob(v)])?;
-    }
-    Ok(())
+    put_vectors(tx, Vectors::Embeddings, embedder, rows)
 }
 
 pub fn to_blob(v: &[f32]) -> Vec<u8> {
@@ -96,14 +121,7 @@ pub fn count_without_embedding(conn: &Connection, project_id: i64, embedder: &st
 
 /// The stored embeddings of `items` (those that have one).
 pub fn embeddings_of(conn: &Connection, items: &[i64]) -> Result<HashMap<i64, Vec<f32>>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT e.item_id, e.vector FROM embeddings e WHERE e.item_id IN (SELECT value FROM json_each(?1))",
-    )?;
-    let ids = serde_json::to_string(items).unwrap_or_else(|_| "[]".into());
-    let rows = stmt.query_map([ids], |r| {
-        Ok((r.get::<_, i64>(0)?, from_blob(&r.get::<_, Vec<u8>>(1)?)))
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    vectors_of(conn, Vectors::Embeddings, items, None)
 }
 
 /// The label each answered item is known by, as the learner is taught: a reviewer's

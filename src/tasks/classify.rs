@@ -40,7 +40,7 @@ pub struct ClassPrediction {
     /// Every label with its probability, in label-set order.
     pub scores: Vec<(String, f64)>,
     pub truncated: bool,
-    /// The language model's view of the text (`Classifier::features`), for the learner; None
+    /// The language model's view of the text (the hidden state where its answer begins, less the content-free inputs' mean, unit length), for the learner; None
     /// where the prediction did not come from the language model.
     pub features: Option<Vec<f32>>,
 }
@@ -96,7 +96,7 @@ pub struct Classifier<'m> {
     sequences: Vec<Vec<u32>>,
     /// ln of the mean content-free probability of each label (zeros when not calibrating).
     bias: Vec<f64>,
-    /// The mean hidden state of the content-free inputs, taken from every item's features.
+    /// The mean hidden state of the content-free inputs, subtracted from every item's.
     center: Vec<f32>,
     max_text: usize,
     /// The embedding of every label phrase, when this label set is shortlisted.
