@@ -392,18 +392,25 @@ fn build_project(world: &World, items: usize, human: usize) -> anyhow::Result<Pr
             .zip(rows)
             .map(|(&id, (_, p))| lm_row(id, &labels, p))
             .collect();
-        let part = |range: std::ops::Range<usize>| -> Vec<(i64, Vec<f32>)> {
-            chunk
-                .iter()
-                .zip(rows)
-                .map(|(&id, (x, _))| (id, x[range.clone()].to_vec()))
-                .collect()
-        };
+        let embeddings: Vec<(i64, Vec<f32>)> = chunk
+            .iter()
+            .zip(rows)
+            .map(|(&id, (x, _))| (id, x[..EMB_DIM].to_vec()))
+            .collect();
+        let views: Vec<learning::LmView> = chunk
+            .iter()
+            .zip(rows)
+            .map(|(&item_id, (x, p))| learning::LmView {
+                item_id,
+                features: x[EMB_DIM..].to_vec(),
+                scores: p.iter().map(|&v| v as f32).collect(),
+            })
+            .collect();
         let source = learning::feature_source(LM_MODEL, LM_PROMPT, &by.labels_hash);
         store.write(|tx| {
             predictions::insert(tx, &by, project.queue_order, &batch)?;
-            learning::put_embeddings(tx, EMBEDDER, &part(0..EMB_DIM))?;
-            learning::put_lm_features(tx, &source, &part(EMB_DIM..DIM))
+            learning::put_embeddings(tx, EMBEDDER, &embeddings)?;
+            learning::put_lm_features(tx, &source, &views)
         })?;
     }
     // Start the timed part from a checkpointed database, as a long-running server would be.
@@ -542,10 +549,10 @@ fn rescore(
 }
 
 /// Part 3: the phases of `train_and_rescore`, each through the public function it calls, in
-/// the same order and pages (src/retrain.rs; its private `Scored::to_row` and `distribution`
-/// are copied). The predictions are written and committed as the retrain does, under another
+/// the same order and pages (src/retrain.rs; its private `Scored::to_row` is copied), one after the other: the
+/// retrain itself reads the next page on a second thread while it mixes the current one. The predictions are written and committed as the retrain does, under another
 /// model id, and deleted afterwards (untimed). Also timed on their own, outside the total:
-/// the `to_score` query without its JSON parsing, and the JSON text of the rows.
+/// the `to_score` query without its parsing, and the JSON text of the rows.
 fn breakdown(world: &World, p: &Project) -> anyhow::Result<Value> {
     let store = &p.store;
     let project = &p.project;
@@ -565,35 +572,29 @@ fn breakdown(world: &World, p: &Project) -> anyhow::Result<Value> {
     let vectors = store.read(|c| learning::embeddings_of(c, &ids))?;
     let source = learning::feature_source(&base.model_id, &base.prompt_version, &hash);
     let features = store.read(|c| learning::lm_features_of(c, &ids, &source))?;
-    let scores = store.read(|c| learning::lm_scores(c, &ids, &base, &hash))?;
+    let scores = store.read(|c| learning::lm_scores(c, &ids, &base, &hash, labels))?;
     lap(
         "read labels, their embeddings and scores",
         &mut t,
         &mut phases,
     );
-    let dist = |s: &serde_json::Map<String, Value>| -> Vec<f64> {
-        labels
-            .iter()
-            .map(|l| s.get(l).and_then(Value::as_f64).unwrap_or(0.0))
-            .collect()
-    };
     let mut set = TrainingSet::new(DIM, labels.len()).with_label_names(&world.names)?;
     for (item, l) in &human {
         let y = labels.iter().position(|n| n == l).unwrap();
-        let lm = scores.get(item).map(dist);
         let x = join(DIM, &vectors[item], features.get(item).map(Vec::as_slice));
-        set.push(&x, y, lm.as_deref())?;
+        set.push(&x, y, scores.get(item).map(Vec::as_slice))?;
     }
     let learner = Learner::train(&set)?;
     lap("Learner::train", &mut t, &mut phases);
     let trained: HashSet<i64> = ids.iter().copied().collect();
     let seen = learner.seen();
-    let (mut after, mut read_s, mut dist_s, mut alone_s, mut mix_s) = (0i64, 0.0, 0.0, 0.0, 0.0);
+    let (mut after, mut read_s, mut alone_s, mut mix_s) = (0i64, 0.0, 0.0, 0.0);
     let mut scored: Vec<(i64, Vec<f32>, usize)> = Vec::new();
     loop {
         let t0 = Instant::now();
-        let page = store
-            .read(|c| learning::to_score(c, project.id, EMBEDDER, &base, &hash, after, 2000))?;
+        let page = store.read(|c| {
+            learning::to_score(c, project.id, EMBEDDER, &base, &hash, labels, after, 2000)
+        })?;
         read_s += t0.elapsed().as_secs_f64();
         let Some(last) = page.last().map(|p| p.item_id) else {
             break;
@@ -603,25 +604,25 @@ fn breakdown(world: &World, p: &Project) -> anyhow::Result<Value> {
             if trained.contains(&item.item_id) {
                 continue;
             }
-            let t1 = Instant::now();
-            let lm = dist(item.scores.as_ref().unwrap());
+            let lm = item
+                .scores
+                .as_deref()
+                .ok_or_else(|| anyhow::anyhow!("item {} has no scores", item.item_id))?;
             let t2 = Instant::now();
             let q = learner.alone(&join(DIM, &item.embedding, item.lm_features.as_deref()));
             let t3 = Instant::now();
-            let p = learner.mix.apply(&lm, &q, &seen);
+            let p = learner.mix.apply(lm, &q, &seen);
             scored.push((
                 item.item_id,
                 p.iter().map(|&v| v as f32).collect(),
-                argmax(&lm),
+                argmax(lm),
             ));
             let t4 = Instant::now();
-            dist_s += (t2 - t1).as_secs_f64();
             alone_s += (t3 - t2).as_secs_f64();
             mix_s += (t4 - t3).as_secs_f64();
         }
     }
-    phases.push(("to_score pages (SQL + JSON parse)", read_s));
-    phases.push(("scores -> distribution", dist_s));
+    phases.push(("to_score pages (SQL + scores parse)", read_s));
     phases.push(("Learner::alone (77 dots)", alone_s));
     phases.push(("Mix::apply + f32 copy", mix_s));
     let by = Provenance {
@@ -662,22 +663,27 @@ fn breakdown(world: &World, p: &Project) -> anyhow::Result<Value> {
     let (model, prompt) = (base.model_id.as_str(), base.prompt_version.as_str());
     let scan = |c: &rusqlite::Connection| -> wick::store::Result<i64> {
         let mut stmt = c.prepare(
-            "SELECT i.id, e.vector,
-               (SELECT p.output FROM predictions p WHERE p.item_id = i.id AND p.learner_id IS NULL
-                  AND p.model_id = ?3 AND p.prompt_version = ?4 AND p.labels_hash = ?5 ORDER BY p.id DESC LIMIT 1)
+            "SELECT i.id, e.vector, f.vector, f.scores,
+               CASE WHEN f.scores IS NULL THEN
+                 (SELECT p.output FROM predictions p WHERE p.item_id = i.id AND p.learner_id IS NULL
+                    AND p.model_id = ?3 AND p.prompt_version = ?4 AND p.labels_hash = ?5 ORDER BY p.id DESC LIMIT 1)
+               END
              FROM items i INDEXED BY items_project JOIN embeddings e ON e.item_id = i.id AND e.embedder = ?2
+               LEFT JOIN lm_features f ON f.item_id = i.id AND f.source = ?8
              WHERE i.project_id = ?1 AND i.id > ?6 ORDER BY i.id LIMIT ?7",
         )?;
         let (mut after, mut bytes) = (0i64, 0i64);
         loop {
             let mut rows = stmt.query(rusqlite::params![
-                project.id, EMBEDDER, model, prompt, hash, after, 2000
+                project.id, EMBEDDER, model, prompt, hash, after, 2000, source
             ])?;
             let mut n = 0;
             while let Some(r) = rows.next()? {
                 after = r.get(0)?;
-                bytes += r.get_ref(1)?.as_blob().map_or(0, |b| b.len()) as i64;
-                bytes += r.get_ref(2)?.as_str().map_or(0, |s| s.len()) as i64;
+                for column in 1..=3 {
+                    bytes += r.get_ref(column)?.as_blob().map_or(0, |b| b.len()) as i64;
+                }
+                bytes += r.get_ref(4)?.as_str().map_or(0, |s| s.len()) as i64;
                 n += 1;
             }
             if n == 0 {
@@ -725,7 +731,7 @@ fn breakdown(world: &World, p: &Project) -> anyhow::Result<Value> {
     }
     println!("  {:<42} {total:>7.3} s", "total");
     println!(
-        "  apart: the to_score query alone (no JSON parsing, {:.0} MB read) {sql_only:.3} s, {mapped:.3} s with mmap_size 4 GiB and a 256 MiB cache; the rows' JSON text alone (to_row + to_string, {:.0} MB) {json_s:.3} s",
+        "  apart: the to_score query alone (no parsing, {:.0} MB read) {sql_only:.3} s, {mapped:.3} s with mmap_size 4 GiB and a 256 MiB cache; the rows' JSON text alone (to_row + to_string, {:.0} MB) {json_s:.3} s",
         bytes as f64 / 1e6,
         json_bytes as f64 / 1e6
     );

@@ -182,11 +182,15 @@ fn run(store: &Store, model: Option<&ModelHandle>, job: &Job) -> Result<(), RunE
             .map(|(&id, p)| to_row(id, p))
             .collect();
         // And the language model's own view of each text, for the learner.
-        let features: Vec<(i64, Vec<f32>)> = ids
+        let features: Vec<learning::LmView> = ids
             .iter()
             .zip(&preds)
-            .filter_map(|(&id, p)| match p {
-                Prediction::Class(c) => c.features.clone().map(|f| (id, f)),
+            .filter_map(|(&item_id, p)| match p {
+                Prediction::Class(c) => c.features.clone().map(|features| learning::LmView {
+                    item_id,
+                    features,
+                    scores: c.scores.iter().map(|(_, s)| *s as f32).collect(),
+                }),
                 Prediction::Entities { .. } => None,
             })
             .collect();

@@ -124,7 +124,7 @@ pub fn train_and_rescore(
         Some(b) => store.read(|c| {
             let source = learning::feature_source(&b.model_id, &b.prompt_version, &hash);
             Ok((
-                learning::lm_scores(c, &ids, b, &hash)?,
+                learning::lm_scores(c, &ids, b, &hash, &project.labels)?,
                 learning::lm_features_of(c, &ids, &source)?,
             ))
         })?,
@@ -137,8 +137,8 @@ pub fn train_and_rescore(
     for (item, label) in &labeled {
         let Some(v) = vectors.get(item) else { continue };
         let x = features::join(dim, v, lm_features.get(item).map(Vec::as_slice));
-        let lm = scores.get(item).map(|s| distribution(s, &project.labels));
-        set.push(&x, *label, lm.as_deref()).map_err(model_error)?;
+        set.push(&x, *label, scores.get(item).map(Vec::as_slice))
+            .map_err(model_error)?;
     }
     let learner = Learner::train(&set).map_err(model_error)?;
     let trained: HashSet<i64> = ids.into_iter().collect();
@@ -300,7 +300,8 @@ pub(crate) fn current_learner(
 }
 
 /// The mixed prediction of every item with an embedding that nobody has answered. None when
-/// the job was cancelled meanwhile.
+/// the job was cancelled meanwhile. A second thread reads (and parses) the next page while this
+/// one mixes the current one: on two cores the read is half of the work.
 #[allow(clippy::too_many_arguments)]
 fn rescore(
     store: &Store,
@@ -315,54 +316,66 @@ fn rescore(
     let seen = learner.seen();
     let dim = learner.dim().unwrap_or(0);
     let uniform = vec![1.0 / project.labels.len() as f64; project.labels.len()];
-    let mut out = Vec::new();
-    let mut after = 0;
-    loop {
-        if store.read(|c| jobs::status(c, job.id))? != JobStatus::Running {
-            return Ok(None);
-        }
-        let page = store.read(|c| {
-            learning::to_score(
-                c,
-                project.id,
-                embedder,
-                base,
-                labels_hash,
-                after,
-                SCORE_PAGE,
-            )
-        })?;
-        let Some(last) = page.last().map(|p| p.item_id) else {
-            return Ok(Some(out));
-        };
-        after = last;
-        for item in page {
-            if trained.contains(&item.item_id) {
-                continue;
+    // None: cancelled.
+    let (pages, next) = std::sync::mpsc::sync_channel::<Result<Option<_>, RunError>>(1);
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            let mut after = 0;
+            loop {
+                let page = (|| {
+                    if store.read(|c| jobs::status(c, job.id))? != JobStatus::Running {
+                        return Ok(None);
+                    }
+                    Ok(Some(store.read(|c| {
+                        learning::to_score(
+                            c,
+                            project.id,
+                            embedder,
+                            base,
+                            labels_hash,
+                            &project.labels,
+                            after,
+                            SCORE_PAGE,
+                        )
+                    })?))
+                })();
+                let end = match &page {
+                    Ok(Some(items)) => match items.last() {
+                        Some(last) => {
+                            after = last.item_id;
+                            false
+                        }
+                        None => true,
+                    },
+                    _ => true,
+                };
+                if pages.send(page).is_err() || end {
+                    return;
+                }
             }
-            let lm = item
-                .scores
-                .as_ref()
-                .map(|s| distribution(s, &project.labels));
-            let lm = lm.as_deref().unwrap_or(&uniform);
-            let x = features::join(dim, &item.embedding, item.lm_features.as_deref());
-            let p = learner.predict(&x, lm, &seen);
-            out.push(Scored {
-                item_id: item.item_id,
-                p: p.iter().map(|&v| v as f32).collect(),
-                lm_label: argmax(lm),
-            });
+        });
+        let mut out = Vec::new();
+        for page in next {
+            let Some(page) = page? else {
+                return Ok(None);
+            };
+            if page.is_empty() {
+                break;
+            }
+            for item in page {
+                if trained.contains(&item.item_id) {
+                    continue;
+                }
+                let lm = item.scores.as_deref().unwrap_or(&uniform);
+                let x = features::join(dim, &item.embedding, item.lm_features.as_deref());
+                let p = learner.predict(&x, lm, &seen);
+                out.push(Scored {
+                    item_id: item.item_id,
+                    p: p.iter().map(|&v| v as f32).collect(),
+                    lm_label: argmax(lm),
+                });
+            }
         }
-    }
-}
-
-/// A stored `scores` object as a distribution in label-set order (0 for a label it lacks).
-fn distribution(
-    scores: &serde_json::Map<String, serde_json::Value>,
-    labels: &[String],
-) -> Vec<f64> {
-    labels
-        .iter()
-        .map(|l| scores.get(l).and_then(|v| v.as_f64()).unwrap_or(0.0))
-        .collect()
+        Ok(Some(out))
+    })
 }

@@ -30,19 +30,6 @@ impl Vectors {
     }
 }
 
-/// Stores (or replaces) one vector per item, made by `by`.
-fn put_vectors(tx: &Transaction, kind: Vectors, by: &str, rows: &[(i64, Vec<f32>)]) -> Result<()> {
-    let (table, column) = kind.table();
-    let mut stmt = tx.prepare_cached(&format!(
-        "INSERT INTO {table} (item_id, {column}, vector) VALUES (?1, ?2, ?3)
-         ON CONFLICT (item_id) DO UPDATE SET {column} = excluded.{column}, vector = excluded.vector"
-    ))?;
-    for (item, v) in rows {
-        stmt.execute(params![item, by, to_blob(v)])?;
-    }
-    Ok(())
-}
-
 /// The stored vectors of those of `items` that have one (made by `by`, when given).
 fn vectors_of(
     conn: &Connection,
@@ -62,9 +49,30 @@ fn vectors_of(
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Stores (or replaces) the language model's features of items, from `source`.
-pub fn put_lm_features(tx: &Transaction, source: &str, rows: &[(i64, Vec<f32>)]) -> Result<()> {
-    put_vectors(tx, Vectors::LmFeatures, source, rows)
+/// What pre-labeling keeps of the language model's reading of one item: its features and its
+/// distribution over the labels, in label-set order.
+pub struct LmView {
+    pub item_id: i64,
+    pub features: Vec<f32>,
+    pub scores: Vec<f32>,
+}
+
+/// Stores (or replaces) the language model's views of items, from `source`.
+pub fn put_lm_features(tx: &Transaction, source: &str, rows: &[LmView]) -> Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO lm_features (item_id, source, vector, scores) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (item_id) DO UPDATE
+           SET source = excluded.source, vector = excluded.vector, scores = excluded.scores",
+    )?;
+    for row in rows {
+        stmt.execute(params![
+            row.item_id,
+            source,
+            to_blob(&row.features),
+            to_blob(&row.scores)
+        ])?;
+    }
+    Ok(())
 }
 
 /// The language model's features of those of `items` that have them from `source`.
@@ -78,7 +86,14 @@ pub fn lm_features_of(
 
 /// Stores (or replaces) item embeddings made by `embedder`.
 pub fn put_embeddings(tx: &Transaction, embedder: &str, rows: &[(i64, Vec<f32>)]) -> Result<()> {
-    put_vectors(tx, Vectors::Embeddings, embedder, rows)
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO embeddings (item_id, embedder, vector) VALUES (?1, ?2, ?3)
+         ON CONFLICT (item_id) DO UPDATE SET embedder = excluded.embedder, vector = excluded.vector",
+    )?;
+    for (item, v) in rows {
+        stmt.execute(params![item, embedder, to_blob(v)])?;
+    }
+    Ok(())
 }
 
 pub fn to_blob(v: &[f32]) -> Vec<u8> {
@@ -258,18 +273,21 @@ pub fn base(conn: &Connection, project_id: i64) -> Result<Option<Base>> {
         .optional()?)
 }
 
-/// The `scores` of each item's latest language-model prediction from `base` over `labels_hash`.
+/// Each item's latest language-model distribution from `base` over `labels_hash`, in the order
+/// of `labels`.
 pub fn lm_scores(
     conn: &Connection,
     items: &[i64],
     base: &Base,
     labels_hash: &str,
-) -> Result<HashMap<i64, serde_json::Map<String, serde_json::Value>>> {
+    labels: &[String],
+) -> Result<HashMap<i64, Vec<f64>>> {
     let mut stmt = conn.prepare_cached(
         "SELECT p.output FROM predictions p
          WHERE p.id = (SELECT MAX(q.id) FROM predictions q WHERE q.item_id = ?1 AND q.learner_id IS NULL
                          AND q.model_id = ?2 AND q.prompt_version = ?3 AND q.labels_hash = ?4)",
     )?;
+    let index = label_index(labels);
     let mut out = HashMap::new();
     for &item in items {
         let output: Option<String> = stmt
@@ -278,54 +296,74 @@ pub fn lm_scores(
                 |r| r.get(0),
             )
             .optional()?;
-        if let Some(scores) = output.as_deref().and_then(scores_of) {
+        if let Some(scores) = output.as_deref().and_then(|o| scores_of(o, &index)) {
             out.insert(item, scores);
         }
     }
     Ok(out)
 }
 
-/// The `scores` object of a stored prediction output, if it has one.
-fn scores_of(output: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
-    match serde_json::from_str::<serde_json::Value>(output)
-        .ok()?
-        .get_mut("scores")?
-        .take()
-    {
-        serde_json::Value::Object(m) => Some(m),
-        _ => None,
+fn label_index(labels: &[String]) -> HashMap<&str, usize> {
+    labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.as_str(), i))
+        .collect()
+}
+
+/// The `scores` object of a stored prediction output as a distribution in label order (0 for
+/// a label it lacks), if it has one. Parsed into borrowed keys and skipping the other fields:
+/// a re-score reads one of these per item.
+fn scores_of(output: &str, index: &HashMap<&str, usize>) -> Option<Vec<f64>> {
+    #[derive(serde::Deserialize)]
+    struct Stored<'a> {
+        #[serde(borrow)]
+        scores: HashMap<std::borrow::Cow<'a, str>, f64>,
     }
+    let stored: Stored = serde_json::from_str(output).ok()?;
+    let mut p = vec![0.0; index.len()];
+    for (label, v) in stored.scores {
+        if let Some(&i) = index.get(label.as_ref()) {
+            p[i] = v;
+        }
+    }
+    Some(p)
 }
 
 /// An item to re-score: its embedding, and its language model's scores and features, if any.
 pub struct ToScore {
     pub item_id: i64,
     pub embedding: Vec<f32>,
-    pub scores: Option<serde_json::Map<String, serde_json::Value>>,
+    /// In label order.
+    pub scores: Option<Vec<f64>>,
     pub lm_features: Option<Vec<f32>>,
 }
 
 /// Items of the project after `after` that have an embedding from `embedder`, with the scores
-/// of their latest prediction from `base` over `labels_hash`.
+/// of their latest prediction from `base` over `labels_hash` in the order of `labels`.
+#[allow(clippy::too_many_arguments)]
 pub fn to_score(
     conn: &Connection,
     project_id: i64,
     embedder: &str,
     base: &Base,
     labels_hash: &str,
+    labels: &[String],
     after: i64,
     limit: usize,
 ) -> Result<Vec<ToScore>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT i.id, e.vector,
-           (SELECT p.output FROM predictions p WHERE p.item_id = i.id AND p.learner_id IS NULL
-              AND p.model_id = ?3 AND p.prompt_version = ?4 AND p.labels_hash = ?5 ORDER BY p.id DESC LIMIT 1),
-           f.vector
+        "SELECT i.id, e.vector, f.vector, f.scores,
+           CASE WHEN f.scores IS NULL THEN
+             (SELECT p.output FROM predictions p WHERE p.item_id = i.id AND p.learner_id IS NULL
+                AND p.model_id = ?3 AND p.prompt_version = ?4 AND p.labels_hash = ?5 ORDER BY p.id DESC LIMIT 1)
+           END
          FROM items i INDEXED BY items_project JOIN embeddings e ON e.item_id = i.id AND e.embedder = ?2
            LEFT JOIN lm_features f ON f.item_id = i.id AND f.source = ?8
          WHERE i.project_id = ?1 AND i.id > ?6 ORDER BY i.id LIMIT ?7",
     )?;
     let source = feature_source(&base.model_id, &base.prompt_version, labels_hash);
+    let index = label_index(labels);
     let rows = stmt.query_map(
         params![
             project_id,
@@ -338,12 +376,22 @@ pub fn to_score(
             source
         ],
         |r| {
-            let output: Option<String> = r.get(2)?;
+            // Stored with the features, or else parsed from the prediction.
+            let stored = r.get_ref(3)?.as_blob_or_null()?;
+            let scores = match stored {
+                Some(blob) if blob.len() == 4 * labels.len() => {
+                    Some(from_blob(blob).into_iter().map(f64::from).collect())
+                }
+                _ => r
+                    .get_ref(4)?
+                    .as_str_or_null()?
+                    .and_then(|o| scores_of(o, &index)),
+            };
             Ok(ToScore {
                 item_id: r.get(0)?,
-                embedding: from_blob(&r.get::<_, Vec<u8>>(1)?),
-                scores: output.as_deref().and_then(scores_of),
-                lm_features: r.get::<_, Option<Vec<u8>>>(3)?.as_deref().map(from_blob),
+                embedding: from_blob(r.get_ref(1)?.as_blob()?),
+                scores,
+                lm_features: r.get_ref(2)?.as_blob_or_null()?.map(from_blob),
             })
         },
     )?;

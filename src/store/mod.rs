@@ -69,6 +69,8 @@ impl Actor {
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_IDLE_READERS: usize = 16;
+/// How much of the file a reader maps (SQLite caps it near 2 GiB; beyond that it reads).
+const READ_MMAP_BYTES: i64 = 2 << 30;
 
 struct Inner {
     path: PathBuf,
@@ -117,6 +119,10 @@ impl Store {
                     OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
                 )?;
                 configure(&c)?;
+                // Readers see the file through mmap: a re-score reads every item's vectors, and
+                // through read() calls that took 2.6x as long (BENCHMARKS.md, bench-learn).
+                // The pages are the OS's file cache, shared, not this process's memory.
+                c.pragma_update(None, "mmap_size", READ_MMAP_BYTES)?;
                 c
             }
         };

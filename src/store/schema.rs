@@ -311,4 +311,8 @@ CREATE TABLE lm_features (
     vector BLOB NOT NULL
 );
 "#,
+    // 7: beside the features, the language model's distribution over the labels (little-endian
+    // f32 in label-set order; `source` names the label set). A re-score reads it instead of
+    // parsing each prediction's JSON. NULL in rows written before.
+    "ALTER TABLE lm_features ADD COLUMN scores BLOB;",
 ];
