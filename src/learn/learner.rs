@@ -244,11 +244,21 @@ impl Learner {
         // Out-of-fold learner distributions (over all labels) and seen masks, per penalty.
         let mut oof: Vec<Vec<(Vec<f64>, Vec<bool>)>> =
             vec![vec![(Vec::new(), Vec::new()); n]; PENALTIES.len()];
+        // Each fold's models per penalty, with their classes: the folds share most of their
+        // rows, so a fold starts where the last one ended at the strongest penalty, and the
+        // final fit starts from the folds' mean at the chosen one.
+        let mut fold_models: Vec<Vec<(Vec<usize>, Softmax)>> = vec![Vec::new(); PENALTIES.len()];
         for f in 0..folds {
             let train: Vec<usize> = (0..n).filter(|&i| fold_of[i] != f).collect();
             let held: Vec<usize> = (0..n).filter(|&i| fold_of[i] == f).collect();
             let sub = set.subset(&train);
-            let mut model = Softmax::zeros(sub.classes.len(), set.dim);
+            let mut model = fold_models[0]
+                .last()
+                .filter(|(classes, _)| *classes == sub.classes)
+                .map_or_else(
+                    || Softmax::zeros(sub.classes.len(), set.dim),
+                    |(_, m)| m.clone(),
+                );
             for (p, c) in PENALTIES.iter().enumerate() {
                 if sub.classes.len() >= 2 {
                     model = logistic::fit(
@@ -263,6 +273,7 @@ impl Learner {
                     let q = spread(&sub.classes, set.labels, &fitted(&model, set.row(i)));
                     oof[p][i] = (q, sub.seen.clone());
                 }
+                fold_models[p].push((sub.classes.clone(), model.clone()));
             }
         }
         let scored: Vec<usize> = (0..n).filter(|&i| oof[0][i].1[set.y[i]]).collect();
@@ -337,11 +348,13 @@ impl Learner {
         let all: Vec<usize> = (0..n).collect();
         let sub = set.subset(&all);
         let l2 = PENALTIES[penalty] / sub.y.len() as f64;
+        let start = mean_model(&fold_models[penalty], &sub.classes)
+            .unwrap_or_else(|| Softmax::zeros(sub.classes.len(), set.dim));
         let model = logistic::fit(
             &sub.rows(set.dim),
             sub.classes.len(),
             l2,
-            &Softmax::zeros(sub.classes.len(), set.dim),
+            &start,
             FitOptions::default(),
         );
         let used = (0..set.labels).filter(|&l| sub.seen[l]).collect();
@@ -490,6 +503,27 @@ fn stratified_folds(y: &[usize], folds: usize) -> Vec<usize> {
         fold[i] = rank % folds;
     }
     fold
+}
+
+/// The mean of the fold models that have exactly `classes`, if any do.
+fn mean_model(models: &[(Vec<usize>, Softmax)], classes: &[usize]) -> Option<Softmax> {
+    let same: Vec<&Softmax> = models
+        .iter()
+        .filter(|(c, _)| c == classes)
+        .map(|(_, m)| m)
+        .collect();
+    let first = same.first()?;
+    let mut mean = Softmax::zeros(first.classes, first.dim);
+    let share = 1.0 / same.len() as f32;
+    for m in &same {
+        for (a, w) in mean.weights.iter_mut().zip(&m.weights) {
+            *a += share * w;
+        }
+        for (a, b) in mean.bias.iter_mut().zip(&m.bias) {
+            *a += share * b;
+        }
+    }
+    Some(mean)
 }
 
 #[cfg(test)]
