@@ -27,7 +27,7 @@ pub struct TextTokenizer {
     /// Treats everything as plain text (for user data: an item containing `<|im_end|>`
     /// must not end the turn).
     plain: Tokenizer,
-    /// Raw bytes of every token id, for constrained decoding over the input text.
+    /// Raw bytes of every token id (decoding joins them).
     token_bytes: Vec<Vec<u8>>,
     /// Tokens that end a turn (eos, and `<|im_end|>`/`<|eot_id|>` style tokens).
     stop_ids: Vec<u32>,

@@ -47,17 +47,17 @@ pub struct ClassPrediction {
 
 /// Inputs that carry no content: the label distribution the model gives them is its bias,
 /// which calibration divides out. Several are averaged; one alone was noisy (ENGINE-NOTES).
-const CONTENT_FREE: [&str; 3] = ["", "N/A", "[MASK]"];
+pub(crate) const CONTENT_FREE: [&str; 3] = ["", "N/A", "[MASK]"];
 
 /// Tokens fed per forward when items are packed together. On the CPU attention follows the
 /// tree (packed items never see each other), so a bigger pack only makes the matmuls more
 /// efficient: SST-2 labels/s went 15 → 19 from 320 to 2048 (a CLI chunk of 32 items fits).
-const PACK_TOKENS: usize = 2048;
+pub(crate) const PACK_TOKENS: usize = 2048;
 
 /// Rows of logits asked for per forward: each is a whole vocabulary (49k floats for SmolLM2),
 /// held twice while it becomes log-probabilities, so a pack of large label tries is cut by
 /// this before it reaches PACK_TOKENS.
-const PACK_ROWS: usize = 128;
+pub(crate) const PACK_ROWS: usize = 128;
 
 /// Longest text scored, in tokens; longer texts are cut and flagged. Attention memory grows
 /// with the square of the length, and labels rarely need more.
@@ -112,6 +112,13 @@ impl<'m> Classifier<'m> {
         opts: ClassifierOptions,
     ) -> Result<Self, TaskError> {
         let rendered = template.render(&model.chat, &labels.phrases, &[])?;
+        if rendered.mention.is_some() {
+            return Err(PromptError::Invalid {
+                name: template.name.clone(),
+                message: "{{ mention }} belongs in entity prompts only".into(),
+            }
+            .into());
+        }
         let tok = &model.tokenizer;
         let prefix_ids = tok.encode_prompt(&rendered.before)?;
         let after_ids = tok.encode_prompt(&rendered.after)?;

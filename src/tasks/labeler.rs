@@ -91,10 +91,7 @@ impl<'m> Labeler<'m> {
         opts: ClassifierOptions,
     ) -> Result<Self, TaskError> {
         Ok(match task {
-            Task::Ner => {
-                let typing = PromptTemplate::builtin("ner-type")?;
-                Labeler::Extractor(Extractor::new(model, template, &typing, labels)?)
-            }
+            Task::Ner => Labeler::Extractor(Extractor::new(model, template, labels)?),
             _ => Labeler::Classifier(Classifier::new(model, template, labels, opts)?),
         })
     }
@@ -106,16 +103,14 @@ impl<'m> Labeler<'m> {
                 .into_iter()
                 .map(Prediction::Class)
                 .collect()),
-            Labeler::Extractor(x) => texts
-                .iter()
-                .map(|t| {
-                    let (entities, truncated) = x.extract(t)?;
-                    Ok(Prediction::Entities {
-                        entities,
-                        truncated,
-                    })
+            Labeler::Extractor(x) => Ok(x
+                .extract(texts)?
+                .into_iter()
+                .map(|(entities, truncated)| Prediction::Entities {
+                    entities,
+                    truncated,
                 })
-                .collect(),
+                .collect()),
         }
     }
 

@@ -5,4 +5,5 @@ pub mod labels;
 pub mod metrics;
 pub mod ner;
 pub mod prompt;
+pub mod proposals;
 pub mod worker;

@@ -1,22 +1,24 @@
-//! Zero-shot entity extraction in two steps. First constrained decoding: the model lists
-//! entities one per line, but at every step it may only choose tokens that keep the entity a
-//! substring of the input starting and ending at word boundaries, so every span is real text
-//! with exact character offsets. Spans made only of function words ("I", "it", "the") or
-//! without a letter are then dropped from the answer; they stay in the list the model
-//! continues from, so decoding itself is unchanged. A 135M model finds mentions far better
-//! from type-free examples than it names types while writing them.
+//! Zero-shot entity extraction by proposing and scoring. `proposals` offers many candidate
+//! spans per text (runs of capitalised words, content words and pairs, @/# tokens); the
+//! language model then answers, for each candidate, which type it is, with "not an entity"
+//! (the prompt's `not_entity` phrase) as one more answer. The text is fed once; every
+//! candidate is a branch after it, and every answer a branch of the label trie after that, all
+//! in one tree-shaped forward, several texts to a forward. The answer distribution is
+//! calibrated as classification's is (content-free inputs, the prompt's temperature).
 //!
-//! Then each span is typed. The language model scores the types like any classification
-//! (`prompts/ner-type.txt`, uncalibrated). When the model has a sentence embedder, the mention
-//! alone is also embedded and compared by cosine with a description of each type built from
-//! its phrase ("person name", "creative work name"), and the answer is
-//! `w · softmax(cos / τ) + (1 − w) · LM distribution`, w and τ being the typing prompt's
-//! `embedding_weight` and `embedding_temperature` (0.9 and 0.05), so they are versioned with
-//! it. The 135M model types almost everything "person"; the embedder tells names of places,
-//! products and works apart far better (BENCHMARKS.md, "Zero-shot quality").
-use super::classify::{argmax, combine, Classifier, ClassifierOptions, TaskError};
-use super::labels::LabelSet;
-use super::prompt::{item_tokens, PromptSettings, PromptTemplate};
+//! A candidate is kept when its probability of being an entity (one minus "not an entity")
+//! reaches the prompt's `threshold`; overlapping kept candidates are resolved by that
+//! probability, highest first. The type of a kept span mixes the language model's
+//! distribution over the types with the embedder's: the mention alone is embedded and compared
+//! by cosine with a description of each type ("person name", "creative work name"), giving
+//! `w · softmax(cos / τ) + (1 − w) · LM types`, w and τ the prompt's `embedding_weight` and
+//! `embedding_temperature`. A span's confidence is P(entity) × P(its type | entity).
+use super::classify::{
+    argmax, combine, softmax, TaskError, CONTENT_FREE, MAX_TEXT_TOKENS, PACK_ROWS, PACK_TOKENS,
+};
+use super::labels::{LabelSet, LabelTrie};
+use super::prompt::{item_tokens, PromptError, PromptSettings, PromptTemplate};
+use super::proposals::{propose, Candidate};
 use crate::engine::{cosine, log_softmax_rows, Job, KvCache, LoadedModel};
 use serde::Serialize;
 
@@ -30,393 +32,474 @@ pub struct Entity {
     pub confidence: f64,
 }
 
-/// Most entities one text may yield: a small model can otherwise repeat itself until the
-/// context runs out.
-const MAX_ENTITIES: usize = 12;
-/// Longest entity, in tokens.
-const MAX_SPAN_TOKENS: usize = 16;
-/// A span whose best next step has a log-probability below this is a dead end.
-const DEAD_END: f32 = -8.0;
-const MAX_RETRIES: usize = 3;
+/// Longest candidate scored, in tokens.
+const MAX_MENTION_TOKENS: usize = 24;
+/// The name of the "not an entity" answer among the types (never shown to anyone).
+const NOT_ENTITY: &str = "\u{0}not-an-entity";
 
 pub struct Extractor<'m> {
     model: &'m LoadedModel,
     pub prompt_version: String,
+    types: LabelSet,
     prefix: KvCache,
-    after_ids: Vec<u32>,
+    /// The spaces before the text, tokenized with it.
     lead: String,
-    /// Token ids whose bytes start with each byte value.
-    by_first_byte: Vec<Vec<u32>>,
-    /// Scores each span's type with the language model (boxed: it is large, and `Labeler`
-    /// holds an extractor or a classifier side by side).
-    typer: Box<Classifier<'m>>,
+    /// After the text, up to the mention.
+    middle_ids: Vec<u32>,
+    /// The spaces before the mention, tokenized with it.
+    mention_lead: String,
+    /// After the mention, up to where the answer begins.
+    tail_ids: Vec<u32>,
+    /// The types' phrases, then the `not_entity` phrase last.
+    trie: LabelTrie,
+    inner: Vec<usize>,
+    /// ln of the mean content-free probability of each answer (zeros when not calibrating).
+    bias: Vec<f64>,
+    settings: PromptSettings,
     /// The embedding of each type's description (`type_description`), when the model has a
-    /// sentence embedder and the typing prompt gives the embedding a weight.
+    /// sentence embedder and the prompt gives the embedding a weight.
     type_vecs: Option<Vec<Vec<f32>>>,
-    /// The typing prompt's settings: the embedding's weight and temperature.
-    type_settings: PromptSettings,
-    /// The token that ends an entity's line.
-    newline: u32,
-    /// Tokens the model uses to say "nothing (more)" at the start of a line: end of turn,
-    /// a blank line, or "none".
-    stop: Vec<u32>,
     max_text: usize,
 }
 
+/// One text ready to score: the part the model sees, its tokens, and its candidates.
+struct Prepared<'t> {
+    seen: &'t str,
+    /// The text's tokens, then the prompt up to the mention.
+    chain: Vec<u32>,
+    candidates: Vec<Candidate>,
+    /// Per candidate: its tokens, then the prompt after the mention.
+    branches: Vec<Vec<u32>>,
+    truncated: bool,
+}
+
 impl<'m> Extractor<'m> {
-    /// `template` lists the entities; `type_template` names the type of one of them.
     pub fn new(
         model: &'m LoadedModel,
         template: &PromptTemplate,
-        type_template: &PromptTemplate,
         types: LabelSet,
     ) -> Result<Self, TaskError> {
         let tok = &model.tokenizer;
-        let rendered = template.render(&model.chat, &[], &types.names)?;
-        let prefix_ids = tok.encode_prompt(&rendered.before)?;
-        let prefix = model.transformer.prefill(&prefix_ids)?;
-        let after_ids = tok.encode_prompt(&rendered.after)?;
-        let mut by_first_byte = vec![Vec::new(); 256];
-        for id in 0..tok.vocab_size() as u32 {
-            if tok.stop_ids().contains(&id) {
-                continue;
-            }
-            if let Some(&b) = tok.bytes(id).first() {
-                by_first_byte[b as usize].push(id);
-            }
-        }
-        let newline = match tok.encode_text("\n")?.as_slice() {
-            [id] => *id,
-            _ => {
-                return Err(TaskError::Engine(crate::engine::EngineError::Tokenizer(
-                    "newline is not one token".into(),
-                )))
-            }
+        let rendered = template.render(&model.chat, &types.phrases, &types.phrases)?;
+        let invalid = |message: &str| PromptError::Invalid {
+            name: template.name.clone(),
+            message: message.into(),
         };
-        // A blank line ends a list as well as the end of the turn does.
-        let mut stop = tok.stop_ids().to_vec();
-        stop.push(newline);
-        for word in ["none", "None"] {
-            if let Some(&first) = tok.encode_text(word)?.first() {
-                stop.push(first);
-            }
+        let slot = rendered
+            .mention
+            .clone()
+            .ok_or_else(|| invalid("an entity prompt needs {{ mention }} after {{ text }}"))?;
+        let settings = template.settings.clone();
+        let prefix_ids = tok.encode_prompt(&rendered.before)?;
+        let middle_ids = tok.encode_prompt(&rendered.after)?;
+        let tail_ids = tok.encode_prompt(&slot.after)?;
+        if tail_ids.is_empty() {
+            return Err(invalid("an entity prompt needs text after {{ mention }}").into());
         }
+        let answer_lead = match slot.after.chars().last() {
+            Some(c) if !c.is_whitespace() => " ",
+            _ => "",
+        };
+        let mut names = types.names.clone();
+        names.push(NOT_ENTITY.into());
+        let mut phrases = types.phrases.clone();
+        phrases.push(settings.not_entity.clone());
+        let answers = LabelSet::new(names, phrases)?;
+        let sequences = answers
+            .phrases
+            .iter()
+            .map(|p| tok.encode_text(&format!("{answer_lead}{p}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let trie = LabelTrie::build(&answers, &sequences)?;
+        let depth = sequences.iter().map(Vec::len).max().unwrap_or(0);
         let context = model.transformer.config().context_length;
-        let budget = MAX_ENTITIES * (MAX_SPAN_TOKENS + 8);
+        let overhead =
+            prefix_ids.len() + middle_ids.len() + MAX_MENTION_TOKENS + tail_ids.len() + depth + 1;
         let max_text = context
-            .checked_sub(prefix_ids.len() + after_ids.len() + budget)
+            .checked_sub(overhead)
             .filter(|&n| n > 0)
             .ok_or(TaskError::NoRoom(context))?
-            .min(super::classify::MAX_TEXT_TOKENS);
-        let type_settings = type_template.settings.clone();
+            .min(MAX_TEXT_TOKENS);
         let type_vecs = match &model.embedder {
-            Some(e) if type_settings.embedding_weight > 0.0 => {
-                let descriptions: Vec<String> =
+            Some(e) if settings.embedding_weight > 0.0 => {
+                let mut descriptions: Vec<String> =
                     types.phrases.iter().map(|p| type_description(p)).collect();
+                descriptions.push(settings.not_entity.clone());
                 let refs: Vec<&str> = descriptions.iter().map(String::as_str).collect();
                 Some(e.embed(&refs)?.0)
             }
             _ => None,
         };
-        let typer = Box::new(Classifier::new(
+        let mut this = Self {
             model,
-            type_template,
+            prompt_version: template.version.clone(),
             types,
-            ClassifierOptions::default(),
-        )?);
-        Ok(Self {
-            model,
-            prompt_version: format!("{}+{}", template.version, type_template.version),
-            prefix,
-            after_ids,
+            prefix: model.transformer.prefill(&prefix_ids)?,
             lead: rendered.lead.clone(),
-            by_first_byte,
-            typer,
+            middle_ids,
+            mention_lead: slot.lead,
+            tail_ids,
+            inner: trie.inner_nodes(),
+            bias: vec![0.0; answers.len()],
+            trie,
+            settings,
             type_vecs,
-            type_settings,
-            newline,
-            stop,
             max_text,
-        })
+        };
+        if this.settings.calibrate {
+            // Content-free texts, each its own whole mention.
+            let free = CONTENT_FREE
+                .iter()
+                .map(|t| {
+                    let ids = item_tokens(tok, &this.lead, t, this.max_text)?.text;
+                    this.prepared(
+                        t,
+                        ids,
+                        false,
+                        vec![Candidate {
+                            start: 0,
+                            end: t.len(),
+                        }],
+                    )
+                })
+                .collect::<Result<Vec<_>, TaskError>>()?;
+            let mut mean = vec![0.0; answers.len()];
+            for lp in this.logprobs(&free)?.iter().flatten() {
+                for (m, p) in mean.iter_mut().zip(softmax(lp)) {
+                    *m += p / CONTENT_FREE.len() as f64;
+                }
+            }
+            this.bias = mean.iter().map(|p| p.max(1e-12).ln()).collect();
+        }
+        Ok(this)
     }
 
-    /// Entities in `text`, and whether the text was cut to fit the context.
-    pub fn extract(&self, text: &str) -> Result<(Vec<Entity>, bool), TaskError> {
+    /// The entities of each text, and whether the text was cut to fit the context.
+    pub fn extract(&self, texts: &[&str]) -> Result<Vec<(Vec<Entity>, bool)>, TaskError> {
+        let mut prepared = texts
+            .iter()
+            .map(|t| self.prepare(t))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut cosines = self.cosines(&prepared)?;
+        if let Some(cosines) = &mut cosines {
+            self.prune(&mut prepared, cosines);
+        }
+        let logprobs = self.logprobs(&prepared)?;
+        let answers = self.answers(&logprobs, cosines.as_deref());
+        let n = self.types.len();
+        // Per text: each kept candidate, with P(entity) and its distribution over the types.
+        let mut kept: Vec<Vec<(Candidate, f64, Vec<f64>)>> = Vec::with_capacity(texts.len());
+        for (p, answers) in prepared.iter().zip(answers) {
+            let scored: Vec<(Candidate, f64, Vec<f64>)> = p
+                .candidates
+                .iter()
+                .zip(answers)
+                .map(|(&c, probs)| {
+                    let entity = 1.0 - probs[n];
+                    let types = probs[..n].iter().map(|q| q / entity.max(1e-12)).collect();
+                    (c, entity, types)
+                })
+                .filter(|(_, entity, _)| *entity >= self.settings.threshold)
+                .collect();
+            kept.push(suppress_overlaps(scored));
+        }
+        Ok(prepared
+            .iter()
+            .zip(kept)
+            .map(|(p, kept)| {
+                let mut entities: Vec<Entity> = kept
+                    .iter()
+                    .map(|(c, entity, q)| {
+                        let best = argmax(q);
+                        let start = p.seen[..c.start].chars().count();
+                        let piece = &p.seen[c.start..c.end];
+                        Entity {
+                            start,
+                            end: start + piece.chars().count(),
+                            label: self.types.names[best].clone(),
+                            text: piece.to_string(),
+                            confidence: entity * q[best],
+                        }
+                    })
+                    .collect();
+                entities.sort_by_key(|e| (e.start, e.end));
+                (entities, p.truncated)
+            })
+            .collect())
+    }
+}
+
+impl<'m> Extractor<'m> {
+    fn calibrated(&self, lp: &[f64]) -> Vec<f64> {
+        lp.iter()
+            .zip(&self.bias)
+            .map(|(l, b)| (l - b) / self.settings.temperature)
+            .collect()
+    }
+
+    fn prepare<'t>(&self, text: &'t str) -> Result<Prepared<'t>, TaskError> {
         let item = item_tokens(&self.model.tokenizer, &self.lead, text, self.max_text)?;
         // Only the part the model saw can hold entities.
         let seen = match item.truncated {
             true => {
                 let decoded = self.model.tokenizer.decode(&item.text);
-                decoded
-                    .strip_prefix(self.lead.as_str())
-                    .unwrap_or(&decoded)
-                    .to_string()
+                let decoded = decoded.strip_prefix(self.lead.as_str()).unwrap_or(&decoded);
+                &text[..common_prefix_len(text, decoded)]
             }
-            false => text.to_string(),
+            false => text,
         };
-        let seen = &text[..common_prefix_len(text, &seen)];
-        let bounds = Boundaries::of(seen);
-        let mut feed: Vec<u32> = item.text.clone();
-        feed.extend_from_slice(&self.after_ids);
-        let mut session = Session {
-            x: self,
-            cache: self.prefix.clone(),
-            dist: Vec::new(),
-        };
-        session.feed(&feed)?;
-
-        let mut spans: Vec<Span> = Vec::new();
-        while spans.len() < MAX_ENTITIES {
-            let Some(span) = session.span(seen, &bounds)? else {
-                break;
-            };
-            if spans.iter().any(|s| s.start == span.start) {
-                break; // a repeated entity means the model has started to loop
-            }
-            session.feed(&[self.newline])?;
-            spans.push(span);
-        }
-        // Pronouns and other closed-class words stay in the list the model continues from
-        // (taking them out would change what it writes next) but are not entities.
-        spans.retain(|s| !is_function_phrase(&seen[s.start..s.end]));
-        let types = self.type_spans(seen, &spans)?;
-        let mut entities: Vec<Entity> = spans
-            .iter()
-            .zip(types)
-            .map(|(span, (label, confidence))| {
-                let start = seen[..span.start].chars().count();
-                let piece = &seen[span.start..span.end];
-                Entity {
-                    start,
-                    end: start + piece.chars().count(),
-                    label,
-                    text: piece.to_string(),
-                    confidence: span.logprob.exp() * confidence,
-                }
-            })
-            .collect();
-        entities.sort_by_key(|e| (e.start, e.end));
-        Ok((entities, item.truncated))
+        self.prepared(seen, item.text, item.truncated, propose(seen))
     }
-}
 
-impl Extractor<'_> {
-    /// The type of each span, with its probability: the language model's distribution over
-    /// the types, mixed with the softmax of the cosines between the mention's embedding and
-    /// each type's description when the model has a sentence embedder.
-    fn type_spans(&self, text: &str, spans: &[Span]) -> Result<Vec<(String, f64)>, TaskError> {
-        if spans.is_empty() {
-            return Ok(Vec::new());
+    fn prepared<'t>(
+        &self,
+        seen: &'t str,
+        text_ids: Vec<u32>,
+        truncated: bool,
+        proposals: Vec<Candidate>,
+    ) -> Result<Prepared<'t>, TaskError> {
+        let mut chain = text_ids;
+        chain.extend_from_slice(&self.middle_ids);
+        let (mut candidates, mut branches) = (Vec::new(), Vec::new());
+        for c in proposals {
+            let mention = &seen[c.start..c.end];
+            let mut ids = self
+                .model
+                .tokenizer
+                .encode_text(&format!("{}{mention}", self.mention_lead))?;
+            if ids.len() > MAX_MENTION_TOKENS {
+                continue;
+            }
+            ids.extend_from_slice(&self.tail_ids);
+            candidates.push(c);
+            branches.push(ids);
         }
-        let questions: Vec<String> = spans
-            .iter()
-            .map(|s| format!("Text: {text}\nEntity: {}", &text[s.start..s.end]))
-            .collect();
-        let refs: Vec<&str> = questions.iter().map(String::as_str).collect();
-        let lm = self.typer.classify(&refs)?;
-        let (Some(embedder), Some(type_vecs)) = (&self.model.embedder, &self.type_vecs) else {
-            return Ok(lm.into_iter().map(|p| (p.label, p.confidence)).collect());
+        Ok(Prepared {
+            seen,
+            chain,
+            candidates,
+            branches,
+            truncated,
+        })
+    }
+
+    /// The uncalibrated log-probability of every answer for every candidate of every text,
+    /// packing texts into forwards of about PACK_TOKENS tokens and PACK_ROWS logit rows.
+    fn logprobs(&self, texts: &[Prepared]) -> Result<Vec<Vec<Vec<f64>>>, TaskError> {
+        let cost = |p: &Prepared| match p.candidates.len() {
+            0 => (0, 0), // nothing to score: the text is not fed at all
+            k => (
+                p.chain.len()
+                    + p.branches.iter().map(Vec::len).sum::<usize>()
+                    + k * self.inner.len(),
+                k * (1 + self.inner.len()),
+            ),
         };
-        // The mention alone: with its sentence around it, the embedding is mostly about the
-        // sentence, and typing was worse (BENCHMARKS.md, "Zero-shot quality").
-        let mentions: Vec<&str> = spans.iter().map(|s| &text[s.start..s.end]).collect();
-        let (vecs, _) = embedder.embed(&mentions)?;
-        let names = &self.typer.labels.names;
-        // Every type is scored by the language model: its "shortlist" is the whole set.
-        let all: Vec<usize> = (0..names.len()).collect();
-        Ok(lm
+        let mut out = Vec::with_capacity(texts.len());
+        let mut start = 0;
+        while start < texts.len() {
+            let (mut end, mut tokens, mut rows) = (start, 0, 0);
+            while end < texts.len() {
+                let (t, r) = cost(&texts[end]);
+                if end > start && (tokens + t > PACK_TOKENS || rows + r > PACK_ROWS) {
+                    break;
+                }
+                (tokens, rows) = (tokens + t, rows + r);
+                end += 1;
+            }
+            out.extend(self.forward_pack(&texts[start..end])?);
+            start = end;
+        }
+        Ok(out)
+    }
+
+    fn forward_pack(&self, texts: &[Prepared]) -> Result<Vec<Vec<Vec<f64>>>, TaskError> {
+        let (mut tokens, mut parents, mut want) = (Vec::new(), Vec::new(), Vec::new());
+        // Per text, per candidate: the row of the answer's start and of each inner trie node.
+        let mut layout: Vec<Vec<(usize, Vec<Option<usize>>)>> = Vec::with_capacity(texts.len());
+        for p in texts {
+            let mut rows_of = Vec::with_capacity(p.candidates.len());
+            if p.candidates.is_empty() {
+                layout.push(rows_of);
+                continue;
+            }
+            let base = tokens.len();
+            tokens.extend_from_slice(&p.chain);
+            parents.extend((base..tokens.len()).map(|i| (i > base).then(|| i - 1)));
+            let chain_end = (tokens.len() > base).then(|| tokens.len() - 1);
+            for branch in &p.branches {
+                let mut parent = chain_end;
+                for &t in branch {
+                    parents.push(parent);
+                    tokens.push(t);
+                    parent = Some(tokens.len() - 1);
+                }
+                // The tail is never empty, so the branch has a last token.
+                let answer = tokens.len() - 1;
+                let answer_row = want.len();
+                want.push(answer);
+                let mut node_pos = vec![usize::MAX; self.trie.nodes.len()];
+                let mut node_row = vec![None; self.trie.nodes.len()];
+                for &n in &self.inner {
+                    let node = &self.trie.nodes[n];
+                    node_pos[n] = tokens.len();
+                    parents.push(Some(node.parent.map_or(answer, |q| node_pos[q])));
+                    tokens.push(node.token);
+                    node_row[n] = Some(want.len());
+                    want.push(tokens.len() - 1);
+                }
+                rows_of.push((answer_row, node_row));
+            }
+            layout.push(rows_of);
+        }
+        if tokens.is_empty() {
+            return Ok(layout.iter().map(|_| Vec::new()).collect());
+        }
+        let logits = self.model.transformer.forward_tree(
+            Job::Scoring,
+            &self.prefix,
+            &tokens,
+            &parents,
+            &want,
+        )?;
+        let rows = log_softmax_rows(&logits)?;
+        Ok(layout
             .iter()
-            .zip(&vecs)
-            .map(|(p, v)| {
-                let cosines: Vec<f64> = type_vecs.iter().map(|t| cosine(v, t)).collect();
-                let probs: Vec<f64> = p.scores.iter().map(|(_, q)| *q).collect();
-                let mixed = combine(&probs, &all, &cosines, &self.type_settings);
-                let best = argmax(&mixed);
-                (names[best].clone(), mixed[best])
+            .map(|cands| {
+                cands
+                    .iter()
+                    .map(|(answer_row, node_row)| {
+                        self.trie.score(&rows[*answer_row], &|n| node_row[n], &rows)
+                    })
+                    .collect()
             })
             .collect())
     }
+
+    /// The cosine between each candidate's mention and each answer's description (the types,
+    /// then "not an entity"), when the model has a sentence embedder and the prompt gives it a
+    /// weight. The mention is embedded alone: with its sentence around it, the embedding is
+    /// mostly about the sentence, and typing was worse (BENCHMARKS.md, "Zero-shot quality").
+    fn cosines(&self, texts: &[Prepared]) -> Result<Option<Vec<Vec<Vec<f64>>>>, TaskError> {
+        let (Some(embedder), Some(answer_vecs)) = (&self.model.embedder, &self.type_vecs) else {
+            return Ok(None);
+        };
+        let mentions: Vec<&str> = texts
+            .iter()
+            .flat_map(|p| p.candidates.iter().map(|c| &p.seen[c.start..c.end]))
+            .collect();
+        let vecs = match mentions.is_empty() {
+            true => Vec::new(),
+            false => embedder.embed(&mentions)?.0,
+        };
+        let mut vecs = vecs.iter();
+        Ok(Some(
+            texts
+                .iter()
+                .map(|p| {
+                    vecs.by_ref()
+                        .take(p.candidates.len())
+                        .map(|v| answer_vecs.iter().map(|t| cosine(v, t)).collect())
+                        .collect()
+                })
+                .collect(),
+        ))
+    }
+
+    /// Drops the candidates the language model cannot carry over the threshold: P(entity) is
+    /// at most 1 − w · (the embedding's share of "not an entity"), w the embedding's weight in
+    /// it. The answer is the same as scoring them all; on WNUT-17 most candidates go.
+    fn prune(&self, texts: &mut [Prepared], cosines: &mut [Vec<Vec<f64>>]) {
+        let w = self.settings.entity_weight;
+        for (p, cos) in texts.iter_mut().zip(cosines.iter_mut()) {
+            let keep: Vec<bool> = cos
+                .iter()
+                .map(|c| {
+                    let scaled: Vec<f64> = c
+                        .iter()
+                        .map(|x| x / self.settings.embedding_temperature)
+                        .collect();
+                    let none = softmax(&scaled).last().copied().unwrap_or(0.0);
+                    1.0 - w * none >= self.settings.threshold
+                })
+                .collect();
+            let mut k = keep.iter();
+            p.candidates.retain(|_| *k.next().unwrap_or(&true));
+            let mut k = keep.iter();
+            p.branches.retain(|_| *k.next().unwrap_or(&true));
+            let mut k = keep.iter();
+            cos.retain(|_| *k.next().unwrap_or(&true));
+        }
+    }
+
+    /// The distribution over the answers (the types, then "not an entity") of each candidate:
+    /// the language model's, calibrated, mixed with the softmax of the cosines to the
+    /// answers' descriptions when there are any: with `embedding_weight` for the choice of
+    /// type and `entity_weight` for P(entity).
+    fn answers(
+        &self,
+        logprobs: &[Vec<Vec<f64>>],
+        cosines: Option<&[Vec<Vec<f64>>]>,
+    ) -> Vec<Vec<Vec<f64>>> {
+        let lm = logprobs
+            .iter()
+            .map(|c| c.iter().map(|lp| softmax(&self.calibrated(lp))).collect());
+        let Some(cosines) = cosines else {
+            return lm.collect();
+        };
+        let entity_settings = PromptSettings {
+            embedding_weight: self.settings.entity_weight,
+            ..self.settings.clone()
+        };
+        lm.zip(cosines)
+            .map(|(cands, cos): (Vec<Vec<f64>>, _)| {
+                cands
+                    .iter()
+                    .zip(cos)
+                    .map(|(q, c)| {
+                        let all: Vec<usize> = (0..c.len()).collect();
+                        let typed = combine(q, &all, c, &self.settings);
+                        let entity = combine(q, &all, c, &entity_settings);
+                        // The types' shares from one mix, "not an entity" from the other.
+                        let none = entity.last().copied().unwrap_or(0.0);
+                        let typed_none = typed.last().copied().unwrap_or(0.0);
+                        let scale = (1.0 - none) / (1.0 - typed_none).max(1e-12);
+                        let mut out: Vec<f64> = typed.iter().map(|t| t * scale).collect();
+                        if let Some(last) = out.last_mut() {
+                            *last = none;
+                        }
+                        out
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+/// Candidates kept by probability of being an entity, highest first, each dropped if it
+/// overlaps one kept before it (non-maximum suppression on the span lattice). Ties go to the
+/// longer span.
+fn suppress_overlaps<T>(mut scored: Vec<(Candidate, f64, T)>) -> Vec<(Candidate, f64, T)> {
+    scored.sort_by(|a, b| {
+        b.1.total_cmp(&a.1)
+            .then((b.0.end - b.0.start).cmp(&(a.0.end - a.0.start)))
+    });
+    let mut kept: Vec<(Candidate, f64, T)> = Vec::new();
+    for s in scored {
+        if kept
+            .iter()
+            .all(|k| s.0.end <= k.0.start || k.0.end <= s.0.start)
+        {
+            kept.push(s);
+        }
+    }
+    kept
 }
 
 /// What a type is compared with by embedding: its phrase read as a kind of name ("person
 /// name", "creative work name"), since a mention is a name, not a description of its type.
 fn type_description(phrase: &str) -> String {
     format!("{} name", phrase.replace(['-', '_'], " ").trim())
-}
-
-/// Pronouns, determiners, prepositions, conjunctions, auxiliaries and a few interjections and
-/// deictic words: a span made only of these is never a name. The 135M model lists "I" in a
-/// third of its answers.
-#[rustfmt::skip]
-const FUNCTION_WORDS: &[&str] = &[
-    "i", "me", "my", "mine", "myself", "you", "your", "yours", "yourself", "u", "ur", "he",
-    "him", "his", "himself", "she", "her", "hers", "herself", "it", "its", "itself", "we", "us",
-    "our", "ours", "ourselves", "they", "them", "their", "theirs", "themselves", "this", "that",
-    "these", "those", "who", "whom", "whose", "which", "what", "someone", "somebody",
-    "something", "anyone", "anybody", "anything", "everyone", "everybody", "everything",
-    "nobody", "nothing", "one", "a", "an", "the", "some", "any", "all", "every", "each", "no",
-    "both", "either", "neither", "another", "other", "such", "many", "much", "more", "most",
-    "of", "in", "on", "at", "to", "from", "by", "with", "about", "for", "into", "onto", "over",
-    "under", "after", "before", "between", "through", "during", "without", "up", "down", "out",
-    "off", "than", "like", "and", "or", "but", "nor", "so", "yet", "if", "because", "while",
-    "when", "where", "how", "why", "then", "as", "be", "am", "is", "are", "was", "were", "been",
-    "being", "do", "does", "did", "have", "has", "had", "would", "shall", "should",
-    "can", "could", "might", "must", "not", "s", "t", "ll", "re", "ve", "d", "m",
-    "here", "there", "now", "today", "tonight", "tomorrow", "yesterday", "yes", "yeah", "ok",
-    "okay", "oh", "hey", "hi", "hello", "please", "thanks", "lol", "very", "just", "also",
-    "too", "only", "really",
-];
-
-/// Whether `span` holds no name: no letter at all, or only function words. A word in
-/// capitals of two letters or more is an acronym ("US", "IT"), not the function word.
-fn is_function_phrase(span: &str) -> bool {
-    if !span.chars().any(char::is_alphabetic) {
-        return true;
-    }
-    let acronym = |w: &str| w.chars().count() > 1 && w.chars().all(char::is_uppercase);
-    span.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .all(|w| !acronym(w) && FUNCTION_WORDS.contains(&w.to_lowercase().as_str()))
-}
-
-struct Span {
-    start: usize,
-    end: usize,
-    logprob: f64,
-}
-
-/// One text being decoded: the cache so far and the next-token distribution.
-struct Session<'a, 'm> {
-    x: &'a Extractor<'m>,
-    cache: KvCache,
-    dist: Vec<f32>,
-}
-
-impl Session<'_, '_> {
-    fn feed(&mut self, tokens: &[u32]) -> Result<(), TaskError> {
-        if tokens.is_empty() {
-            return Ok(());
-        }
-        // Many tokens at once are compute-bound (f32 weights); one at a time, memory-bound.
-        let job = if tokens.len() > 1 {
-            Job::Scoring
-        } else {
-            Job::Generation
-        };
-        let last = tokens.len() - 1;
-        let (logits, kv) =
-            self.x
-                .model
-                .transformer
-                .forward_chain(job, &self.cache, tokens, &[last])?;
-        self.cache = self.cache.extend(&kv)?;
-        self.dist = log_softmax_rows(&logits)?.remove(0);
-        Ok(())
-    }
-
-    /// Decodes one entity, or None when the model prefers to stop. A first token that leads
-    /// only to unlikely text (the model wanted "iPhone", the text allows only "is") is taken
-    /// back and banned, up to MAX_RETRIES times.
-    fn span(&mut self, text: &str, bounds: &Boundaries) -> Result<Option<Span>, TaskError> {
-        let (cache, dist) = (self.cache.clone(), self.dist.clone());
-        let mut banned = Vec::new();
-        for _ in 0..=MAX_RETRIES {
-            match self.try_span(text, bounds, &banned)? {
-                Attempt::Done(span) => return Ok(span),
-                Attempt::DeadEnd(first) => {
-                    banned.push(first);
-                    self.cache = cache.clone();
-                    self.dist = dist.clone();
-                }
-            }
-        }
-        Ok(None)
-    }
-
-    fn try_span(
-        &mut self,
-        text: &str,
-        bounds: &Boundaries,
-        banned: &[u32],
-    ) -> Result<Attempt, TaskError> {
-        let bytes = text.as_bytes();
-        let mut starts: Vec<usize> = bounds.starts.clone();
-        let mut len = 0usize;
-        let mut logprob = 0f64;
-        let mut first = None;
-        for step in 0..=MAX_SPAN_TOKENS {
-            let ends_here: Vec<usize> = starts
-                .iter()
-                .copied()
-                .filter(|&s| bounds.is_end(s + len))
-                .collect();
-            let mut options: Vec<(u32, f32)> = Vec::new();
-            if step < MAX_SPAN_TOKENS {
-                let mut seen = std::collections::HashSet::new();
-                for &s in &starts {
-                    let Some(&b) = bytes.get(s + len) else {
-                        continue;
-                    };
-                    for &id in &self.x.by_first_byte[b as usize] {
-                        if (step > 0 || !banned.contains(&id))
-                            && bytes[s + len..].starts_with(self.x.model.tokenizer.bytes(id))
-                            && seen.insert(id)
-                        {
-                            options.push((id, self.dist[id as usize]));
-                        }
-                    }
-                }
-            }
-            // Ending the line, or, before anything is written, stopping.
-            let close_lp = match (step, ends_here.is_empty()) {
-                (0, _) => logsumexp(self.x.stop.iter().map(|&t| self.dist[t as usize])),
-                (_, false) => self.dist[self.x.newline as usize],
-                _ => f32::NEG_INFINITY,
-            };
-            let norm = logsumexp(options.iter().map(|o| o.1).chain([close_lp]));
-            let best = options.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1));
-            let best_lp = best.map_or(f32::NEG_INFINITY, |b| b.1).max(close_lp);
-            if let (Some(first), true) = (first, best_lp < DEAD_END) {
-                return Ok(Attempt::DeadEnd(first));
-            }
-            match best {
-                Some((id, lp)) if lp > close_lp => {
-                    logprob += (lp - norm) as f64;
-                    let piece = self.x.model.tokenizer.bytes(id);
-                    starts.retain(|&s| bytes[s + len..].starts_with(piece));
-                    len += piece.len();
-                    first.get_or_insert(id);
-                    self.feed(&[id])?;
-                }
-                _ if step == 0 || ends_here.is_empty() => return Ok(Attempt::Done(None)),
-                _ => {
-                    logprob += (close_lp - norm) as f64;
-                    let start = ends_here[0];
-                    return Ok(Attempt::Done(Some(Span {
-                        start,
-                        end: start + len,
-                        logprob,
-                    })));
-                }
-            }
-        }
-        Ok(Attempt::Done(None))
-    }
-}
-
-enum Attempt {
-    Done(Option<Span>),
-    /// Every way on from here is unlikely; the span began with this token.
-    DeadEnd(u32),
-}
-
-fn logsumexp(values: impl Iterator<Item = f32>) -> f32 {
-    let v: Vec<f32> = values.collect();
-    let max = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    if max == f32::NEG_INFINITY {
-        return max;
-    }
-    max + v.iter().map(|x| (x - max).exp()).sum::<f32>().ln()
 }
 
 fn common_prefix_len(a: &str, b: &str) -> usize {
@@ -426,79 +509,29 @@ fn common_prefix_len(a: &str, b: &str) -> usize {
         .map_or_else(|| a.len().min(b.len()), |((i, _), _)| i)
 }
 
-/// Where an entity may start and end, as byte offsets: at word boundaries, so a span never
-/// cuts a word in two.
-struct Boundaries {
-    starts: Vec<usize>,
-    ends: Vec<bool>,
-}
-
-impl Boundaries {
-    fn of(text: &str) -> Self {
-        let chars: Vec<(usize, char)> = text.char_indices().collect();
-        let mut starts = Vec::new();
-        let mut ends = vec![false; text.len() + 1];
-        for (k, &(i, c)) in chars.iter().enumerate() {
-            let prev = k.checked_sub(1).map(|p| chars[p].1);
-            let next = chars.get(k + 1).map(|n| n.1);
-            if !c.is_whitespace()
-                && prev.is_none_or(|p| !p.is_alphanumeric() || p.is_whitespace())
-                && (c.is_alphanumeric() || prev.is_none_or(char::is_whitespace))
-            {
-                starts.push(i);
-            }
-            // A span may end after a letter or digit that ends a word ("Hospital ." ends
-            // before the dot, "bob," before the comma).
-            let end = i + c.len_utf8();
-            if c.is_alphanumeric() && next.is_none_or(|n| !n.is_alphanumeric()) {
-                ends[end] = true;
-            }
-        }
-        Self { starts, ends }
-    }
-
-    fn is_end(&self, pos: usize) -> bool {
-        self.ends.get(pos).copied().unwrap_or(false)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::tasks::classify::softmax;
 
-    #[test]
-    fn boundaries_follow_words() {
-        let b = Boundaries::of("Hi @bob, U.S. é");
-        assert_eq!(b.starts, vec![0, 3, 4, 9, 11, 14]);
-        assert!(
-            b.is_end(2)
-                && b.is_end(7)
-                && !b.is_end(8)
-                && b.is_end(12)
-                && !b.is_end(13)
-                && b.is_end(16)
-        );
-        assert!(!Boundaries::of("Hospital .").is_end(10));
-        assert!(!b.is_end(5));
+    fn cand(start: usize, end: usize) -> Candidate {
+        Candidate { start, end }
     }
 
     #[test]
-    fn function_words_are_not_names() {
-        for span in ["I", "i", "It", "the", "an", "Am I", "2", "1 ."] {
-            assert!(is_function_phrase(span), "{span}");
-        }
-        for span in [
-            "Trump",
-            "Game of Thrones",
-            "S 8",
-            "The View",
-            "iPhone",
-            "US",
-            "Will",
-        ] {
-            assert!(!is_function_phrase(span), "{span}");
-        }
+    fn overlaps_go_to_the_likelier_span() {
+        let kept = suppress_overlaps(vec![
+            (cand(0, 5), 0.6, ()),
+            (cand(0, 12), 0.9, ()),
+            (cand(6, 12), 0.95, ()),
+            (cand(13, 20), 0.7, ()),
+        ]);
+        let spans: Vec<Candidate> = kept.iter().map(|k| k.0).collect();
+        assert_eq!(spans, vec![cand(6, 12), cand(13, 20), cand(0, 5)]);
+        // Equal probabilities: the longer span wins.
+        let kept = suppress_overlaps(vec![(cand(0, 5), 0.8, ()), (cand(0, 9), 0.8, ())]);
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].0, cand(0, 9));
     }
 
     #[test]

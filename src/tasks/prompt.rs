@@ -22,6 +22,9 @@ pub enum PromptError {
 /// Stands in for the item text while rendering, so the prompt splits into the part before
 /// the text (cached once per task) and the part after it.
 const TEXT_SLOT: &str = "\u{E000}wick-text\u{E000}";
+/// Stands in for a candidate span in an entity prompt: what lies after the text splits again
+/// around it, so many candidates share the text's forward.
+const MENTION_SLOT: &str = "\u{E000}wick-mention\u{E000}";
 
 #[derive(Debug, Clone)]
 pub struct PromptTemplate {
@@ -50,6 +53,14 @@ pub struct PromptSettings {
     pub embedding_weight: f64,
     /// Temperature of the softmax over label cosines that makes the embedding distribution.
     pub embedding_temperature: f64,
+    /// Entity prompts: the phrase of the answer "this candidate is not an entity", scored
+    /// beside the types (`{{ not_entity }}` in the template).
+    pub not_entity: String,
+    /// Entity prompts: the embedding's weight in P(entity) (`embedding_weight` is its weight
+    /// in the choice of type).
+    pub entity_weight: f64,
+    /// Entity prompts: the least probability of being an entity a kept span has.
+    pub threshold: f64,
 }
 
 impl Default for PromptSettings {
@@ -60,6 +71,9 @@ impl Default for PromptSettings {
             shortlist: 0,
             embedding_weight: 0.2,
             embedding_temperature: 0.05,
+            not_entity: "common word".into(),
+            entity_weight: 0.5,
+            threshold: 0.5,
         }
     }
 }
@@ -109,6 +123,41 @@ mod tests {
                 .contains("embedding_weight")
         );
         assert!(err("stray\n### user\n{{ text }}\n").contains("before the first section"));
+        assert!(err("### user\n{{ text }}\n### settings\nthreshold: 1\n").contains("threshold"));
+        assert!(
+            err("### user\n{{ text }}\n### settings\nentity_weight: -0.1\n")
+                .contains("entity_weight")
+        );
+    }
+
+    #[test]
+    fn the_mention_splits_what_follows_the_text() {
+        let chat = ChatTemplate::new(
+            "{% for m in messages %}<{{ m.role }}>{{ m.content }}\n{% endfor %}".into(),
+            String::new(),
+            String::new(),
+        )
+        .unwrap();
+        let t = PromptTemplate::parse(
+            "t",
+            "### user\nText: {{ text }}\n### assistant\nSo {{ mention }} is a\n### settings\nnot_entity: plain word\nthreshold: 0.9\nentity_weight: 0.7\n",
+        )
+        .unwrap();
+        assert_eq!(t.settings.not_entity, "plain word");
+        assert_eq!((t.settings.threshold, t.settings.entity_weight), (0.9, 0.7));
+        let r = t.render(&chat, &[], &[]).unwrap();
+        let m = r.mention.unwrap();
+        assert_eq!((r.lead.as_str(), r.after.as_str()), (" ", "\nSo"));
+        assert_eq!((m.lead.as_str(), m.after.as_str()), (" ", " is a"));
+        let bad = |src: &str| {
+            PromptTemplate::parse("t", src)
+                .unwrap()
+                .render(&chat, &[], &[])
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(bad("### user\n{{ mention }} {{ text }}\n").contains("after {{ text }}"));
+        assert!(bad("### user\n{{ text }} {{ mention }} {{ mention }}\n").contains("at most once"));
     }
 }
 
@@ -123,6 +172,17 @@ pub struct RenderedPrompt {
     /// would be in one piece ("Review: great" is `Review`, `:`, `Ġgreat`); cached apart from
     /// it they would become a lone space token the model never saw in training.
     pub lead: String,
+    /// In an entity prompt, where the candidate span goes after the text (`after` then ends
+    /// where the mention begins).
+    pub mention: Option<MentionSlot>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MentionSlot {
+    /// Spaces right before the mention, tokenized with it.
+    pub lead: String,
+    /// Everything after the mention, up to where the answer begins.
+    pub after: String,
 }
 
 impl PromptTemplate {
@@ -132,7 +192,6 @@ impl PromptTemplate {
             "intent" => include_str!("../../prompts/intent.txt"),
             "classify" => include_str!("../../prompts/classify.txt"),
             "ner" => include_str!("../../prompts/ner.txt"),
-            "ner-type" => include_str!("../../prompts/ner-type.txt"),
             other => {
                 return Err(PromptError::Invalid {
                     name: other.into(),
@@ -215,7 +274,13 @@ impl PromptTemplate {
         let fill = |source: &str| -> Result<String, PromptError> {
             env.render_str(
                 source,
-                context! { text => TEXT_SLOT, labels => labels.to_vec(), types => types.to_vec() },
+                context! {
+                    text => TEXT_SLOT,
+                    mention => MENTION_SLOT,
+                    not_entity => self.settings.not_entity.clone(),
+                    labels => labels.to_vec(),
+                    types => types.to_vec()
+                },
             )
             .map_err(|e| invalid(e.to_string()))
         };
@@ -228,11 +293,32 @@ impl PromptTemplate {
         let mut parts = full.split(TEXT_SLOT);
         match (parts.next(), parts.next(), parts.next()) {
             (Some(before), Some(after), None) => {
-                let kept = before.trim_end_matches([' ', '\t']);
+                let (before, lead) = split_lead(before);
+                let mut rest = after.split(MENTION_SLOT);
+                let (after, mention) = match (rest.next(), rest.next(), rest.next()) {
+                    (Some(after), None, _) => (after.to_string(), None),
+                    (Some(middle), Some(tail), None) => {
+                        let (middle, lead) = split_lead(middle);
+                        let slot = MentionSlot {
+                            lead,
+                            after: tail.to_string(),
+                        };
+                        (middle, Some(slot))
+                    }
+                    _ => return Err(invalid("{{ mention }} must appear at most once".into())),
+                };
+                if full
+                    .split(TEXT_SLOT)
+                    .next()
+                    .is_some_and(|b| b.contains(MENTION_SLOT))
+                {
+                    return Err(invalid("{{ mention }} must come after {{ text }}".into()));
+                }
                 Ok(RenderedPrompt {
-                    before: kept.to_string(),
-                    after: after.to_string(),
-                    lead: before[kept.len()..].to_string(),
+                    before,
+                    after,
+                    lead,
+                    mention,
                 })
             }
             _ => Err(invalid("{{ text }} must appear exactly once".into())),
@@ -281,10 +367,37 @@ fn parse_settings(body: &str) -> Result<PromptSettings, String> {
                         format!("embedding_temperature {value:?} is not a positive number")
                     })?
             }
+            "not_entity" => {
+                settings.not_entity = Some(value)
+                    .filter(|v| !v.is_empty())
+                    .ok_or("not_entity is empty")?
+                    .to_string()
+            }
+            "entity_weight" => {
+                settings.entity_weight = value
+                    .parse()
+                    .ok()
+                    .filter(|w: &f64| (0.0..=1.0).contains(w))
+                    .ok_or_else(|| format!("entity_weight {value:?} is not between 0 and 1"))?
+            }
+            "threshold" => {
+                settings.threshold = value
+                    .parse()
+                    .ok()
+                    .filter(|t: &f64| (0.0..1.0).contains(t))
+                    .ok_or_else(|| format!("threshold {value:?} is not in [0, 1)"))?
+            }
             other => return Err(format!("unknown setting {other:?}")),
         }
     }
     Ok(settings)
+}
+
+/// Splits off the spaces that end `s`: they are tokenized with what follows them, as a word's
+/// leading space is part of its token.
+fn split_lead(s: &str) -> (String, String) {
+    let kept = s.trim_end_matches([' ', '\t']);
+    (kept.to_string(), s[kept.len()..].to_string())
 }
 
 /// Token ids of a rendered prompt around one item's text, with the text cut to `max_text`
