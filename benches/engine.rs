@@ -1,12 +1,13 @@
 //! Engine throughput on the embedded model: prefill at 128 and 512 tokens, token-by-token
 //! generation (after an empty context and after 448 tokens), sentiment labels per second on
 //! the SST-2 dev file with and without the prefix cache, intent labels per second on
-//! Banking77, and peak RSS.
+//! Banking77, entity sentences per second on the WNUT-17 dev file, and peak RSS.
 //! Run through scripts/bench-engine.sh, which also runs llama.cpp on the same GGUF.
 use std::time::Instant;
 use wick::engine::{configure_threads, Job, KvCache, LoadOptions, LoadedModel, Transformer};
 use wick::tasks::classify::{Classifier, ClassifierOptions};
 use wick::tasks::labels::LabelSet;
+use wick::tasks::ner::Extractor;
 use wick::tasks::prompt::PromptTemplate;
 
 fn arg(name: &str) -> Option<String> {
@@ -128,6 +129,18 @@ fn main() -> anyhow::Result<()> {
     println!(
         "banking77_intent_items_per_s {:.2}",
         labels_per_second(&c, &banking[..n])?
+    );
+    let wnut = texts(&format!("{data}/ner_wnut17_dev.jsonl"))?;
+    let types = LabelSet::from_file(format!("{data}/ner_wnut17_dev.labels.json").as_ref())?;
+    let x = Extractor::new(&model, &PromptTemplate::builtin("ner")?, types)?;
+    let refs: Vec<&str> = wnut.iter().map(String::as_str).collect();
+    let start = Instant::now();
+    for chunk in refs.chunks(32) {
+        x.extract(chunk)?;
+    }
+    println!(
+        "wnut17_ner_items_per_s {:.2}",
+        wnut.len() as f64 / start.elapsed().as_secs_f64()
     );
     if let Some(mb) = peak_rss_mb() {
         println!("peak_rss_mb {mb:.0}");
