@@ -26,8 +26,8 @@ pub struct EvalArgs {
     /// Write every row with its prediction here (JSONL), for error analysis.
     #[arg(long)]
     predictions: Option<PathBuf>,
-    /// Rows with gold labels to train the learner on, as if people had given them
-    /// (classification only); the figures are then those of the learner mixed with the model.
+    /// Rows with gold labels (or "entities" for ner) to train the learner on, as if people had
+    /// given them; the figures are then those of the learner mixed with the model.
     #[arg(long)]
     train: Option<PathBuf>,
     /// Train on the first N rows of --train (default: all).
@@ -62,8 +62,41 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
     let (items, bad) = read_gold(&args.data, is_ner, &labels.names)?;
     let model = args.model.load()?;
     let labeler = args.task.labeler(&model)?;
+    let sizes = |n: usize| match (&args.curve, args.train_n) {
+        (Some(sizes), _) => sizes.clone(),
+        (None, k) => vec![k.unwrap_or(n)],
+    };
+    if let (Some(train), wick::tasks::labeler::Labeler::Extractor(extractor)) =
+        (&args.train, &labeler)
+    {
+        let (train_items, train_bad) = read_gold(train, true, &labels.names)?;
+        let spans = |items: Vec<(TextRow, Gold)>| {
+            let mut out = super::learn_spans::SpanRows::default();
+            for (row, gold) in items {
+                if let Gold::Spans(s) = gold {
+                    out.texts.push(row.text);
+                    out.gold.push(s);
+                }
+            }
+            out
+        };
+        let train_rows = spans(train_items);
+        super::learn_spans::curve(
+            &model,
+            extractor,
+            &train_rows,
+            &spans(items),
+            &sizes(train_rows.texts.len()),
+            args.curve.is_none(),
+            args.json,
+        )?;
+        return Ok(if bad + train_bad > 0 {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        });
+    }
     if let Some(train) = &args.train {
-        anyhow::ensure!(!is_ner, "--train applies to classification tasks");
         let gold: Vec<usize> = items
             .iter()
             .filter_map(|(_, g)| match g {
@@ -73,10 +106,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
             .collect();
         let texts: Vec<String> = items.iter().map(|(r, _)| r.text.clone()).collect();
         let (train_rows, train_bad) = read_rows(train, &labels.names)?;
-        let sizes = match (&args.curve, args.train_n) {
-            (Some(sizes), _) => sizes.clone(),
-            (None, n) => vec![n.unwrap_or(train_rows.texts.len())],
-        };
+        let sizes = sizes(train_rows.texts.len());
         let test = super::learn::Labeled { texts, gold };
         super::learn::curve(
             &model,

@@ -3,6 +3,7 @@ mod admin;
 mod eval;
 mod label;
 mod learn;
+mod learn_spans;
 mod serve;
 
 use anyhow::{Context, Result};

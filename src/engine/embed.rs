@@ -84,12 +84,58 @@ impl SentenceEmbedder {
         Ok((vecs, cut))
     }
 
-    fn embed_batch(&self, texts: &[&str]) -> Result<(Vec<Vec<f32>>, Vec<bool>)> {
-        let device = &self.model.device;
+    /// The contextual state of every word of each text (the words past the encoder's window
+    /// are left out), and whether the text was cut to fit.
+    pub fn word_states(&self, texts: &[&str]) -> Result<Vec<(Vec<WordState>, bool)>> {
+        let mut out = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(BATCH) {
+            out.extend(self.word_states_batch(chunk)?);
+        }
+        Ok(out)
+    }
+
+    fn word_states_batch(&self, texts: &[&str]) -> Result<Vec<(Vec<WordState>, bool)>> {
+        // Character offsets, so the words' offsets are in Unicode scalars as everywhere.
         let enc = self
             .tokenizer
-            .encode_batch(texts.to_vec(), true)
+            .encode_batch_char_offsets(texts.to_vec(), true)
             .map_err(|e| EngineError::Tokenizer(e.to_string()))?;
+        let states = self.forward(&enc)?;
+        let dim = states.dim(2)?;
+        let states = states.flatten_all()?.to_vec1::<f32>()?;
+        let width = enc.first().map_or(0, |e| e.get_ids().len());
+        Ok(enc
+            .iter()
+            .enumerate()
+            .map(|(row, e)| {
+                let mut words: Vec<WordState> = Vec::new();
+                let mut last_word = None;
+                for (t, (word, &(start, end))) in
+                    e.get_word_ids().iter().zip(e.get_offsets()).enumerate()
+                {
+                    // Special tokens and padding have no word.
+                    let Some(word) = *word else { continue };
+                    if last_word == Some(word) {
+                        if let Some(w) = words.last_mut() {
+                            w.end = end;
+                        }
+                        continue;
+                    }
+                    last_word = Some(word);
+                    let at = (row * width + t) * dim;
+                    let mut vector = states[at..at + dim].to_vec();
+                    let norm = vector.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+                    vector.iter_mut().for_each(|v| *v /= norm);
+                    words.push(WordState { start, end, vector });
+                }
+                (words, !e.get_overflowing().is_empty())
+            })
+            .collect())
+    }
+
+    /// The last layer's states of a padded batch: (texts, tokens, dim).
+    fn forward(&self, enc: &[tokenizers::Encoding]) -> Result<Tensor> {
+        let device = &self.model.device;
         let rows = |f: &dyn Fn(&tokenizers::Encoding) -> &[u32]| -> Result<Tensor> {
             let v: Vec<Tensor> = enc
                 .iter()
@@ -100,8 +146,22 @@ impl SentenceEmbedder {
         let ids = rows(&|e| e.get_ids())?;
         let types = rows(&|e| e.get_type_ids())?;
         let mask = rows(&|e| e.get_attention_mask())?;
-        let states = self.model.forward(&ids, &types, Some(&mask))?;
-        let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
+        Ok(self.model.forward(&ids, &types, Some(&mask))?)
+    }
+
+    fn embed_batch(&self, texts: &[&str]) -> Result<(Vec<Vec<f32>>, Vec<bool>)> {
+        let enc = self
+            .tokenizer
+            .encode_batch(texts.to_vec(), true)
+            .map_err(|e| EngineError::Tokenizer(e.to_string()))?;
+        let states = self.forward(&enc)?;
+        let mask: Vec<Tensor> = enc
+            .iter()
+            .map(|e| Tensor::new(e.get_attention_mask(), &self.model.device))
+            .collect::<candle_core::Result<_>>()?;
+        let mask = Tensor::stack(&mask, 0)?
+            .to_dtype(DType::F32)?
+            .unsqueeze(2)?;
         let sum = states.broadcast_mul(&mask)?.sum(1)?;
         let mean = sum.broadcast_div(&mask.sum(1)?.clamp(1e-9, f64::MAX)?)?;
         let norm = mean
@@ -115,6 +175,17 @@ impl SentenceEmbedder {
             .collect();
         Ok((mean.broadcast_div(&norm)?.to_vec2::<f32>()?, cut))
     }
+}
+
+/// A word of a text as the encoder read it (its pre-tokenizer's words: runs of letters and
+/// digits, and each punctuation mark), with the last layer's state of its first WordPiece.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WordState {
+    /// Offsets in Unicode scalar values, end exclusive.
+    pub start: usize,
+    pub end: usize,
+    /// Unit length.
+    pub vector: Vec<f32>,
 }
 
 /// The cosine of two unit-length vectors.

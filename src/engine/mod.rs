@@ -18,7 +18,7 @@ mod view;
 
 pub use chat::{ChatTemplate, Message};
 pub use config::{Architecture, ModelConfig, RopeStyle};
-pub use embed::{cosine, SentenceEmbedder, DEFAULT_EMBEDDER};
+pub use embed::{cosine, SentenceEmbedder, WordState, DEFAULT_EMBEDDER};
 pub use error::EngineError;
 pub use generate::{generate, Generation, SamplingParams};
 pub use kv::KvCache;

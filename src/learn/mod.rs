@@ -6,6 +6,7 @@ pub mod features;
 pub mod learner;
 pub mod logistic;
 pub mod mix;
+pub mod spans;
 
 pub use learner::{FoldFigures, LearnError, Learner, TrainingSet};
 pub use mix::{Mix, MixKind};

@@ -14,12 +14,16 @@
 //! `w · softmax(cos / τ) + (1 − w) · LM types`, w and τ the prompt's `embedding_weight` and
 //! `embedding_temperature`. A span's confidence is P(entity) × P(its type | entity).
 use super::classify::{
-    argmax, combine, softmax, TaskError, CONTENT_FREE, MAX_TEXT_TOKENS, PACK_ROWS, PACK_TOKENS,
+    combine, softmax, TaskError, CONTENT_FREE, MAX_TEXT_TOKENS, PACK_ROWS, PACK_TOKENS,
 };
 use super::labels::{LabelSet, LabelTrie};
 use super::prompt::{item_tokens, PromptError, PromptSettings, PromptTemplate};
 use super::proposals::{propose, Candidate};
+use crate::engine::WordState;
 use crate::engine::{cosine, log_softmax_rows, Job, KvCache, LoadedModel};
+pub use crate::learn::spans::Candidate as SpanCandidate;
+use crate::learn::spans::{zero_shot_spans, TypedSpan, Words};
+use crate::learn::LearnError;
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -176,6 +180,20 @@ impl<'m> Extractor<'m> {
 
     /// The entities of each text, and whether the text was cut to fit the context.
     pub fn extract(&self, texts: &[&str]) -> Result<Vec<(Vec<Entity>, bool)>, TaskError> {
+        let scored = self.score(texts)?;
+        Ok(texts
+            .iter()
+            .zip(scored)
+            .map(|(text, s)| {
+                let shown = zero_shot_spans(&s.candidates, self.settings.threshold);
+                (entities(text, &shown, &self.types.names), s.truncated)
+            })
+            .collect())
+    }
+
+    /// Every candidate of each text with its probability of being each type (in character
+    /// offsets), before any is kept or dropped: what a span learner mixes with its own.
+    pub fn score(&self, texts: &[&str]) -> Result<Vec<ScoredText>, TaskError> {
         let mut prepared = texts
             .iter()
             .map(|t| self.prepare(t))
@@ -187,46 +205,75 @@ impl<'m> Extractor<'m> {
         let logprobs = self.logprobs(&prepared)?;
         let answers = self.answers(&logprobs, cosines.as_deref());
         let n = self.types.len();
-        // Per text: each kept candidate, with P(entity) and its distribution over the types.
-        let mut kept: Vec<Vec<(Candidate, f64, Vec<f64>)>> = Vec::with_capacity(texts.len());
-        for (p, answers) in prepared.iter().zip(answers) {
-            let scored: Vec<(Candidate, f64, Vec<f64>)> = p
-                .candidates
-                .iter()
-                .zip(answers)
-                .map(|(&c, probs)| {
-                    let entity = 1.0 - probs[n];
-                    let types = probs[..n].iter().map(|q| q / entity.max(1e-12)).collect();
-                    (c, entity, types)
-                })
-                .filter(|(_, entity, _)| *entity >= self.settings.threshold)
-                .collect();
-            kept.push(suppress_overlaps(scored));
-        }
         Ok(prepared
             .iter()
-            .zip(kept)
-            .map(|(p, kept)| {
-                let mut entities: Vec<Entity> = kept
+            .zip(answers)
+            .map(|(p, answers)| {
+                let chars = |byte: usize| p.seen[..byte].chars().count();
+                let candidates = p
+                    .candidates
                     .iter()
-                    .map(|(c, entity, q)| {
-                        let best = argmax(q);
-                        let start = p.seen[..c.start].chars().count();
-                        let piece = &p.seen[c.start..c.end];
-                        Entity {
-                            start,
-                            end: start + piece.chars().count(),
-                            label: self.types.names[best].clone(),
-                            text: piece.to_string(),
-                            confidence: entity * q[best],
-                        }
+                    .zip(answers)
+                    .map(|(c, probs)| SpanCandidate {
+                        start: chars(c.start),
+                        end: chars(c.end),
+                        p: probs[..n].to_vec(),
                     })
                     .collect();
-                entities.sort_by_key(|e| (e.start, e.end));
-                (entities, p.truncated)
+                ScoredText {
+                    candidates,
+                    truncated: p.truncated,
+                }
             })
             .collect())
     }
+
+    /// Below this probability of being an entity, a zero-shot candidate is not shown.
+    pub fn threshold(&self) -> f64 {
+        self.settings.threshold
+    }
+
+    pub fn types(&self) -> &LabelSet {
+        &self.types
+    }
+}
+
+/// A text's candidates, scored.
+#[derive(Debug, Clone)]
+pub struct ScoredText {
+    pub candidates: Vec<SpanCandidate>,
+    pub truncated: bool,
+}
+
+/// A text's word states as the span learner reads them.
+pub fn words(states: &[WordState]) -> Result<Words, LearnError> {
+    let mut words = Words::new(states.first().map_or(0, |w| w.vector.len()));
+    for w in states {
+        words.push(w.start, w.end, &w.vector)?;
+    }
+    Ok(words)
+}
+
+/// The entities of `text` for chosen spans (character offsets) of the types `names`.
+pub fn entities(text: &str, spans: &[(TypedSpan, f64)], names: &[String]) -> Vec<Entity> {
+    let bytes: Vec<usize> = text
+        .char_indices()
+        .map(|(i, _)| i)
+        .chain([text.len()])
+        .collect();
+    spans
+        .iter()
+        .filter_map(|(s, p)| {
+            let piece = text.get(*bytes.get(s.start)?..*bytes.get(s.end)?)?;
+            Some(Entity {
+                start: s.start,
+                end: s.end,
+                label: names.get(s.kind)?.clone(),
+                text: piece.to_string(),
+                confidence: *p,
+            })
+        })
+        .collect()
 }
 
 impl<'m> Extractor<'m> {
@@ -476,26 +523,6 @@ impl<'m> Extractor<'m> {
     }
 }
 
-/// Candidates kept by probability of being an entity, highest first, each dropped if it
-/// overlaps one kept before it (non-maximum suppression on the span lattice). Ties go to the
-/// longer span.
-fn suppress_overlaps<T>(mut scored: Vec<(Candidate, f64, T)>) -> Vec<(Candidate, f64, T)> {
-    scored.sort_by(|a, b| {
-        b.1.total_cmp(&a.1)
-            .then((b.0.end - b.0.start).cmp(&(a.0.end - a.0.start)))
-    });
-    let mut kept: Vec<(Candidate, f64, T)> = Vec::new();
-    for s in scored {
-        if kept
-            .iter()
-            .all(|k| s.0.end <= k.0.start || k.0.end <= s.0.start)
-        {
-            kept.push(s);
-        }
-    }
-    kept
-}
-
 /// What a type is compared with by embedding: its phrase read as a kind of name ("person
 /// name", "creative work name"), since a mention is a name, not a description of its type.
 fn type_description(phrase: &str) -> String {
@@ -512,27 +539,7 @@ fn common_prefix_len(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tasks::classify::softmax;
-
-    fn cand(start: usize, end: usize) -> Candidate {
-        Candidate { start, end }
-    }
-
-    #[test]
-    fn overlaps_go_to_the_likelier_span() {
-        let kept = suppress_overlaps(vec![
-            (cand(0, 5), 0.6, ()),
-            (cand(0, 12), 0.9, ()),
-            (cand(6, 12), 0.95, ()),
-            (cand(13, 20), 0.7, ()),
-        ]);
-        let spans: Vec<Candidate> = kept.iter().map(|k| k.0).collect();
-        assert_eq!(spans, vec![cand(6, 12), cand(13, 20), cand(0, 5)]);
-        // Equal probabilities: the longer span wins.
-        let kept = suppress_overlaps(vec![(cand(0, 5), 0.8, ()), (cand(0, 9), 0.8, ())]);
-        assert_eq!(kept.len(), 1);
-        assert_eq!(kept[0].0, cand(0, 9));
-    }
+    use crate::tasks::classify::{argmax, softmax};
 
     #[test]
     fn types_are_described_as_names() {

@@ -1,0 +1,677 @@
+//! The span learner: a BIO tagger on the embedder's contextual word states, trained from the
+//! people's span answers, and its mix with the zero-shot extractor's candidates.
+//!
+//! Each word is tagged O, B-type or I-type by a multinomial logistic regression reading the
+//! word's state beside its neighbours' (the tag of a word depends on whether the words around
+//! it are part of a name). A span's probability under the tagger is that of its tag run:
+//! B at its first word, I at the others, and no I right after it. The zero-shot extractor gives
+//! each of its candidates a probability per type too, so both speak of the same thing:
+//! P(this character range is an entity of this type). The shown spans are
+//! `w · tagger + (1 − w) · zero-shot`, kept above a threshold and resolved by non-maximum
+//! suppression; `w`, the threshold and the tagger's L2 strength are all chosen on
+//! cross-validation folds of the answered sentences (span F1 for the first two, the tags'
+//! log-loss for the last). With no answers the mix is the zero-shot extractor alone.
+use super::learner::LearnError;
+use super::logistic::{self, FitOptions, Rows, Softmax};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+
+/// A span in Unicode scalar offsets (end exclusive) with a type index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TypedSpan {
+    pub start: usize,
+    pub end: usize,
+    pub kind: usize,
+}
+
+/// A candidate span and its probability of being each type (the rest: not an entity).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    pub start: usize,
+    pub end: usize,
+    pub p: Vec<f64>,
+}
+
+/// A text's words as the embedder read them: offsets and one state each, in order.
+#[derive(Debug, Clone, Default)]
+pub struct Words {
+    pub offsets: Vec<(usize, usize)>,
+    /// `offsets.len()` unit vectors of `dim` floats, row after row.
+    pub states: Vec<f32>,
+    pub dim: usize,
+}
+
+impl Words {
+    pub fn new(dim: usize) -> Self {
+        Words {
+            dim,
+            ..Default::default()
+        }
+    }
+
+    /// Adds the next word; `state` must have `dim` floats.
+    pub fn push(&mut self, start: usize, end: usize, state: &[f32]) -> Result<(), LearnError> {
+        if state.len() != self.dim {
+            return Err(LearnError::Dimension {
+                got: state.len(),
+                want: self.dim,
+            });
+        }
+        self.offsets.push((start, end));
+        self.states.extend_from_slice(state);
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.offsets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.offsets.is_empty()
+    }
+
+    fn state(&self, i: usize) -> &[f32] {
+        &self.states[i * self.dim..(i + 1) * self.dim]
+    }
+
+    /// What the tagger reads of word `i`: its state, then the previous and next words' (zeros
+    /// at the ends).
+    fn features(&self, i: usize, out: &mut Vec<f32>) {
+        out.extend_from_slice(self.state(i));
+        for j in [i.checked_sub(1), Some(i + 1).filter(|&j| j < self.len())] {
+            match j {
+                Some(j) => out.extend_from_slice(self.state(j)),
+                None => out.extend(std::iter::repeat_n(0.0, self.dim)),
+            }
+        }
+    }
+
+    fn all_features(&self) -> Vec<f32> {
+        let mut x = Vec::with_capacity(self.len() * self.dim * CONTEXT);
+        (0..self.len()).for_each(|i| self.features(i, &mut x));
+        x
+    }
+
+    /// The tag of each word under `spans`: a word is inside a span when it lies wholly within
+    /// it, and begins it when it is the first such word.
+    fn tags(&self, spans: &[TypedSpan]) -> Vec<usize> {
+        let mut tags = vec![OUTSIDE; self.len()];
+        for s in spans {
+            let mut first = true;
+            for (i, &(a, b)) in self.offsets.iter().enumerate() {
+                if a >= s.start && b <= s.end && tags[i] == OUTSIDE {
+                    tags[i] = if first { begin(s.kind) } else { inside(s.kind) };
+                    first = false;
+                }
+            }
+        }
+        tags
+    }
+}
+
+/// Word states read per word: its own and its two neighbours'.
+const CONTEXT: usize = 3;
+const OUTSIDE: usize = 0;
+fn begin(kind: usize) -> usize {
+    1 + 2 * kind
+}
+fn inside(kind: usize) -> usize {
+    2 + 2 * kind
+}
+
+/// Longest span the tagger proposes, in words.
+const MAX_SPAN_WORDS: usize = 8;
+/// Tagger spans below this probability are left out of the mix.
+const MIN_SPAN_PROBABILITY: f64 = 0.01;
+
+/// One answered sentence: its words, the people's spans, and the zero-shot candidates.
+#[derive(Debug, Clone)]
+pub struct Answered {
+    pub words: Words,
+    pub gold: Vec<TypedSpan>,
+    pub zero_shot: Vec<Candidate>,
+}
+
+/// What the folds said, kept with the learner for the dashboard.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SpanFigures {
+    pub folds: usize,
+    /// Gold spans in the held-out sentences.
+    pub gold: usize,
+    /// Span F1 of the zero-shot extractor at its own threshold on the held-out sentences.
+    pub zero_shot_f1: f64,
+    /// Span F1 of the tagger alone (weight 1, best threshold).
+    pub tagger_f1: f64,
+    /// Span F1 of the chosen mix.
+    pub mix_f1: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpanLearner {
+    pub types: usize,
+    /// Answered sentences it was trained on.
+    pub n: usize,
+    pub l2: f64,
+    /// The tagger's weight in the mix.
+    pub weight: f64,
+    /// A mixed span is shown when its probability of being an entity reaches this.
+    pub threshold: f64,
+    pub folds: SpanFigures,
+    #[serde(skip)]
+    model: Option<Softmax>,
+}
+
+const FOLDS: usize = 5;
+/// L2 strengths tried, as `c / n`, strongest first so each fit warm-starts the next.
+const PENALTIES: [f64; 4] = [1.0, 0.3, 0.1, 0.03];
+const WEIGHT_STEPS: usize = 10;
+const THRESHOLDS: [f64; 17] = [
+    0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99,
+];
+
+impl SpanLearner {
+    /// Trains from answered sentences; `zero_shot_threshold` is what the extractor keeps on
+    /// its own (the figure the folds compare with, and the choice while the tagger has no
+    /// weight).
+    pub fn train(
+        set: &[Answered],
+        types: usize,
+        zero_shot_threshold: f64,
+    ) -> Result<SpanLearner, LearnError> {
+        if set.is_empty() {
+            return Err(LearnError::NoLabels);
+        }
+        let dim = set[0].words.dim * CONTEXT;
+        for s in set {
+            if s.words.dim * CONTEXT != dim && !s.words.is_empty() {
+                return Err(LearnError::Dimension {
+                    got: s.words.dim * CONTEXT,
+                    want: dim,
+                });
+            }
+            if let Some(g) = s.gold.iter().find(|g| g.kind >= types) {
+                return Err(LearnError::LabelOutOfRange {
+                    index: g.kind,
+                    labels: types,
+                });
+            }
+        }
+        let features: Vec<Vec<f32>> = set.iter().map(|s| s.words.all_features()).collect();
+        let tags: Vec<Vec<usize>> = set.iter().map(|s| s.words.tags(&s.gold)).collect();
+        if tags.iter().flatten().all(|&t| t == OUTSIDE) {
+            return Err(LearnError::NoLabels);
+        }
+        let classes = 1 + 2 * types;
+        let n = set.len();
+        let folds = FOLDS.min(n);
+        let quick = FitOptions {
+            max_iterations: 100,
+            gradient_tolerance: 1e-4,
+        };
+        // Out-of-fold tag distributions per penalty, per sentence.
+        let mut oof: Vec<Vec<Vec<Vec<f64>>>> = vec![vec![Vec::new(); n]; PENALTIES.len()];
+        let mut start = Softmax::zeros(classes, dim);
+        for f in 0..folds {
+            let (x, y) = stack(&features, &tags, |i| i % folds != f);
+            let mut model = start.clone();
+            for (p, c) in PENALTIES.iter().enumerate() {
+                model = fit(&x, &y, dim, classes, *c, &model, quick);
+                if p == 0 {
+                    start = model.clone();
+                }
+                for i in (0..n).filter(|i| i % folds == f) {
+                    oof[p][i] = distributions(&model, &features[i], dim);
+                }
+            }
+        }
+        let penalty = (0..PENALTIES.len())
+            .min_by(|&a, &b| tag_loss(&oof[a], &tags).total_cmp(&tag_loss(&oof[b], &tags)))
+            .unwrap_or(0);
+        let tagged: Vec<Vec<Candidate>> = set
+            .iter()
+            .zip(&oof[penalty])
+            .map(|(s, d)| tagger_spans(&s.words, d, types))
+            .collect();
+        let score = |weight: f64, threshold: f64| {
+            let mut counts = Counts::default();
+            for (s, t) in set.iter().zip(&tagged) {
+                let shown = decide(&mix(&s.zero_shot, t, weight), threshold);
+                counts.add(&s.gold, &shown);
+            }
+            counts.f1()
+        };
+        // Span F1 over weights and thresholds. Where several settings tie (with no zero-shot
+        // candidate, every weight above 0 is the same choice at a scaled threshold), the middle
+        // of the tied settings is taken, away from the edges of the plateau.
+        let mut grid = vec![(0.0, zero_shot_threshold, score(0.0, zero_shot_threshold))];
+        for step in 0..=WEIGHT_STEPS {
+            let w = step as f64 / WEIGHT_STEPS as f64;
+            grid.extend(THRESHOLDS.iter().map(|&t| (w, t, score(w, t))));
+        }
+        let top = grid.iter().map(|g| g.2).fold(0.0, f64::max);
+        let tied: Vec<&(f64, f64, f64)> = grid.iter().filter(|g| g.2 >= top - 1e-9).collect();
+        let best = *tied[tied.len() / 2];
+        let tagger_f1 = THRESHOLDS
+            .iter()
+            .map(|&t| score(1.0, t))
+            .fold(0.0, f64::max);
+        let (x, y) = stack(&features, &tags, |_| true);
+        let l2 = PENALTIES[penalty];
+        let mut model = start;
+        for c in &PENALTIES[..=penalty] {
+            model = fit(&x, &y, dim, classes, *c, &model, quick);
+        }
+        let model = fit(&x, &y, dim, classes, l2, &model, FitOptions::default());
+        Ok(SpanLearner {
+            types,
+            n,
+            l2,
+            weight: best.0,
+            threshold: best.1,
+            folds: SpanFigures {
+                folds,
+                gold: set.iter().map(|s| s.gold.len()).sum(),
+                zero_shot_f1: score(0.0, zero_shot_threshold),
+                tagger_f1,
+                mix_f1: best.2,
+            },
+            model: Some(model),
+        })
+    }
+
+    /// The spans to show for a text: its words and the zero-shot candidates, mixed. Each span
+    /// comes with its probability (of being an entity of that type).
+    pub fn predict(&self, words: &Words, zero_shot: &[Candidate]) -> Vec<(TypedSpan, f64)> {
+        let tagged = match &self.model {
+            Some(m) if !words.is_empty() && m.dim == words.dim * CONTEXT => tagger_spans(
+                words,
+                &distributions(m, &words.all_features(), m.dim),
+                self.types,
+            ),
+            _ => Vec::new(),
+        };
+        decide(&mix(zero_shot, &tagged, self.weight), self.threshold)
+    }
+
+    /// Identifies the fitted learner: a prefix of the sha256 of its parameters.
+    pub fn hash(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(serde_json::to_vec(self).unwrap_or_default());
+        if let Some(m) = &self.model {
+            for v in m.weights.iter().chain(&m.bias) {
+                h.update(v.to_le_bytes());
+            }
+        }
+        h.finalize()
+            .iter()
+            .take(6)
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// The learner as bytes: a JSON header line, then the word-state length and the weights
+    /// and biases as little-endian f32.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = serde_json::to_vec(self).unwrap_or_default();
+        out.push(b'\n');
+        if let Some(m) = &self.model {
+            out.extend((m.dim as u32).to_le_bytes());
+            for v in m.weights.iter().chain(&m.bias) {
+                out.extend(v.to_le_bytes());
+            }
+        }
+        out
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<SpanLearner, LearnError> {
+        let corrupt = |m: &str| LearnError::Corrupt(m.to_string());
+        let split = bytes
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or_else(|| corrupt("no header"))?;
+        let mut learner: SpanLearner = serde_json::from_slice(&bytes[..split])
+            .map_err(|e| LearnError::Corrupt(e.to_string()))?;
+        let (dim, floats) = bytes[split + 1..]
+            .split_at_checked(4)
+            .ok_or_else(|| corrupt("no weights"))?;
+        let dim = u32::from_le_bytes(dim.try_into().map_err(|_| corrupt("dimension"))?) as usize;
+        let k = 1 + 2 * learner.types;
+        if floats.len() != 4 * k * (dim + 1) {
+            return Err(corrupt("weights of the wrong size"));
+        }
+        let values: Vec<f32> = floats
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        let (w, b) = values.split_at(k * dim);
+        learner.model = Some(Softmax {
+            classes: k,
+            dim,
+            weights: w.to_vec(),
+            bias: b.to_vec(),
+        });
+        Ok(learner)
+    }
+}
+
+/// The zero-shot extractor's own choice: its candidates at `threshold`, without a tagger.
+pub fn zero_shot_spans(zero_shot: &[Candidate], threshold: f64) -> Vec<(TypedSpan, f64)> {
+    decide(&mix(zero_shot, &[], 0.0), threshold)
+}
+
+fn fit(
+    x: &[f32],
+    y: &[usize],
+    dim: usize,
+    classes: usize,
+    c: f64,
+    start: &Softmax,
+    opts: FitOptions,
+) -> Softmax {
+    let rows = Rows { x, dim, y };
+    logistic::fit(&rows, classes, c / y.len().max(1) as f64, start, opts)
+}
+
+/// The words of the sentences `keep` picks, as training rows.
+fn stack(
+    features: &[Vec<f32>],
+    tags: &[Vec<usize>],
+    keep: impl Fn(usize) -> bool,
+) -> (Vec<f32>, Vec<usize>) {
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    for (i, (f, t)) in features.iter().zip(tags).enumerate() {
+        if keep(i) {
+            x.extend_from_slice(f);
+            y.extend_from_slice(t);
+        }
+    }
+    (x, y)
+}
+
+fn distributions(model: &Softmax, features: &[f32], dim: usize) -> Vec<Vec<f64>> {
+    features
+        .chunks_exact(dim)
+        .map(|x| model.probabilities(x))
+        .collect()
+}
+
+fn tag_loss(dists: &[Vec<Vec<f64>>], tags: &[Vec<usize>]) -> f64 {
+    let (mut sum, mut n) = (0.0, 0usize);
+    for (d, t) in dists.iter().zip(tags) {
+        for (p, &y) in d.iter().zip(t) {
+            sum -= p[y].max(1e-12).ln();
+            n += 1;
+        }
+    }
+    sum / n.max(1) as f64
+}
+
+/// Every word run of up to `MAX_SPAN_WORDS` words whose tag run is likely enough, with the
+/// probability of that run per type.
+fn tagger_spans(words: &Words, dists: &[Vec<f64>], types: usize) -> Vec<Candidate> {
+    let n = words.len();
+    let mut out = Vec::new();
+    for i in 0..n {
+        for j in i + 1..=(i + MAX_SPAN_WORDS).min(n) {
+            let p: Vec<f64> = (0..types)
+                .map(|t| {
+                    let run: f64 = (i + 1..j).map(|k| dists[k][inside(t)]).product();
+                    let closed = if j < n {
+                        1.0 - dists[j][inside(t)]
+                    } else {
+                        1.0
+                    };
+                    dists[i][begin(t)] * run * closed
+                })
+                .collect();
+            if p.iter().sum::<f64>() >= MIN_SPAN_PROBABILITY {
+                out.push(Candidate {
+                    start: words.offsets[i].0,
+                    end: words.offsets[j - 1].1,
+                    p,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// `weight · tagger + (1 − weight) · zero-shot` for every character range either proposes.
+fn mix(zero_shot: &[Candidate], tagged: &[Candidate], weight: f64) -> Vec<Candidate> {
+    let mut at: HashMap<(usize, usize), Vec<f64>> = HashMap::new();
+    for (list, w) in [(zero_shot, 1.0 - weight), (tagged, weight)] {
+        if w <= 0.0 {
+            continue;
+        }
+        for c in list {
+            let p = at
+                .entry((c.start, c.end))
+                .or_insert_with(|| vec![0.0; c.p.len()]);
+            p.iter_mut().zip(&c.p).for_each(|(m, v)| *m += w * v);
+        }
+    }
+    let mut out: Vec<Candidate> = at
+        .into_iter()
+        .map(|((start, end), p)| Candidate { start, end, p })
+        .collect();
+    out.sort_by_key(|c| (c.start, c.end));
+    out
+}
+
+/// The candidates whose probability of being an entity reaches `threshold`, likeliest first,
+/// each dropped if it overlaps one kept before it; typed by their likeliest type. Ties go to
+/// the longer span.
+fn decide(candidates: &[Candidate], threshold: f64) -> Vec<(TypedSpan, f64)> {
+    let mut kept: Vec<(&Candidate, f64)> = candidates
+        .iter()
+        .map(|c| (c, c.p.iter().sum::<f64>()))
+        .filter(|(_, e)| *e >= threshold)
+        .collect();
+    kept.sort_by(|a, b| {
+        b.1.total_cmp(&a.1)
+            .then((b.0.end - b.0.start).cmp(&(a.0.end - a.0.start)))
+            .then(a.0.start.cmp(&b.0.start))
+    });
+    let mut out: Vec<(TypedSpan, f64)> = Vec::new();
+    for (c, _) in kept {
+        if out.iter().any(|(s, _)| s.start < c.end && c.start < s.end) {
+            continue;
+        }
+        let (kind, p) =
+            c.p.iter()
+                .copied()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+                .unwrap_or((0, 0.0));
+        out.push((
+            TypedSpan {
+                start: c.start,
+                end: c.end,
+                kind,
+            },
+            p,
+        ));
+    }
+    out.sort_by_key(|(s, _)| (s.start, s.end));
+    out
+}
+
+/// Exact-match span counts for micro F1.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Counts {
+    pub gold: usize,
+    pub shown: usize,
+    pub hit: usize,
+}
+
+impl Counts {
+    pub fn add(&mut self, gold: &[TypedSpan], shown: &[(TypedSpan, f64)]) {
+        self.gold += gold.len();
+        self.shown += shown.len();
+        self.hit += shown.iter().filter(|(s, _)| gold.contains(s)).count();
+    }
+
+    pub fn f1(&self) -> f64 {
+        match self.gold + self.shown {
+            0 => 0.0,
+            total => 2.0 * self.hit as f64 / total as f64,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Words with one-hot-ish states: names are near one direction, other words another, and
+    /// a place word a third; offsets as if each word were 4 characters and a space.
+    fn sentence(kinds: &[u8]) -> Words {
+        let dim = 4;
+        let mut w = Words {
+            dim,
+            ..Default::default()
+        };
+        for (i, &k) in kinds.iter().enumerate() {
+            w.offsets.push((i * 5, i * 5 + 4));
+            let mut v = vec![0.05; dim];
+            v[k as usize] = 1.0;
+            w.states.extend(v);
+        }
+        w
+    }
+
+    fn answered(kinds: &[u8]) -> Answered {
+        let words = sentence(kinds);
+        let gold = kinds
+            .iter()
+            .enumerate()
+            .filter(|(_, &k)| k > 0)
+            .map(|(i, &k)| TypedSpan {
+                start: i * 5,
+                end: i * 5 + 4,
+                kind: (k - 1) as usize,
+            })
+            .collect();
+        Answered {
+            words,
+            gold,
+            zero_shot: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn tags_follow_words_inside_spans() {
+        let w = sentence(&[0, 1, 1, 0]);
+        let gold = [TypedSpan {
+            start: 5,
+            end: 14,
+            kind: 1,
+        }];
+        assert_eq!(w.tags(&gold), vec![OUTSIDE, begin(1), inside(1), OUTSIDE]);
+    }
+
+    #[test]
+    fn the_tagger_learns_what_the_zero_shot_misses() {
+        // Word kind 1 is a type-0 entity, kind 2 a type-1 entity; the zero-shot finds nothing.
+        let set: Vec<Answered> = (0..30)
+            .map(|i| match i % 3 {
+                0 => answered(&[0, 1, 0, 0]),
+                1 => answered(&[0, 0, 2, 0]),
+                _ => answered(&[1, 0, 0, 2]),
+            })
+            .collect();
+        let learner = SpanLearner::train(&set, 2, 0.95).expect("trains");
+        assert!(learner.weight > 0.0, "weight {}", learner.weight);
+        assert!(learner.folds.mix_f1 > 0.9, "{:?}", learner.folds);
+        assert_eq!(learner.folds.zero_shot_f1, 0.0);
+        let spans = learner.predict(&sentence(&[2, 0, 1]), &[]);
+        let found: Vec<(usize, usize, usize)> = spans
+            .iter()
+            .map(|(s, _)| (s.start, s.end, s.kind))
+            .collect();
+        assert_eq!(found, vec![(0, 4, 1), (10, 14, 0)]);
+        // And the same after a trip through the database's bytes.
+        let back = SpanLearner::from_bytes(&learner.to_bytes()).expect("reads");
+        assert_eq!(back.predict(&sentence(&[2, 0, 1]), &[]), spans);
+        assert_eq!(back.hash(), learner.hash());
+    }
+
+    #[test]
+    fn a_good_zero_shot_keeps_its_weight() {
+        // The zero-shot is right every time, and the words carry no signal.
+        let set: Vec<Answered> = (0..20)
+            .map(|i| {
+                let mut a = answered(&[0, 0, 0]);
+                a.words.states.iter_mut().for_each(|v| *v = 0.5);
+                let at = i % 3;
+                a.gold = vec![TypedSpan {
+                    start: at * 5,
+                    end: at * 5 + 4,
+                    kind: 0,
+                }];
+                a.zero_shot = vec![
+                    Candidate {
+                        start: at * 5,
+                        end: at * 5 + 4,
+                        p: vec![0.97],
+                    },
+                    Candidate {
+                        start: ((at + 1) % 3) * 5,
+                        end: ((at + 1) % 3) * 5 + 4,
+                        p: vec![0.3],
+                    },
+                ];
+                a
+            })
+            .collect();
+        let learner = SpanLearner::train(&set, 1, 0.95).expect("trains");
+        assert_eq!(learner.folds.zero_shot_f1, 1.0);
+        assert_eq!(learner.folds.mix_f1, 1.0);
+        assert!(learner.weight < 0.5, "weight {}", learner.weight);
+    }
+
+    #[test]
+    fn no_spans_no_learner() {
+        let set = vec![answered(&[0, 0]), answered(&[0])];
+        assert_eq!(SpanLearner::train(&set, 1, 0.9), Err(LearnError::NoLabels));
+        let bad = vec![Answered {
+            gold: vec![TypedSpan {
+                start: 0,
+                end: 4,
+                kind: 3,
+            }],
+            ..answered(&[1])
+        }];
+        assert!(matches!(
+            SpanLearner::train(&bad, 1, 0.9),
+            Err(LearnError::LabelOutOfRange { index: 3, .. })
+        ));
+    }
+
+    #[test]
+    fn overlaps_go_to_the_likelier_mixed_span() {
+        let zs = vec![
+            Candidate {
+                start: 0,
+                end: 9,
+                p: vec![0.6, 0.0],
+            },
+            Candidate {
+                start: 5,
+                end: 9,
+                p: vec![0.0, 0.9],
+            },
+        ];
+        let shown = zero_shot_spans(&zs, 0.5);
+        assert_eq!(shown.len(), 1);
+        assert_eq!(
+            shown[0].0,
+            TypedSpan {
+                start: 5,
+                end: 9,
+                kind: 1
+            }
+        );
+    }
+}
