@@ -138,7 +138,16 @@ fn run(store: &Store, model: Option<&ModelHandle>, job: &Job) -> Result<(), RunE
         "pre-labeling"
     );
     // Items imported after a retrain get the learner's mix as soon as they are pre-labeled.
-    let learner = crate::retrain::current_learner(store, project.id, &by)?;
+    let (learner, span_learner) = match project.task {
+        TaskKind::Ner => (
+            None,
+            crate::retrain::current_span_learner(store, project.id, &by)?,
+        ),
+        _ => (
+            crate::retrain::current_learner(store, project.id, &by)?,
+            None,
+        ),
+    };
     let mut after = 0;
     loop {
         if store.read(|c| jobs::status(c, job.id))? != JobStatus::Running {
@@ -174,7 +183,7 @@ fn run(store: &Store, model: Option<&ModelHandle>, job: &Job) -> Result<(), RunE
             None => None,
         };
         let preds = model
-            .label(&spec, texts)
+            .label(&spec, texts.clone())
             .map_err(|e| RunError::Model(e.to_string()))?;
         let rows: Vec<NewPrediction> = ids
             .iter()
@@ -194,7 +203,19 @@ fn run(store: &Store, model: Option<&ModelHandle>, job: &Job) -> Result<(), RunE
                 Prediction::Entities { .. } => None,
             })
             .collect();
-        let mixed: Vec<NewPrediction> = match (&learner, &embedded) {
+        // And every scored entity candidate, for the span learner.
+        let types = project.labels.len();
+        let candidates: Vec<(i64, Vec<u8>)> = ids
+            .iter()
+            .zip(&preds)
+            .filter_map(|(&item_id, p)| match p {
+                Prediction::Entities { zero_shot, .. } => {
+                    Some((item_id, zero_shot.to_bytes(types)))
+                }
+                Prediction::Class(_) => None,
+            })
+            .collect();
+        let mut mixed: Vec<NewPrediction> = match (&learner, &embedded) {
             (Some((_, l)), Some((_, vectors))) => {
                 let seen = l.seen();
                 let dim = l.dim().unwrap_or(0);
@@ -215,6 +236,24 @@ fn run(store: &Store, model: Option<&ModelHandle>, job: &Job) -> Result<(), RunE
             }
             _ => Vec::new(),
         };
+        if let Some((_, l)) = &span_learner {
+            let sentences = ids
+                .iter()
+                .zip(&texts)
+                .zip(&preds)
+                .filter_map(|((&id, text), p)| match p {
+                    Prediction::Entities { zero_shot, .. } => {
+                        Some((id, text.clone(), zero_shot.clone()))
+                    }
+                    Prediction::Class(_) => None,
+                })
+                .collect();
+            mixed = crate::retrain::mix_spans(model, &project, l, sentences)?;
+        }
+        let mixed_by = learner
+            .as_ref()
+            .map(|(by, _)| by)
+            .or(span_learner.as_ref().map(|(by, _)| by));
         store.write(|tx| {
             if let Some((embedder, vectors)) = &embedded {
                 learning::put_embeddings(tx, embedder, vectors)?;
@@ -222,8 +261,9 @@ fn run(store: &Store, model: Option<&ModelHandle>, job: &Job) -> Result<(), RunE
             let source =
                 learning::feature_source(&by.model_id, &by.prompt_version, &by.labels_hash);
             learning::put_lm_features(tx, &source, &features)?;
+            learning::put_span_candidates(tx, &source, &candidates)?;
             predictions::insert(tx, &by, project.queue_order, &rows)?;
-            if let Some((learner_by, _)) = &learner {
+            if let Some(learner_by) = mixed_by {
                 predictions::insert(tx, learner_by, project.queue_order, &mixed)?;
             }
             auto_accept::after_predictions(tx, project.id, &ids)?;
@@ -350,6 +390,7 @@ pub(crate) fn to_row(item_id: i64, p: &Prediction) -> NewPrediction {
         Prediction::Entities {
             entities,
             truncated,
+            ..
         } => {
             let confidence = entities
                 .iter()

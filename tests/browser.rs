@@ -8,105 +8,14 @@ mod common;
 
 use anyhow::{ensure, Context, Result};
 use common::browser::{
-    self, assert_clean_console, assert_no_alert, js, keys, log_in, text_of, wait_js,
+    self, annotate_next, annotate_ready, assert_clean_console, assert_no_alert, js, keys, log_in,
+    marks, select_text, text_of, wait_js,
 };
 use common::server::{add_user, Api, Server, ADMIN_PASSWORD};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use thirtyfour::prelude::*;
-
-/// Waits for the annotation page to show an item (or the "nothing left" card) and be idle;
-/// returns the shown item's external id ("" when none).
-async fn annotate_ready(d: &WebDriver, labeled: usize) -> Result<String> {
-    let v = wait_js(
-        d,
-        &format!("the annotation page to be idle with {labeled} labeled"),
-        30,
-        &format!(
-            "const $ = (id) => document.getElementById(id);
-             if (!$('annotate') || $('annotate').classList.contains('busy')) return null;
-             if ($('counter').textContent !== '{labeled} labeled this session') return null;
-             if (!$('item').hidden) return {{ ext: $('item-ext-id').textContent }};
-             if (!$('empty').hidden) return {{ ext: '' }};
-             return null;"
-        ),
-    )
-    .await?;
-    Ok(v["ext"].as_str().unwrap_or_default().to_string())
-}
-
-/// Waits until the item on screen is no longer `prev` (after a submit).
-async fn annotate_next(d: &WebDriver, labeled: usize, prev: &str) -> Result<String> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let ext = annotate_ready(d, labeled).await?;
-        if ext != prev {
-            return Ok(ext);
-        }
-        ensure!(
-            Instant::now() < deadline,
-            "item {prev} is still on screen after submitting it"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Selects `needle` (its first occurrence) inside #item-text with a DOM Range, as a mouse drag
-/// would: offsets are found in the page's own (UTF-16) string and mapped onto the text nodes.
-/// Returns the UTF-16 [start, end) that was selected.
-async fn select_text(d: &WebDriver, needle: &str) -> Result<(u64, u64)> {
-    let v = js(
-        d,
-        "const root = document.getElementById('item-text');
-         const start = root.textContent.indexOf(arguments[0]);
-         if (start < 0) return null;
-         const end = start + arguments[0].length;
-         function point(off) {
-           const walk = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
-           let n, seen = 0, last = null;
-           while ((n = walk.nextNode())) {
-             if (off <= seen + n.data.length) return [n, off - seen];
-             seen += n.data.length;
-             last = n;
-           }
-           return [last, last.data.length];
-         }
-         const r = document.createRange();
-         r.setStart(...point(start));
-         r.setEnd(...point(end));
-         const sel = window.getSelection();
-         sel.removeAllRanges();
-         sel.addRange(r);
-         return { start, end, selected: sel.toString() };",
-        vec![json!(needle)],
-    )
-    .await?;
-    ensure!(!v.is_null(), "{needle:?} is not in #item-text");
-    ensure!(
-        v["selected"] == json!(needle),
-        "the selection reads {} instead of {needle:?}",
-        v["selected"]
-    );
-    Ok((
-        v["start"].as_u64().unwrap_or_default(),
-        v["end"].as_u64().unwrap_or_default(),
-    ))
-}
-
-/// The spans drawn in #item-text: (start, end, label, text).
-async fn marks(d: &WebDriver) -> Result<Vec<(u64, u64, String, String)>> {
-    let v = js(
-        d,
-        "return [...document.querySelectorAll('#item-text mark.span')].map((m) =>
-           [Number(m.dataset.start), Number(m.dataset.end), m.dataset.label, m.textContent]);",
-        vec![],
-    )
-    .await?;
-    let mut out: Vec<(u64, u64, String, String)> = serde_json::from_value(v)?;
-    out.sort();
-    Ok(out)
-}
 
 /// Code point offsets of `needle` in `text`, as the server counts them.
 fn span_of(text: &str, needle: &str, label: &str) -> Value {

@@ -278,13 +278,14 @@ fn answers_retrain_the_learner_rescore_the_items_and_reorder_the_queue() {
     assert_eq!(curve[1]["version"], version);
     // Before the first learner, what was shown was the language model's; after it, the mix
     // did better than the language model on the same answers.
-    assert_eq!(curve[0]["shown_accuracy"], curve[0]["lm_accuracy"]);
+    assert_eq!(curve[0]["shown"], curve[0]["lm"]);
     assert!(
-        curve[1]["shown_accuracy"].as_f64() > curve[1]["lm_accuracy"].as_f64(),
+        curve[1]["shown"].as_f64() > curve[1]["lm"].as_f64(),
         "{learning}"
     );
     for p in curve {
-        let acc = p["shown_accuracy"].as_f64().expect("accuracy");
+        assert_eq!(p["measure"], "accuracy", "{p}");
+        let acc = p["shown"].as_f64().expect("accuracy");
         assert!((0.0..=1.0).contains(&acc), "{p}");
     }
 

@@ -41,8 +41,8 @@ pub fn curve(
             let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
             let scored = extractor.score(&refs)?;
             let states = embedder.word_states(&refs)?;
-            for (s, (w, _)) in scored.into_iter().zip(states) {
-                out.push((ner::words(&w)?, s.candidates));
+            for ((s, (w, _)), text) in scored.into_iter().zip(states).zip(&refs) {
+                out.push((ner::words(text, &w)?, s.candidates));
             }
             bar.inc(chunk.len() as u64);
         }

@@ -360,6 +360,68 @@ pub fn zero_shot_spans(zero_shot: &[Candidate], threshold: f64) -> Vec<(TypedSpa
     decide(&mix(zero_shot, &[], 0.0), threshold)
 }
 
+/// A text's zero-shot reading: every scored candidate, and the threshold the extractor shows
+/// them at. Pre-labeling keeps it so a retrain mixes without asking the language model again.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ZeroShot {
+    pub candidates: Vec<Candidate>,
+    pub threshold: f64,
+}
+
+impl ZeroShot {
+    /// The spans the extractor shows on its own.
+    pub fn spans(&self) -> Vec<(TypedSpan, f64)> {
+        zero_shot_spans(&self.candidates, self.threshold)
+    }
+
+    /// As bytes, little-endian: the number of types (u32) and the threshold (f32), then each
+    /// candidate's start and end (u32) and its probabilities (f32).
+    pub fn to_bytes(&self, types: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(8 + self.candidates.len() * (8 + 4 * types));
+        out.extend((types as u32).to_le_bytes());
+        out.extend((self.threshold as f32).to_le_bytes());
+        for c in &self.candidates {
+            out.extend((c.start as u32).to_le_bytes());
+            out.extend((c.end as u32).to_le_bytes());
+            for i in 0..types {
+                out.extend((c.p.get(i).copied().unwrap_or(0.0) as f32).to_le_bytes());
+            }
+        }
+        out
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<ZeroShot, LearnError> {
+        let words: Vec<[u8; 4]> = bytes
+            .chunks(4)
+            .map(|c| c.try_into())
+            .collect::<Result<_, _>>()
+            .map_err(|_| LearnError::Corrupt("candidates: not whole words".into()))?;
+        let [types, threshold, rest @ ..] = words.as_slice() else {
+            return Err(LearnError::Corrupt("candidates: no header".into()));
+        };
+        let types = u32::from_le_bytes(*types) as usize;
+        let record = 2 + types;
+        if rest.len() % record != 0 {
+            return Err(LearnError::Corrupt("candidates: a cut record".into()));
+        }
+        let candidates = rest
+            .chunks_exact(record)
+            .map(|r| Candidate {
+                start: u32::from_le_bytes(r[0]) as usize,
+                end: u32::from_le_bytes(r[1]) as usize,
+                p: r[2..]
+                    .iter()
+                    .map(|b| f64::from(f32::from_le_bytes(*b)))
+                    .collect(),
+            })
+            .collect();
+        Ok(ZeroShot {
+            candidates,
+            threshold: f64::from(f32::from_le_bytes(*threshold)),
+        })
+    }
+}
+
 fn fit(
     x: &[f32],
     y: &[usize],
@@ -673,5 +735,29 @@ mod tests {
                 kind: 1
             }
         );
+    }
+    #[test]
+    fn zero_shot_round_trips_through_bytes() {
+        let z = ZeroShot {
+            candidates: vec![
+                Candidate {
+                    start: 0,
+                    end: 5,
+                    p: vec![0.5, 0.25],
+                },
+                Candidate {
+                    start: 7,
+                    end: 9,
+                    p: vec![0.0, 1.0],
+                },
+            ],
+            threshold: 0.75,
+        };
+        let back = ZeroShot::from_bytes(&z.to_bytes(2)).expect("parses");
+        assert_eq!(back, z);
+        assert_eq!(back.spans(), z.spans());
+        let bytes = z.to_bytes(2);
+        assert!(ZeroShot::from_bytes(&bytes[..bytes.len() - 4]).is_err());
+        assert!(ZeroShot::from_bytes(&bytes[..3]).is_err());
     }
 }

@@ -1,6 +1,8 @@
 //! The learning loop's rows: each item's sentence embedding, the learners trained from
 //! people's answers, what they are trained from, and the online accuracy of what was shown.
+use super::annotations::Span;
 use super::jobs::{self, Job};
+use super::projects::TaskKind;
 use super::{audit, format_ms, now_ms, Actor, Result, StoreError};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::Serialize;
@@ -19,15 +21,36 @@ enum Vectors {
     Embeddings,
     /// The language model's features, by `feature_source`.
     LmFeatures,
+    /// The zero-shot extractor's scored candidates, by `feature_source`.
+    SpanCandidates,
 }
 
 impl Vectors {
-    fn table(self) -> (&'static str, &'static str) {
+    /// The table, the column naming what made the blob, and the blob's column.
+    fn table(self) -> (&'static str, &'static str, &'static str) {
         match self {
-            Vectors::Embeddings => ("embeddings", "embedder"),
-            Vectors::LmFeatures => ("lm_features", "source"),
+            Vectors::Embeddings => ("embeddings", "embedder", "vector"),
+            Vectors::LmFeatures => ("lm_features", "source", "vector"),
+            Vectors::SpanCandidates => ("span_candidates", "source", "data"),
         }
     }
+}
+
+/// The stored blobs of those of `items` that have one (made by `by`, when given).
+fn blobs_of(
+    conn: &Connection,
+    kind: Vectors,
+    items: &[i64],
+    by: Option<&str>,
+) -> Result<HashMap<i64, Vec<u8>>> {
+    let (table, column, value) = kind.table();
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT item_id, {value} FROM {table}
+         WHERE item_id IN (SELECT value FROM json_each(?1)) AND (?2 IS NULL OR {column} = ?2)"
+    ))?;
+    let ids = serde_json::to_string(items).unwrap_or_else(|_| "[]".into());
+    let rows = stmt.query_map(params![ids, by], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// The stored vectors of those of `items` that have one (made by `by`, when given).
@@ -37,16 +60,31 @@ fn vectors_of(
     items: &[i64],
     by: Option<&str>,
 ) -> Result<HashMap<i64, Vec<f32>>> {
-    let (table, column) = kind.table();
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT item_id, vector FROM {table}
-         WHERE item_id IN (SELECT value FROM json_each(?1)) AND (?2 IS NULL OR {column} = ?2)"
-    ))?;
-    let ids = serde_json::to_string(items).unwrap_or_else(|_| "[]".into());
-    let rows = stmt.query_map(params![ids, by], |r| {
-        Ok((r.get::<_, i64>(0)?, from_blob(&r.get::<_, Vec<u8>>(1)?)))
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(blobs_of(conn, kind, items, by)?
+        .into_iter()
+        .map(|(item, b)| (item, from_blob(&b)))
+        .collect())
+}
+
+/// Stores (or replaces) the zero-shot candidates of items (opaque bytes), from `source`.
+pub fn put_span_candidates(tx: &Transaction, source: &str, rows: &[(i64, Vec<u8>)]) -> Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO span_candidates (item_id, source, data) VALUES (?1, ?2, ?3)
+         ON CONFLICT (item_id) DO UPDATE SET source = excluded.source, data = excluded.data",
+    )?;
+    for (item, data) in rows {
+        stmt.execute(params![item, source, data])?;
+    }
+    Ok(())
+}
+
+/// The zero-shot candidates of those of `items` that have them from `source`.
+pub fn span_candidates_of(
+    conn: &Connection,
+    items: &[i64],
+    source: &str,
+) -> Result<HashMap<i64, Vec<u8>>> {
+    blobs_of(conn, Vectors::SpanCandidates, items, Some(source))
 }
 
 /// What pre-labeling keeps of the language model's reading of one item: its features and its
@@ -125,6 +163,34 @@ pub fn items_without_embedding(
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// The project's items after `after`, in id order, with their texts: a span re-score reads
+/// them page by page.
+pub fn texts_after(
+    conn: &Connection,
+    project_id: i64,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<(i64, String)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, text FROM items INDEXED BY items_project WHERE project_id = ?1 AND id > ?2
+         ORDER BY id LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(params![project_id, after, limit as i64], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The texts of `items`, in the order given (missing ids left out).
+pub fn texts_of(conn: &Connection, items: &[i64]) -> Result<Vec<(i64, String)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT i.id, i.text FROM json_each(?1) j JOIN items i ON i.id = j.value ORDER BY j.key",
+    )?;
+    let ids = serde_json::to_string(items).unwrap_or_else(|_| "[]".into());
+    let rows = stmt.query_map([ids], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 pub fn count_without_embedding(conn: &Connection, project_id: i64, embedder: &str) -> Result<i64> {
     Ok(conn.query_row(
         "SELECT COUNT(*) FROM items i LEFT JOIN embeddings e ON e.item_id = i.id
@@ -143,22 +209,46 @@ pub fn embeddings_of(conn: &Connection, items: &[i64]) -> Result<HashMap<i64, Ve
 /// adjudication, else the gold answer, else the strict majority of the people's latest
 /// answers, else (nobody answered) the latest imported label. Model labels never count.
 /// Returns (item, label) in item order, and the newest annotation read.
-pub fn human_labels(conn: &Connection, project_id: i64) -> Result<(Vec<(i64, String)>, i64)> {
-    let label_of = |value: &str| -> Option<String> {
+pub fn human_labels(conn: &Connection, project_id: i64) -> Result<Settled<String>> {
+    human_answers(conn, project_id, |v| {
+        v.get("label")?.as_str().map(String::from)
+    })
+}
+
+/// The entities each answered sentence is known by, chosen as `human_labels` chooses (a
+/// majority means the same spans). An answer with no entities says the sentence has none.
+pub fn human_spans(conn: &Connection, project_id: i64) -> Result<Settled<Vec<Span>>> {
+    human_answers(conn, project_id, |v| {
+        let mut spans: Vec<Span> = serde_json::from_value(v.get("entities")?.clone()).ok()?;
+        spans.sort_by_key(|s| (s.start, s.end));
+        Some(spans)
+    })
+}
+
+/// Each answered item with what people settled on, in item order, and the newest annotation
+/// read.
+pub type Settled<T> = (Vec<(i64, T)>, i64);
+
+/// What people say of each item, read from answer values by `read` (None: not an answer of
+/// this kind), settled in the order `human_labels` describes.
+fn human_answers<T: Clone + PartialEq>(
+    conn: &Connection,
+    project_id: i64,
+    read: impl Fn(&serde_json::Value) -> Option<T>,
+) -> Result<Settled<T>> {
+    let value_of = |value: &str| {
         serde_json::from_str::<serde_json::Value>(value)
-            .ok()?
-            .get("label")?
-            .as_str()
-            .map(String::from)
+            .ok()
+            .and_then(|v| read(&v))
     };
-    let mut decided: HashMap<i64, String> = HashMap::new();
+    let mut decided: HashMap<i64, T> = HashMap::new();
     let mut stmt = conn.prepare_cached(
         "SELECT r.item_id, r.value FROM resolutions r JOIN items i ON i.id = r.item_id
          WHERE i.project_id = ?1 AND r.source = 'adjudicated' ORDER BY r.id",
     )?;
     for row in stmt.query_map([project_id], |r| Ok((r.get(0)?, r.get::<_, String>(1)?)))? {
         let (item, value) = row?;
-        if let Some(l) = label_of(&value) {
+        if let Some(l) = value_of(&value) {
             decided.insert(item, l);
         }
     }
@@ -167,7 +257,7 @@ pub fn human_labels(conn: &Connection, project_id: i64) -> Result<(Vec<(i64, Str
     )?;
     for row in stmt.query_map([project_id], |r| Ok((r.get(0)?, r.get::<_, String>(1)?)))? {
         let (item, value) = row?;
-        if let Some(l) = label_of(&value) {
+        if let Some(l) = value_of(&value) {
             decided.entry(item).or_insert(l);
         }
     }
@@ -176,16 +266,16 @@ pub fn human_labels(conn: &Connection, project_id: i64) -> Result<(Vec<(i64, Str
          JOIN items i ON i.id = a.item_id WHERE i.project_id = ?1 ORDER BY a.item_id, a.id",
     )?;
     let mut rows = stmt.query([project_id])?;
-    let mut out: Vec<(i64, String)> = Vec::new();
+    let mut out: Vec<(i64, T)> = Vec::new();
     let mut newest = 0i64;
-    let mut current: Option<Answers> = None;
+    let mut current: Option<Answers<T>> = None;
     let settle = |Answers {
                       item,
                       people,
                       import,
-                  }: Answers,
-                  decided: &mut HashMap<i64, String>,
-                  out: &mut Vec<(i64, String)>| {
+                  }: Answers<T>,
+                  decided: &mut HashMap<i64, T>,
+                  out: &mut Vec<(i64, T)>| {
         if let Some(l) = decided.remove(&item) {
             out.push((item, l));
             return;
@@ -221,7 +311,7 @@ pub fn human_labels(conn: &Connection, project_id: i64) -> Result<(Vec<(i64, Str
             people: Vec::new(),
             import: None,
         });
-        let Some(label) = label_of(&value) else {
+        let Some(label) = value_of(&value) else {
             continue;
         };
         match (source.as_str(), user) {
@@ -241,12 +331,12 @@ pub fn human_labels(conn: &Connection, project_id: i64) -> Result<(Vec<(i64, Str
     Ok((out, newest))
 }
 
-/// One item's answers while they are read: each person's latest label, and the latest
+/// One item's answers while they are read: each person's latest answer, and the latest
 /// imported one.
-struct Answers {
+struct Answers<T> {
     item: i64,
-    people: Vec<(i64, String)>,
-    import: Option<String>,
+    people: Vec<(i64, T)>,
+    import: Option<T>,
 }
 
 /// The language-model predictions a learner mixes with: the model and prompt of the project's
@@ -494,73 +584,173 @@ pub fn learners(conn: &Connection, project_id: i64) -> Result<Vec<LearnerRow>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Online accuracy over the answers given while one model was shown.
+/// How a curve point scores what was shown against what people answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Measure {
+    /// Share of answers whose label was the one shown.
+    Accuracy,
+    /// Micro F1 of the spans shown against the spans answered (same start, end and type).
+    SpanF1,
+}
+
+impl Measure {
+    pub fn name(self) -> &'static str {
+        match self {
+            Measure::Accuracy => "accuracy",
+            Measure::SpanF1 => "span F1",
+        }
+    }
+}
+
+/// Online quality over the answers given while one model was shown.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CurvePoint {
-    /// Human labels the shown model was trained on (0: the language model alone).
+    /// Human answers the shown model was trained on (0: the language model alone).
     pub labels: i64,
     /// The learner version, None for the language model alone.
     pub version: Option<String>,
     pub answers: i64,
-    /// Share of those answers the shown prediction got right.
-    pub shown_accuracy: f64,
-    /// Share the language model's own prediction got right, on the same answers.
-    pub lm_accuracy: f64,
+    pub measure: Measure,
+    /// The shown prediction's score on those answers.
+    pub shown: f64,
+    /// The language model's own prediction's score, on the same answers.
+    pub lm: f64,
 }
 
-/// Prequential accuracy: every human answer against the prediction shown to that person before
+/// A point's tallies while the answers are read: for accuracy, `hit` answers right of `gold`;
+/// for spans, `hit` spans right of `gold` answered and `said` shown.
+#[derive(Default, Clone, Copy)]
+struct Tally {
+    gold: usize,
+    said: usize,
+    hit: usize,
+}
+
+impl Tally {
+    fn score(self, measure: Measure) -> f64 {
+        match measure {
+            Measure::Accuracy => self.hit as f64 / self.gold.max(1) as f64,
+            // Nothing answered and nothing shown: nothing was missed.
+            Measure::SpanF1 if self.gold + self.said == 0 => 1.0,
+            Measure::SpanF1 => 2.0 * self.hit as f64 / (self.gold + self.said) as f64,
+        }
+    }
+}
+
+fn spans_in(v: Option<&serde_json::Value>) -> Option<Vec<(usize, usize, String)>> {
+    let spans: Vec<Span> = serde_json::from_value(v?.clone()).ok()?;
+    Some(
+        spans
+            .into_iter()
+            .map(|s| (s.start, s.end, s.label))
+            .collect(),
+    )
+}
+
+/// Prequential quality: every human answer against the prediction shown to that person before
 /// they answered (and the language model's prediction beneath it), one point per learner.
+/// Labels score by accuracy, entity answers by span F1.
 pub fn curve(conn: &Connection, project_id: i64) -> Result<Vec<CurvePoint>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT a.value, p.label, p.output, p.learner_id, l.labels, l.version
+        "SELECT a.value, p.output, p.learner_id, l.labels, l.version
          FROM annotations a JOIN items i ON i.id = a.item_id
          JOIN predictions p ON p.id = a.prediction_id
          LEFT JOIN learners l ON l.id = p.learner_id
-         WHERE i.project_id = ?1 AND a.source = 'human' AND p.label IS NOT NULL ORDER BY a.id",
+         WHERE i.project_id = ?1 AND a.source = 'human' ORDER BY a.id",
     )?;
-    // learner id (0: none) -> (labels, version, answers, shown right, lm right)
-    let mut points: Vec<(i64, i64, Option<String>, i64, i64, i64)> = Vec::new();
+    struct Point {
+        learner: i64,
+        labels: i64,
+        version: Option<String>,
+        answers: i64,
+        measure: Measure,
+        shown: Tally,
+        lm: Tally,
+    }
+    let mut points: Vec<Point> = Vec::new();
     let mut rows = stmt.query([project_id])?;
     while let Some(r) = rows.next()? {
-        let answer: String = r.get(0)?;
-        let shown: String = r.get(1)?;
-        let output: String = r.get(2)?;
-        let learner: Option<i64> = r.get(3)?;
-        let labels: Option<i64> = r.get(4)?;
-        let version: Option<String> = r.get(5)?;
-        let Some(answer) = serde_json::from_str::<serde_json::Value>(&answer)
-            .ok()
-            .and_then(|v| v.get("label").and_then(|l| l.as_str()).map(String::from))
-        else {
+        let parse = |i: usize| -> rusqlite::Result<Option<serde_json::Value>> {
+            Ok(serde_json::from_str(&r.get::<_, String>(i)?).ok())
+        };
+        let (Some(answer), Some(output)) = (parse(0)?, parse(1)?) else {
             continue;
         };
+        let learner: Option<i64> = r.get(2)?;
+        // Under a learner the language model's own answer is kept beneath the mix.
+        let (own, lm_key) = match answer.get("label") {
+            Some(_) => ("label", "lm_label"),
+            None => ("entities", "lm_entities"),
+        };
         let lm = match learner {
-            None => Some(shown.clone()),
-            Some(_) => serde_json::from_str::<serde_json::Value>(&output)
-                .ok()
-                .and_then(|o| o.get("lm_label").and_then(|l| l.as_str()).map(String::from)),
+            None => output.get(own),
+            Some(_) => output.get(lm_key),
+        };
+        let (measure, shown, lm) = match answer.get("label").and_then(|l| l.as_str()) {
+            Some(label) => {
+                let right = |v: Option<&serde_json::Value>| {
+                    usize::from(v.and_then(|v| v.as_str()) == Some(label))
+                };
+                let one = |hit| Tally {
+                    gold: 1,
+                    said: 1,
+                    hit,
+                };
+                (
+                    Measure::Accuracy,
+                    one(right(output.get("label"))),
+                    one(right(lm)),
+                )
+            }
+            None => {
+                let Some(gold) = spans_in(answer.get("entities")) else {
+                    continue;
+                };
+                let tally = |v: Option<&serde_json::Value>| {
+                    let said = spans_in(v).unwrap_or_default();
+                    Tally {
+                        gold: gold.len(),
+                        said: said.len(),
+                        hit: said.iter().filter(|s| gold.contains(s)).count(),
+                    }
+                };
+                (Measure::SpanF1, tally(output.get("entities")), tally(lm))
+            }
         };
         let key = learner.unwrap_or(0);
-        let at = match points.iter().position(|p| p.0 == key) {
+        let at = match points.iter().position(|p| p.learner == key) {
             Some(at) => at,
             None => {
-                points.push((key, labels.unwrap_or(0), version, 0, 0, 0));
+                points.push(Point {
+                    learner: key,
+                    labels: r.get::<_, Option<i64>>(3)?.unwrap_or(0),
+                    version: r.get(4)?,
+                    answers: 0,
+                    measure,
+                    shown: Tally::default(),
+                    lm: Tally::default(),
+                });
                 points.len() - 1
             }
         };
         let p = &mut points[at];
-        p.3 += 1;
-        p.4 += i64::from(shown == answer);
-        p.5 += i64::from(lm.as_deref() == Some(answer.as_str()));
+        p.answers += 1;
+        for (sum, add) in [(&mut p.shown, shown), (&mut p.lm, lm)] {
+            sum.gold += add.gold;
+            sum.said += add.said;
+            sum.hit += add.hit;
+        }
     }
     let mut out: Vec<CurvePoint> = points
         .into_iter()
-        .map(|(_, labels, version, n, shown, lm)| CurvePoint {
-            labels,
-            version,
-            answers: n,
-            shown_accuracy: shown as f64 / n as f64,
-            lm_accuracy: lm as f64 / n as f64,
+        .map(|p| CurvePoint {
+            labels: p.labels,
+            version: p.version,
+            answers: p.answers,
+            measure: p.measure,
+            shown: p.shown.score(p.measure),
+            lm: p.lm.score(p.measure),
         })
         .collect();
     out.sort_by_key(|p| p.labels);
@@ -580,10 +770,10 @@ pub fn answers_since(conn: &Connection, project_id: i64, after: i64) -> Result<i
 /// Queues a retrain of the project, unless one is queued or running already.
 pub fn queue_retrain(tx: &Transaction, actor: &Actor, project_id: i64) -> Result<Job> {
     let project = super::projects::get(tx, project_id)?;
-    if project.task != super::projects::TaskKind::Classification {
+    if !project.task.learns() {
         return Err(StoreError::invalid(
             "project",
-            "the learner is for classification projects",
+            "the learner is for classification and NER projects",
         ));
     }
     if let Some(id) = active_retrain(tx, project_id)? {
@@ -628,7 +818,11 @@ pub fn after_answer(tx: &Transaction, project_id: i64) -> Result<Option<Job>> {
     let (every, task): (i64, String) = tx
         .prepare_cached("SELECT retrain_every, task FROM projects WHERE id = ?1")?
         .query_row([project_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    if every <= 0 || task != "classification" || active_retrain(tx, project_id)?.is_some() {
+    let learns = TaskKind::ALL
+        .into_iter()
+        .find(|k| k.as_str() == task)
+        .is_some_and(TaskKind::learns);
+    if every <= 0 || !learns || active_retrain(tx, project_id)?.is_some() {
         return Ok(None);
     }
     let mark: i64 = tx

@@ -17,6 +17,13 @@ pub enum TaskKind {
 }
 
 impl TaskKind {
+    pub const ALL: [TaskKind; 4] = [
+        TaskKind::Classification,
+        TaskKind::Ner,
+        TaskKind::Preference,
+        TaskKind::Instruction,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             TaskKind::Classification => "classification",
@@ -24,6 +31,11 @@ impl TaskKind {
             TaskKind::Preference => "preference",
             TaskKind::Instruction => "instruction",
         }
+    }
+
+    /// Whether people's answers retrain a learner: labels and spans do, votes and reviews not.
+    pub fn learns(self) -> bool {
+        matches!(self, TaskKind::Classification | TaskKind::Ner)
     }
 
     /// The built-in prompts a project of this kind may use; the first is the default.
@@ -141,7 +153,7 @@ pub struct Project {
     pub learning: LearningSettings,
 }
 
-/// How a classification project's learner follows people's answers.
+/// How a classification or NER project's learner follows people's answers.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct LearningSettings {
     /// New human answers that queue a retrain; 0: only by hand.

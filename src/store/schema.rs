@@ -315,4 +315,14 @@ CREATE TABLE lm_features (
     // f32 in label-set order; `source` names the label set). A re-score reads it instead of
     // parsing each prediction's JSON. NULL in rows written before.
     "ALTER TABLE lm_features ADD COLUMN scores BLOB;",
+    // 8: the zero-shot extractor's scored candidates of each NER item (`source` as for
+    // lm_features), kept by pre-labeling so a span retrain mixes without the language model.
+    r#"
+CREATE TABLE span_candidates (
+    item_id INTEGER PRIMARY KEY REFERENCES items(id),
+    source TEXT NOT NULL,
+    -- learn::spans::ZeroShot::to_bytes
+    data BLOB NOT NULL
+);
+"#,
 ];

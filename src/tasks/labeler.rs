@@ -2,9 +2,10 @@
 //! classification and entity extraction alike.
 use super::classify::{ClassPrediction, Classifier, ClassifierOptions, TaskError};
 use super::labels::LabelSet;
-use super::ner::{Entity, Extractor};
+use super::ner::{entities, Entity, Extractor};
 use super::prompt::PromptTemplate;
 use crate::engine::LoadedModel;
+use crate::learn::spans::ZeroShot;
 use serde_json::{json, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
@@ -49,6 +50,8 @@ pub enum Prediction {
     Entities {
         entities: Vec<Entity>,
         truncated: bool,
+        /// Every scored candidate behind `entities`, for the span learner.
+        zero_shot: ZeroShot,
     },
 }
 
@@ -103,12 +106,19 @@ impl<'m> Labeler<'m> {
                 .into_iter()
                 .map(Prediction::Class)
                 .collect()),
-            Labeler::Extractor(x) => Ok(x
-                .extract(texts)?
-                .into_iter()
-                .map(|(entities, truncated)| Prediction::Entities {
-                    entities,
-                    truncated,
+            Labeler::Extractor(x) => Ok(texts
+                .iter()
+                .zip(x.score(texts)?)
+                .map(|(text, s)| {
+                    let zero_shot = ZeroShot {
+                        candidates: s.candidates,
+                        threshold: x.threshold(),
+                    };
+                    Prediction::Entities {
+                        entities: entities(text, &zero_shot.spans(), &x.types().names),
+                        truncated: s.truncated,
+                        zero_shot,
+                    }
                 })
                 .collect()),
         }

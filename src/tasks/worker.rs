@@ -5,7 +5,7 @@ use super::classify::{ClassifierOptions, TaskError};
 use super::labeler::{Labeler, Prediction, Task};
 use super::labels::LabelSet;
 use super::prompt::PromptTemplate;
-use crate::engine::{generate, Generation, LoadedModel, Message, SamplingParams};
+use crate::engine::{generate, Generation, LoadedModel, Message, SamplingParams, WordState};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, SyncSender};
@@ -69,6 +69,12 @@ enum Request {
     Embed {
         texts: Vec<String>,
         reply: Reply<Vec<Vec<f32>>>,
+    },
+    /// Each text's words with the encoder's contextual vector of each (and whether the text was
+    /// cut to fit the encoder): what the span learner reads.
+    WordStates {
+        texts: Vec<String>,
+        reply: Reply<Vec<(Vec<WordState>, bool)>>,
     },
     /// A reply to a conversation, sampled with `params`.
     Generate {
@@ -139,6 +145,14 @@ impl ModelHandle {
                             };
                             let _ = reply.send(out);
                         }
+                        Request::WordStates { texts, reply } => {
+                            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                            let out = match &model.embedder {
+                                Some(e) => e.word_states(&refs).map_err(TaskError::from),
+                                None => Ok(Vec::new()),
+                            };
+                            let _ = reply.send(out);
+                        }
                         Request::Generate {
                             messages,
                             params,
@@ -179,6 +193,16 @@ impl ModelHandle {
     pub fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, WorkerError> {
         let (reply, rx) = mpsc::channel();
         self.send(Request::Embed { texts, reply })?;
+        Ok(rx.recv().map_err(|_| WorkerError::Stopped)??)
+    }
+
+    /// Each text's words and their contextual vectors; empty when no embedder is loaded.
+    pub fn word_states(
+        &self,
+        texts: Vec<String>,
+    ) -> Result<Vec<(Vec<WordState>, bool)>, WorkerError> {
+        let (reply, rx) = mpsc::channel();
+        self.send(Request::WordStates { texts, reply })?;
         Ok(rx.recv().map_err(|_| WorkerError::Stopped)??)
     }
 

@@ -1,7 +1,8 @@
 //! The learning loop over HTTP: queue a retrain, read the learners and the online accuracy.
+use crate::learn::spans::SpanLearner;
 use crate::learn::Learner;
 use crate::store::learning;
-use crate::store::projects;
+use crate::store::projects::{self, TaskKind};
 use crate::web::auth::Caller;
 use crate::web::error::ApiError;
 use crate::web::AppState;
@@ -47,7 +48,13 @@ pub async fn get(
         .map(|row| {
             let mut v = json!(row);
             // A learner that no longer parses still lists, without its details.
-            if let Ok(l) = Learner::from_bytes(&row.state) {
+            if project.task == TaskKind::Ner {
+                if let Ok(l) = SpanLearner::from_bytes(&row.state) {
+                    v["mix"] = json!({"weight": l.weight, "threshold": l.threshold});
+                    v["l2"] = json!(l.l2);
+                    v["folds"] = json!(l.folds);
+                }
+            } else if let Ok(l) = Learner::from_bytes(&row.state) {
                 v["mix"] = json!(l.mix);
                 v["l2"] = json!(l.l2);
                 v["folds"] = json!(l.folds);

@@ -166,7 +166,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ep(
         "get",
         "/projects/{id}/learning",
-        "Learner settings, learners and the online accuracy per retrain",
+        "Learner settings, learners and the online accuracy (span F1 for NER) per retrain",
         false,
         None,
         200,

@@ -143,8 +143,9 @@ struct ProjectPage {
     members: Vec<User>,
     items: Page<ItemSummary>,
     preference: bool,
-    /// Classification projects have a learner (and its settings).
-    classification: bool,
+    /// Classification and NER projects have a learner (and its settings).
+    learns: bool,
+    ner: bool,
     /// The latest learner trained for the project.
     learner: Option<LearnerRow>,
 }
@@ -167,9 +168,9 @@ pub async fn project(
     let (p, counts, predicted, jobs, members, items, learner) = state
         .read(move |c| {
             let p = projects::visible(c, &user, id)?;
-            let learner = match p.task {
-                TaskKind::Classification => learning::latest_learner(c, id)?,
-                _ => None,
+            let learner = match p.task.learns() {
+                true => learning::latest_learner(c, id)?,
+                false => None,
             };
             Ok((
                 p,
@@ -190,7 +191,8 @@ pub async fn project(
         labels: label_summary(&p.labels),
         guidelines_html: markdown(&p.guidelines.body),
         preference: p.task == TaskKind::Preference,
-        classification: p.task == TaskKind::Classification,
+        learns: p.task.learns(),
+        ner: p.task == TaskKind::Ner,
         learner,
         p,
         counts,

@@ -141,16 +141,21 @@ fn charts(s: &Stats, curve: &[CurvePoint]) -> Charts {
                 c,
             )
         });
-    let learning = (s.project.task == TaskKind::Classification).then(|| {
+    let learning = s.project.task.learns().then(|| {
+        let measure = match s.project.task {
+            TaskKind::Ner => learning::Measure::SpanF1,
+            _ => learning::Measure::Accuracy,
+        };
         charts::learning_curve(
-            "Online accuracy",
+            &format!("Online {}", measure.name()),
+            measure.name(),
             &curve
                 .iter()
                 .map(|p| AccuracyPoint {
                     labels: p.labels,
                     answers: p.answers,
-                    shown: p.shown_accuracy,
-                    lm: p.lm_accuracy,
+                    shown: p.shown,
+                    lm: p.lm,
                 })
                 .collect::<Vec<_>>(),
         )
@@ -192,9 +197,9 @@ pub async fn dashboard(
     let (s, curve) = state
         .read(move |c| {
             let s = stats_of(c, &user, id)?;
-            let curve = match s.project.task {
-                TaskKind::Classification => learning::curve(c, id)?,
-                _ => Vec::new(),
+            let curve = match s.project.task.learns() {
+                true => learning::curve(c, id)?,
+                false => Vec::new(),
             };
             Ok((s, curve))
         })

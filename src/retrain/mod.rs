@@ -1,9 +1,10 @@
-//! Retrain jobs: the project's learner is trained from people's current answers on the stored
+//! Retrain jobs: a classification project's learner is trained from people's current answers on the stored
 //! embeddings, and every item nobody has answered is re-scored by mixing its stored
 //! language-model distribution with the new learner (the language model is not asked again).
 //!
 //! The new learner and all of its predictions commit in one transaction, so a crash or a
-//! cancel mid-way leaves the previous predictions in force.
+//! cancel mid-way leaves the previous predictions in force. NER projects retrain their span
+//! learner (`spans`).
 use crate::jobs::{labels_hash, to_row, RunError};
 use crate::learn::{features, Learner, TrainingSet};
 use crate::store::jobs::{self, Job, JobStatus};
@@ -26,11 +27,15 @@ const SCORE_PAGE: usize = 2_000;
 /// What stands in for the language model when a project was never pre-labeled.
 const NO_BASE: &str = "none";
 
+mod spans;
+
+pub(crate) use spans::{current_span_learner, mix_spans};
+
 pub(crate) fn run(store: &Store, model: Option<&ModelHandle>, job: &Job) -> Result<(), RunError> {
     let project = store.read(|c| projects::get(c, job.project_id))?;
-    if project.task != TaskKind::Classification {
+    if !matches!(project.task, TaskKind::Classification | TaskKind::Ner) {
         return Err(RunError::Model(
-            "the learner is for classification projects".into(),
+            "the learner is for classification and NER projects".into(),
         ));
     }
     let Some(model) = model else {
@@ -43,6 +48,9 @@ pub(crate) fn run(store: &Store, model: Option<&ModelHandle>, job: &Job) -> Resu
             "retraining needs the sentence embedder (all-MiniLM-L6-v2 next to the model, or --embedder DIR)".into(),
         ));
     };
+    if project.task == TaskKind::Ner {
+        return spans::run(store, model, job, &project);
+    }
     let base = store.read(|c| learning::base(c, project.id))?;
     let missing = store.read(|c| learning::count_without_embedding(c, project.id, &embedder))?;
     let items = store.read(|c| crate::store::items::count(c, project.id))?;
@@ -279,6 +287,16 @@ pub(crate) fn current_learner(
     project_id: i64,
     by: &Provenance,
 ) -> Result<Option<(Provenance, Learner)>, RunError> {
+    current(store, project_id, by, Learner::from_bytes)
+}
+
+/// The latest learner row of the project that mixes with predictions made `by`, parsed.
+fn current<L, E: std::fmt::Display>(
+    store: &Store,
+    project_id: i64,
+    by: &Provenance,
+    parse: impl Fn(&[u8]) -> Result<L, E>,
+) -> Result<Option<(Provenance, L)>, RunError> {
     let Some(row) = store.read(|c| learning::latest_learner(c, project_id))? else {
         return Ok(None);
     };
@@ -287,7 +305,7 @@ pub(crate) fn current_learner(
     {
         return Ok(None);
     }
-    let learner = Learner::from_bytes(&row.state).map_err(model_error)?;
+    let learner = parse(&row.state).map_err(model_error)?;
     Ok(Some((
         Provenance {
             model_id: row.version,
