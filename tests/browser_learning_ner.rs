@@ -12,10 +12,9 @@ use common::browser::{
     select_text, wait_js,
 };
 use common::ner::{sentences, spans_of, Spans};
-use common::server::{wait_job, Api, Server, ADMIN_PASSWORD};
-use serde_json::{json, Value};
+use common::server::{wait_job, wait_retrain, Api, Server, ADMIN_PASSWORD};
+use serde_json::json;
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
 use thirtyfour::prelude::*;
 
 /// Answers that queue each retrain.
@@ -79,33 +78,6 @@ async fn correct(d: &WebDriver, text: &str, gold: &Spans, types: &[&str]) -> Res
     Ok(edits)
 }
 
-fn retrain_jobs(api: &Api, project: i64) -> Vec<Value> {
-    let (_, jobs) = api.get(&format!("/projects/{project}/jobs"));
-    jobs["items"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter(|j| j["kind"] == "retrain")
-                .cloned()
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Waits for the project's `count`-th retrain to be queued, then for it to finish.
-async fn wait_retrain(api: &Api, project: i64, count: usize) -> Result<Value> {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let jobs = retrain_jobs(api, project);
-        if jobs.len() >= count {
-            let id = jobs[jobs.len() - count]["id"].as_i64().context("id")?;
-            return Ok(wait_job(api, id));
-        }
-        ensure!(Instant::now() < deadline, "retrain {count} was not queued");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// Corrects `n` sentences in a row on the annotation page (`done` answered before) and submits
 /// each; returns the edits they took.
 async fn correct_next(
@@ -161,7 +133,7 @@ async fn steps(d: &WebDriver, server: &Server, admin: &Api) -> Result<()> {
     d.goto(format!("{base}/projects/{project}/annotate"))
         .await?;
     let before = correct_next(d, &rows, &types, 0, EVERY).await?;
-    let first = wait_retrain(admin, project, 1).await?;
+    let first = wait_retrain(admin, project, 1);
     ensure!(first["status"] == "done", "the first retrain: {first}");
 
     // ---- the next sentence shows the learner's spans ----
@@ -219,7 +191,7 @@ async fn steps(d: &WebDriver, server: &Server, admin: &Api) -> Result<()> {
         after < before,
         "edits with the learner's spans {after}, with zero-shot {before}"
     );
-    let second = wait_retrain(admin, project, 2).await?;
+    let second = wait_retrain(admin, project, 2);
     ensure!(second["status"] == "done", "the second retrain: {second}");
 
     // ---- the project page names the latest learner ----

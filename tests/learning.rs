@@ -5,11 +5,10 @@
 //! half-way.
 mod common;
 
-use common::server::{wait_job, Api, Server};
+use common::server::{retrain_jobs, wait_job, wait_retrain, Api, Server};
 use rusqlite::Connection;
 use serde_json::{json, Value};
 use std::path::Path;
-use std::time::{Duration, Instant};
 use wick::store::{self, jobs, learning, predictions, projects, Actor};
 
 fn jsonl(rows: &[Value]) -> Vec<u8> {
@@ -81,32 +80,6 @@ fn queue_order(db: &Path, project: i64) -> Vec<i64> {
         .expect("query")
         .collect::<Result<_, _>>()
         .expect("rows")
-}
-
-fn retrain_jobs(api: &Api, project: i64) -> Vec<Value> {
-    let (_, jobs) = api.get(&format!("/projects/{project}/jobs"));
-    jobs["items"]
-        .as_array()
-        .expect("jobs")
-        .iter()
-        .filter(|j| j["kind"] == "retrain")
-        .cloned()
-        .collect()
-}
-
-/// Waits for the project's `count`-th retrain job to exist, then for it to finish.
-fn wait_retrain(api: &Api, project: i64, count: usize) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let jobs = retrain_jobs(api, project);
-        if jobs.len() >= count {
-            // Newest first.
-            let id = jobs[jobs.len() - count]["id"].as_i64().expect("id");
-            return wait_job(api, id);
-        }
-        assert!(Instant::now() < deadline, "retrain {count} was not queued");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// Takes `n` items from the queue and answers each with its gold label, naming the prediction

@@ -5,35 +5,10 @@
 mod common;
 
 use common::ner::{f1, sentences, spans_of, Spans};
-use common::server::{wait_job, Api, Server};
+use common::server::{retrain_jobs, wait_job, wait_retrain, Api, Server};
 use rusqlite::Connection;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
-
-fn retrains(api: &Api, project: i64) -> Vec<Value> {
-    let (_, jobs) = api.get(&format!("/projects/{project}/jobs"));
-    jobs["items"]
-        .as_array()
-        .expect("jobs")
-        .iter()
-        .filter(|j| j["kind"] == "retrain")
-        .cloned()
-        .collect()
-}
-
-fn wait_retrain(api: &Api, project: i64, count: usize) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let jobs = retrains(api, project);
-        if jobs.len() >= count {
-            let id = jobs[jobs.len() - count]["id"].as_i64().expect("id");
-            return wait_job(api, id);
-        }
-        assert!(Instant::now() < deadline, "retrain {count} was not queued");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// Answers `n` sentences from the queue with their gold spans, naming the prediction shown.
 fn answer_next(api: &Api, project: i64, n: usize, gold: &HashMap<String, Spans>) {
@@ -135,7 +110,7 @@ fn span_answers_retrain_the_span_learner_and_change_the_next_pre_labels() {
 
     // Eleven answers queue nothing; the twelfth queues the first span retrain.
     answer_next(&admin, id, 11, &gold);
-    assert!(retrains(&admin, id).is_empty());
+    assert!(retrain_jobs(&admin, id).is_empty());
     answer_next(&admin, id, 1, &gold);
     let first = wait_retrain(&admin, id, 1);
     assert_eq!(first["status"], "done", "{first}");

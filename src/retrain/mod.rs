@@ -15,6 +15,7 @@ use crate::store::Store;
 use crate::tasks::classify::{argmax, ClassPrediction};
 use crate::tasks::labeler::{Prediction, Task};
 use crate::tasks::worker::ModelHandle;
+use rusqlite::Transaction;
 use serde_json::json;
 use std::collections::HashSet;
 use std::time::Instant;
@@ -163,38 +164,25 @@ pub fn train_and_rescore(
     };
     let state = learner.to_bytes();
     let seconds = started.elapsed().as_secs_f64();
-    store.write(|tx| {
-        if jobs::status(tx, job.id)? != JobStatus::Running {
-            return Ok(());
-        }
-        let learner_id = learning::insert_learner(
-            tx,
-            &NewLearner {
-                project_id: project.id,
-                version: &version,
-                base: &base,
-                labels_hash: &hash,
-                labels: learner.n as i64,
-                last_annotation: newest,
-                state: &state,
-                rescored: rows.len() as i64,
-                seconds,
-                job_id: Some(job.id),
-            },
-        )?;
-        let by = Provenance {
-            model_id: version.clone(),
-            prompt_version: base.prompt_version.clone(),
-            labels_hash: hash.clone(),
-            learner_id: Some(learner_id),
-        };
+    let row = NewLearner {
+        project_id: project.id,
+        version: &version,
+        base: &base,
+        labels_hash: &hash,
+        labels: learner.n as i64,
+        last_annotation: newest,
+        state: &state,
+        rescored: rows.len() as i64,
+        seconds,
+        job_id: Some(job.id),
+    };
+    commit(store, job, &row, |tx, by| {
         for chunk in rows.chunks(SCORE_PAGE) {
             let batch: Vec<NewPrediction> =
                 chunk.iter().map(|s| s.to_row(&project.labels)).collect();
-            predictions::insert(tx, &by, project.queue_order, &batch)?;
+            predictions::insert(tx, by, project.queue_order, &batch)?;
         }
-        jobs::add_done(tx, job.id, rows.len() as i64)?;
-        jobs::finish(tx, job.id, JobStatus::Done, None)
+        jobs::add_done(tx, job.id, rows.len() as i64)
     })?;
     tracing::info!(
         job = job.id,
@@ -205,6 +193,32 @@ pub fn train_and_rescore(
         seconds = started.elapsed().as_secs_f64(),
         "retrained"
     );
+    Ok(())
+}
+
+/// Stores a trained learner, and (through `predictions`, under the learner's provenance) its
+/// predictions, and finishes the job: all in one transaction, and nothing when the job was
+/// cancelled meanwhile.
+fn commit(
+    store: &Store,
+    job: &Job,
+    learner: &NewLearner,
+    predictions: impl Fn(&Transaction, &Provenance) -> crate::store::Result<()>,
+) -> Result<(), RunError> {
+    store.write(|tx| {
+        if jobs::status(tx, job.id)? != JobStatus::Running {
+            return Ok(());
+        }
+        let learner_id = learning::insert_learner(tx, learner)?;
+        let by = Provenance {
+            model_id: learner.version.to_string(),
+            prompt_version: learner.base.prompt_version.clone(),
+            labels_hash: learner.labels_hash.to_string(),
+            learner_id: Some(learner_id),
+        };
+        predictions(tx, &by)?;
+        jobs::finish(tx, job.id, JobStatus::Done, None)
+    })?;
     Ok(())
 }
 

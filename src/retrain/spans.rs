@@ -79,33 +79,20 @@ pub(super) fn run(
     let version = format!("{}+spans@{}/{}", base.model_id, learner.hash(), learner.n);
     let state = learner.to_bytes();
     let seconds = started.elapsed().as_secs_f64();
-    store.write(|tx| {
-        if jobs::status(tx, job.id)? != JobStatus::Running {
-            return Ok(());
-        }
-        let learner_id = learning::insert_learner(
-            tx,
-            &NewLearner {
-                project_id: project.id,
-                version: &version,
-                base: &base,
-                labels_hash: &hash,
-                labels: learner.n as i64,
-                last_annotation: newest,
-                state: &state,
-                rescored: rows.len() as i64,
-                seconds,
-                job_id: Some(job.id),
-            },
-        )?;
-        let by = Provenance {
-            model_id: version.clone(),
-            prompt_version: base.prompt_version.clone(),
-            labels_hash: hash.clone(),
-            learner_id: Some(learner_id),
-        };
-        predictions::insert(tx, &by, project.queue_order, &rows)?;
-        jobs::finish(tx, job.id, JobStatus::Done, None)
+    let row = NewLearner {
+        project_id: project.id,
+        version: &version,
+        base: &base,
+        labels_hash: &hash,
+        labels: learner.n as i64,
+        last_annotation: newest,
+        state: &state,
+        rescored: rows.len() as i64,
+        seconds,
+        job_id: Some(job.id),
+    };
+    super::commit(store, job, &row, |tx, by| {
+        predictions::insert(tx, by, project.queue_order, &rows)
     })?;
     tracing::info!(
         job = job.id,

@@ -183,3 +183,33 @@ pub fn wait_job(api: &Api, job: i64) -> serde_json::Value {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// The project's retrain jobs, newest first.
+pub fn retrain_jobs(api: &Api, project: i64) -> Vec<serde_json::Value> {
+    let (_, jobs) = api.get(&format!("/projects/{project}/jobs"));
+    jobs["items"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .filter(|j| j["kind"] == "retrain")
+        .cloned()
+        .collect()
+}
+
+/// Waits for the project's `count`-th retrain job to exist (at most two minutes), then for it
+/// to finish.
+pub fn wait_retrain(api: &Api, project: i64, count: usize) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let jobs = retrain_jobs(api, project);
+        if jobs.len() >= count {
+            let id = jobs[jobs.len() - count]["id"].as_i64().expect("id");
+            return wait_job(api, id);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "retrain {count} was not queued"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
