@@ -115,18 +115,31 @@ impl SentenceEmbedder {
                 {
                     // Special tokens and padding have no word.
                     let Some(word) = *word else { continue };
+                    let at = (row * width + t) * dim;
+                    let piece = &states[at..at + dim];
                     if last_word == Some(word) {
                         if let Some(w) = words.last_mut() {
                             w.end = end;
+                            w.vector.iter_mut().zip(piece).for_each(|(a, b)| *a += b);
                         }
                         continue;
                     }
                     last_word = Some(word);
-                    let at = (row * width + t) * dim;
-                    let mut vector = states[at..at + dim].to_vec();
-                    let norm = vector.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-                    vector.iter_mut().for_each(|v| *v /= norm);
-                    words.push(WordState { start, end, vector });
+                    words.push(WordState {
+                        start,
+                        end,
+                        vector: piece.to_vec(),
+                    });
+                }
+                for w in &mut words {
+                    let norm = w
+                        .vector
+                        .iter()
+                        .map(|v| v * v)
+                        .sum::<f32>()
+                        .sqrt()
+                        .max(1e-12);
+                    w.vector.iter_mut().for_each(|v| *v /= norm);
                 }
                 (words, !e.get_overflowing().is_empty())
             })
@@ -178,7 +191,7 @@ impl SentenceEmbedder {
 }
 
 /// A word of a text as the encoder read it (its pre-tokenizer's words: runs of letters and
-/// digits, and each punctuation mark), with the last layer's state of its first WordPiece.
+/// digits, and each punctuation mark), with the mean of its WordPieces' last-layer states.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WordState {
     /// Offsets in Unicode scalar values, end exclusive.
