@@ -241,7 +241,7 @@ async fn steps(d: &WebDriver, server: &Server, admin: &Api) -> Result<()> {
     ensure!(
         chart["text"]
             .as_str()
-            .is_some_and(|t| t.contains("span F1"))
+            .is_some_and(|t| t.contains("span F1") && t.contains("answered sentences so far"))
             && chart["head"]
                 .as_str()
                 .is_some_and(|t| t.contains("Shown span F1"))

@@ -668,12 +668,18 @@ pub struct AccuracyPoint {
 /// Which of a point's accuracies a series draws.
 type Accuracy = fn(&AccuracyPoint) -> f64;
 
-/// Online quality as the learner is retrained: x = human labels the shown model was trained
-/// on, y = `measure` (accuracy or span F1) 0..1, two series (the prediction shown, the language model alone) with one
+/// Online quality as the learner is retrained: x = human answers the shown model was trained
+/// on (named `trained_on`: "human labels", "answered sentences"), y = `measure` (accuracy or
+/// span F1) 0..1, two series (the prediction shown, the language model alone) with one
 /// `circle.chart-point` per point per series (`data-series` "shown" or "lm"), whose hover title
 /// gives the number of answers behind it. Points are sorted by x here. Without points it says
 /// the chart appears after the first answers.
-pub fn learning_curve(title: &str, measure: &str, points: &[AccuracyPoint]) -> String {
+pub fn learning_curve(
+    title: &str,
+    trained_on: &str,
+    measure: &str,
+    points: &[AccuracyPoint],
+) -> String {
     const KIND: &str = "learning-curve";
     let mut pts: Vec<&AccuracyPoint> = points.iter().filter(|p| p.answers > 0).collect();
     if pts.is_empty() {
@@ -735,7 +741,7 @@ pub fn learning_curve(title: &str, measure: &str, points: &[AccuracyPoint]) -> S
         t + ph + 32.0,
         "middle",
         "chart-muted",
-        "human labels so far",
+        &format!("{trained_on} so far"),
     );
     s += &vtext(14.0, t + ph / 2.0, "middle", "chart-muted", measure);
     let series: [(&str, &str, Accuracy); 2] = [
@@ -754,7 +760,7 @@ pub fn learning_curve(title: &str, measure: &str, points: &[AccuracyPoint]) -> S
         );
         for p in &pts {
             let hover = format!(
-                "{} human labels · {name} {:.2} · {} answer{}",
+                "{} {trained_on} · {name} {:.2} · {} answer{}",
                 p.labels,
                 fin(acc(p)),
                 p.answers,
@@ -1164,7 +1170,7 @@ mod tests {
             point(0, 2, 0.5, 0.5),
             point(40, 1, 1.0, 0.0),
         ];
-        let svg = learning_curve("Online accuracy", "accuracy", &pts);
+        let svg = learning_curve("Online accuracy", "human labels", "accuracy", &pts);
         check(&svg);
         assert!(svg.contains(r#"class="chart chart-learning-curve""#));
         assert_eq!(svg.matches(r#"data-series="shown""#).count(), 3);
@@ -1195,12 +1201,17 @@ mod tests {
     #[test]
     fn learning_curve_empty_and_odd_inputs() {
         for pts in [vec![], vec![point(5, 0, 1.0, 1.0)]] {
-            let svg = learning_curve("Online accuracy", "accuracy", &pts);
+            let svg = learning_curve("Online accuracy", "human labels", "accuracy", &pts);
             check(&svg);
             assert!(svg.contains("appears after the first answers"), "{svg}");
             assert!(!svg.contains("<circle"));
         }
-        let svg = learning_curve("t", "span F1", &[point(0, 1, f64::NAN, f64::INFINITY)]);
+        let svg = learning_curve(
+            "t",
+            "answered sentences",
+            "span F1",
+            &[point(0, 1, f64::NAN, f64::INFINITY)],
+        );
         check(&svg);
         assert_eq!(svg.matches("<circle").count(), 2);
         assert!(

@@ -142,12 +142,13 @@ fn charts(s: &Stats, curve: &[CurvePoint]) -> Charts {
             )
         });
     let learning = s.project.task.learns().then(|| {
-        let measure = match s.project.task {
-            TaskKind::Ner => learning::Measure::SpanF1,
-            _ => learning::Measure::Accuracy,
+        let (measure, trained_on) = match s.project.task {
+            TaskKind::Ner => (learning::Measure::SpanF1, "answered sentences"),
+            _ => (learning::Measure::Accuracy, "human labels"),
         };
         charts::learning_curve(
             &format!("Online {}", measure.name()),
+            trained_on,
             measure.name(),
             &curve
                 .iter()
