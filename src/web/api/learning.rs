@@ -61,7 +61,7 @@ pub async fn get(
                 v["labels_used"] = json!(l
                     .used
                     .iter()
-                    .map(|&i| &project.labels[i])
+                    .filter_map(|&i| project.labels.get(i))
                     .collect::<Vec<_>>());
             }
             v
