@@ -8,8 +8,8 @@
 //! accumulate and the learner proves itself on held-out answers.
 use super::logistic::{self, FitOptions, Rows, Softmax};
 use super::mix::{self, Mix, MixKind};
+use super::stored;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum LearnError {
@@ -392,62 +392,18 @@ impl Learner {
 
     /// Identifies the fitted learner: a prefix of the sha256 of its parameters.
     pub fn hash(&self) -> String {
-        let mut h = Sha256::new();
-        h.update(serde_json::to_vec(self).unwrap_or_default());
-        if let Some(m) = &self.model {
-            for v in m.weights.iter().chain(&m.bias) {
-                h.update(v.to_le_bytes());
-            }
-        }
-        h.finalize()
-            .iter()
-            .take(6)
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        stored::hash(self, self.model.as_ref())
     }
 
     /// The learner as bytes for the database: a JSON header line, then the weights and biases
     /// as little-endian f32.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = serde_json::to_vec(self).unwrap_or_default();
-        out.push(b'\n');
-        if let Some(m) = &self.model {
-            out.extend((m.dim as u32).to_le_bytes());
-            for v in m.weights.iter().chain(&m.bias) {
-                out.extend(v.to_le_bytes());
-            }
-        }
-        out
+        stored::to_bytes(self, self.model.as_ref())
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Learner, LearnError> {
-        let corrupt = |m: &str| LearnError::Corrupt(m.to_string());
-        let split = bytes
-            .iter()
-            .position(|&b| b == b'\n')
-            .ok_or_else(|| corrupt("no header"))?;
-        let mut learner: Learner = serde_json::from_slice(&bytes[..split])
-            .map_err(|e| LearnError::Corrupt(e.to_string()))?;
-        let body = &bytes[split + 1..];
-        let (dim, floats) = body
-            .split_at_checked(4)
-            .ok_or_else(|| corrupt("no weights"))?;
-        let dim = u32::from_le_bytes(dim.try_into().map_err(|_| corrupt("dimension"))?) as usize;
-        let k = learner.classes.len();
-        if floats.len() != 4 * k * (dim + 1) {
-            return Err(corrupt("weights of the wrong size"));
-        }
-        let values: Vec<f32> = floats
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        let (w, b) = values.split_at(k * dim);
-        learner.model = Some(Softmax {
-            classes: k,
-            dim,
-            weights: w.to_vec(),
-            bias: b.to_vec(),
-        });
+        let (mut learner, model) = stored::from_bytes(bytes, |l: &Learner| l.classes.len())?;
+        learner.model = Some(model);
         Ok(learner)
     }
 

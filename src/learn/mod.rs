@@ -7,6 +7,7 @@ pub mod learner;
 pub mod logistic;
 pub mod mix;
 pub mod spans;
+mod stored;
 
 pub use learner::{FoldFigures, LearnError, Learner, TrainingSet};
 pub use mix::{Mix, MixKind};

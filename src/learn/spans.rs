@@ -13,8 +13,8 @@
 //! log-loss for the last). With no answers the mix is the zero-shot extractor alone.
 use super::learner::LearnError;
 use super::logistic::{self, FitOptions, Rows, Softmax};
+use super::stored;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
 /// A span in Unicode scalar offsets (end exclusive) with a type index.
@@ -296,61 +296,18 @@ impl SpanLearner {
 
     /// Identifies the fitted learner: a prefix of the sha256 of its parameters.
     pub fn hash(&self) -> String {
-        let mut h = Sha256::new();
-        h.update(serde_json::to_vec(self).unwrap_or_default());
-        if let Some(m) = &self.model {
-            for v in m.weights.iter().chain(&m.bias) {
-                h.update(v.to_le_bytes());
-            }
-        }
-        h.finalize()
-            .iter()
-            .take(6)
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        stored::hash(self, self.model.as_ref())
     }
 
     /// The learner as bytes: a JSON header line, then the word-state length and the weights
     /// and biases as little-endian f32.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = serde_json::to_vec(self).unwrap_or_default();
-        out.push(b'\n');
-        if let Some(m) = &self.model {
-            out.extend((m.dim as u32).to_le_bytes());
-            for v in m.weights.iter().chain(&m.bias) {
-                out.extend(v.to_le_bytes());
-            }
-        }
-        out
+        stored::to_bytes(self, self.model.as_ref())
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<SpanLearner, LearnError> {
-        let corrupt = |m: &str| LearnError::Corrupt(m.to_string());
-        let split = bytes
-            .iter()
-            .position(|&b| b == b'\n')
-            .ok_or_else(|| corrupt("no header"))?;
-        let mut learner: SpanLearner = serde_json::from_slice(&bytes[..split])
-            .map_err(|e| LearnError::Corrupt(e.to_string()))?;
-        let (dim, floats) = bytes[split + 1..]
-            .split_at_checked(4)
-            .ok_or_else(|| corrupt("no weights"))?;
-        let dim = u32::from_le_bytes(dim.try_into().map_err(|_| corrupt("dimension"))?) as usize;
-        let k = 1 + 2 * learner.types;
-        if floats.len() != 4 * k * (dim + 1) {
-            return Err(corrupt("weights of the wrong size"));
-        }
-        let values: Vec<f32> = floats
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        let (w, b) = values.split_at(k * dim);
-        learner.model = Some(Softmax {
-            classes: k,
-            dim,
-            weights: w.to_vec(),
-            bias: b.to_vec(),
-        });
+        let (mut learner, model) = stored::from_bytes(bytes, |l: &SpanLearner| 1 + 2 * l.types)?;
+        learner.model = Some(model);
         Ok(learner)
     }
 }
