@@ -4,6 +4,7 @@
 use crate::engine::{Message, SamplingParams};
 use crate::formats::pairs::Prompt;
 use crate::learn::features;
+use crate::retrain::Current;
 use crate::store::jobs::{self, Job, JobStatus, Lane};
 use crate::store::pairs::{self, Generated};
 use crate::store::predictions::{self, NewPrediction, Output, Provenance};
@@ -138,16 +139,7 @@ fn run(store: &Store, model: Option<&ModelHandle>, job: &Job) -> Result<(), RunE
         "pre-labeling"
     );
     // Items imported after a retrain get the learner's mix as soon as they are pre-labeled.
-    let (learner, span_learner) = match project.task {
-        TaskKind::Ner => (
-            None,
-            crate::retrain::current_span_learner(store, project.id, &by)?,
-        ),
-        _ => (
-            crate::retrain::current_learner(store, project.id, &by)?,
-            None,
-        ),
-    };
+    let learner = crate::retrain::current_learner(store, &project, &by)?;
     let mut after = 0;
     loop {
         if store.read(|c| jobs::status(c, job.id))? != JobStatus::Running {
@@ -215,8 +207,8 @@ fn run(store: &Store, model: Option<&ModelHandle>, job: &Job) -> Result<(), RunE
                 Prediction::Class(_) => None,
             })
             .collect();
-        let mut mixed: Vec<NewPrediction> = match (&learner, &embedded) {
-            (Some((_, l)), Some((_, vectors))) => {
+        let mixed: Vec<NewPrediction> = match (&learner, &embedded) {
+            (Some((_, Current::Labels(l))), Some((_, vectors))) => {
                 let seen = l.seen();
                 let dim = l.dim().unwrap_or(0);
                 vectors
@@ -234,26 +226,22 @@ fn run(store: &Store, model: Option<&ModelHandle>, job: &Job) -> Result<(), RunE
                     })
                     .collect()
             }
+            (Some((_, Current::Spans(l))), _) => {
+                let sentences = ids
+                    .iter()
+                    .zip(&texts)
+                    .zip(&preds)
+                    .filter_map(|((&id, text), p)| match p {
+                        Prediction::Entities { zero_shot, .. } => {
+                            Some((id, text.clone(), zero_shot.clone()))
+                        }
+                        Prediction::Class(_) => None,
+                    })
+                    .collect();
+                crate::retrain::mix_spans(model, &project, l, sentences)?
+            }
             _ => Vec::new(),
         };
-        if let Some((_, l)) = &span_learner {
-            let sentences = ids
-                .iter()
-                .zip(&texts)
-                .zip(&preds)
-                .filter_map(|((&id, text), p)| match p {
-                    Prediction::Entities { zero_shot, .. } => {
-                        Some((id, text.clone(), zero_shot.clone()))
-                    }
-                    Prediction::Class(_) => None,
-                })
-                .collect();
-            mixed = crate::retrain::mix_spans(model, &project, l, sentences)?;
-        }
-        let mixed_by = learner
-            .as_ref()
-            .map(|(by, _)| by)
-            .or(span_learner.as_ref().map(|(by, _)| by));
         store.write(|tx| {
             if let Some((embedder, vectors)) = &embedded {
                 learning::put_embeddings(tx, embedder, vectors)?;
@@ -263,7 +251,7 @@ fn run(store: &Store, model: Option<&ModelHandle>, job: &Job) -> Result<(), RunE
             learning::put_lm_features(tx, &source, &features)?;
             learning::put_span_candidates(tx, &source, &candidates)?;
             predictions::insert(tx, &by, project.queue_order, &rows)?;
-            if let Some(learner_by) = mixed_by {
+            if let Some((learner_by, _)) = &learner {
                 predictions::insert(tx, learner_by, project.queue_order, &mixed)?;
             }
             auto_accept::after_predictions(tx, project.id, &ids)?;

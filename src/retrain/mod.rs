@@ -6,6 +6,7 @@
 //! cancel mid-way leaves the previous predictions in force. NER projects retrain their span
 //! learner (`spans`).
 use crate::jobs::{labels_hash, to_row, RunError};
+use crate::learn::spans::SpanLearner;
 use crate::learn::{features, Learner, TrainingSet};
 use crate::store::jobs::{self, Job, JobStatus};
 use crate::store::learning::{self, Base, NewLearner};
@@ -30,7 +31,7 @@ const NO_BASE: &str = "none";
 
 mod spans;
 
-pub(crate) use spans::{current_span_learner, mix_spans};
+pub(crate) use spans::mix_spans;
 
 pub(crate) fn run(store: &Store, model: Option<&ModelHandle>, job: &Job) -> Result<(), RunError> {
     let project = store.read(|c| projects::get(c, job.project_id))?;
@@ -294,14 +295,25 @@ pub(crate) fn mixed_row(
     row
 }
 
+/// A project's learner, of the kind its task learns with.
+pub(crate) enum Current {
+    Labels(Learner),
+    Spans(SpanLearner),
+}
+
 /// The project's latest learner, if it mixes with predictions made `by` (same model, prompt and
 /// label set): pre-labeling then stores its mix for each new item too.
 pub(crate) fn current_learner(
     store: &Store,
-    project_id: i64,
+    project: &Project,
     by: &Provenance,
-) -> Result<Option<(Provenance, Learner)>, RunError> {
-    current(store, project_id, by, Learner::from_bytes)
+) -> Result<Option<(Provenance, Current)>, RunError> {
+    Ok(match project.task {
+        TaskKind::Ner => current(store, project.id, by, SpanLearner::from_bytes)?
+            .map(|(by, l)| (by, Current::Spans(l))),
+        _ => current(store, project.id, by, Learner::from_bytes)?
+            .map(|(by, l)| (by, Current::Labels(l))),
+    })
 }
 
 /// The latest learner row of the project that mixes with predictions made `by`, parsed.

@@ -11,7 +11,7 @@ use crate::learn::spans::{Answered, SpanLearner, TypedSpan, ZeroShot};
 use crate::store::annotations::Span;
 use crate::store::jobs::{self, Job, JobStatus};
 use crate::store::learning::{self, Base, NewLearner};
-use crate::store::predictions::{self, NewPrediction, Provenance};
+use crate::store::predictions::{self, NewPrediction};
 use crate::store::projects::Project;
 use crate::store::Store;
 use crate::tasks::labeler::Prediction;
@@ -205,16 +205,6 @@ fn rescore(
         };
         rows.extend(read.iter().map(|s| mixed_row(project, learner, s)));
     }
-}
-
-/// The project's latest span learner, if it mixes with predictions made `by`: pre-labeling
-/// then stores its mix for each new sentence too.
-pub(crate) fn current_span_learner(
-    store: &Store,
-    project_id: i64,
-    by: &Provenance,
-) -> Result<Option<(Provenance, SpanLearner)>, RunError> {
-    super::current(store, project_id, by, SpanLearner::from_bytes)
 }
 
 /// The learner's mix for freshly pre-labeled sentences: (item, text, zero-shot reading) each.
