@@ -93,8 +93,13 @@ pub fn curve(
     let zero_shot = metrics::spans(&test.gold, &zero_shot);
     if !as_json && !single {
         println!(
-            "{:>7}  {:>20}  {:>20}  {:>6}  {:>9}",
-            "train_n", "zero-shot P / R / F1", "mix P / R / F1", "weight", "threshold"
+            "{:>7}  {:>20}  {:>20}  {:>6}  {:>10}  {:>9}",
+            "train_n",
+            "zero-shot P / R / F1",
+            "mix P / R / F1",
+            "tagger",
+            "classifier",
+            "threshold"
         );
     }
     for &size in sizes {
@@ -122,6 +127,7 @@ pub fn curve(
                     .map(|(w, c)| as_spans(&l.predict(w, c)))
                     .collect();
                 row.insert("weight".into(), json!(l.weight));
+                row.insert("classifier_weight".into(), json!(l.classifier_weight));
                 row.insert("threshold".into(), json!(l.threshold));
                 row.insert("l2".into(), json!(l.l2));
                 row.insert("folds".into(), json!(l.folds));
@@ -152,16 +158,18 @@ pub fn curve(
         } else {
             let cell =
                 |r: &SpanReport| format!("{:.3} / {:.3} / {:.3}", r.precision, r.recall, r.f1);
+            let figure = |key: &str| {
+                row.get(key)
+                    .and_then(Value::as_f64)
+                    .map_or("-".into(), |w| format!("{w:.2}"))
+            };
             println!(
-                "{n:>7}  {:>20}  {:>20}  {:>6}  {:>9}",
+                "{n:>7}  {:>20}  {:>20}  {:>6}  {:>10}  {:>9}",
                 cell(&zero_shot),
                 cell(&mix),
-                row.get("weight")
-                    .and_then(Value::as_f64)
-                    .map_or("-".into(), |w| format!("{w:.2}")),
-                row.get("threshold")
-                    .and_then(Value::as_f64)
-                    .map_or("-".into(), |t| format!("{t:.2}")),
+                figure("weight"),
+                figure("classifier_weight"),
+                figure("threshold"),
             );
         }
     }

@@ -392,18 +392,18 @@ impl Learner {
 
     /// Identifies the fitted learner: a prefix of the sha256 of its parameters.
     pub fn hash(&self) -> String {
-        stored::hash(self, self.model.as_ref())
+        stored::hash(self, &self.model.iter().collect::<Vec<_>>())
     }
 
     /// The learner as bytes for the database: a JSON header line, then the weights and biases
     /// as little-endian f32.
     pub fn to_bytes(&self) -> Vec<u8> {
-        stored::to_bytes(self, self.model.as_ref())
+        stored::to_bytes(self, &self.model.iter().collect::<Vec<_>>())
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Learner, LearnError> {
-        let (mut learner, model) = stored::from_bytes(bytes, |l: &Learner| l.classes.len())?;
-        learner.model = Some(model);
+        let (mut learner, models) = stored::from_bytes(bytes, |l: &Learner| vec![l.classes.len()])?;
+        learner.model = models.into_iter().next();
         Ok(learner)
     }
 

@@ -99,6 +99,7 @@ pub(super) fn run(
         project = project.id,
         sentences = learner.n,
         weight = learner.weight,
+        classifier_weight = learner.classifier_weight,
         rescored = rows.len(),
         seconds = started.elapsed().as_secs_f64(),
         "retrained spans"

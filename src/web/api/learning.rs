@@ -50,7 +50,11 @@ pub async fn get(
             // A learner that no longer parses still lists, without its details.
             if project.task == TaskKind::Ner {
                 if let Ok(l) = SpanLearner::from_bytes(&row.state) {
-                    v["mix"] = json!({"weight": l.weight, "threshold": l.threshold});
+                    v["mix"] = json!({
+                        "weight": l.weight,
+                        "classifier_weight": l.classifier_weight,
+                        "threshold": l.threshold,
+                    });
                     v["l2"] = json!(l.l2);
                     v["folds"] = json!(l.folds);
                 }
