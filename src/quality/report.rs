@@ -115,6 +115,8 @@ pub struct LabelScore {
     pub f1: f64,
 }
 
+/// One bar of the reliability diagram: the confidences in `(lo, hi]` (the first bin also
+/// holds 0), binned as the ECE beside it is.
 #[derive(Debug, Clone, Serialize)]
 pub struct Bin {
     pub lo: f64,
@@ -582,7 +584,7 @@ fn reliability(correct: &[bool], confidence: &[f64]) -> Vec<Bin> {
         })
         .collect();
     for (&ok, &c) in correct.iter().zip(confidence) {
-        let b = ((c * BINS as f64) as usize).min(BINS - 1);
+        let b = metrics::bin_index(c, BINS);
         bins[b].count += 1;
         bins[b].confidence += c;
         bins[b].accuracy += f64::from(u8::from(ok));
@@ -705,6 +707,25 @@ fn hotspots(project: &Project, items: &[ItemRecord]) -> Hotspots {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_diagram_bins_as_the_ece_does() {
+        // Confidences on the edges: 0.7 belongs to (0.6, 0.7], 0.1 to (0.0, 0.1], 1.0 to the
+        // last bin and 0.0 to the first.
+        let confidence = [0.7, 0.1, 1.0, 0.0, 0.75];
+        let correct = [true, false, true, false, false];
+        let bins = reliability(&correct, &confidence);
+        let counts: Vec<u64> = bins.iter().map(|b| b.count).collect();
+        assert_eq!(counts, vec![2, 0, 0, 0, 0, 0, 1, 1, 0, 1]);
+        // The ECE computed from the drawn bins is the figure printed beside them.
+        let n = confidence.len() as f64;
+        let from_bins: f64 = bins
+            .iter()
+            .map(|b| b.count as f64 / n * (b.accuracy - b.confidence).abs())
+            .sum();
+        let ece = metrics::expected_calibration_error(&correct, &confidence, BINS);
+        assert!((from_bins - ece).abs() < 1e-12, "{from_bins} vs {ece}");
+    }
+
     use super::*;
     use crate::store::review::PersonAnswer;
 

@@ -168,8 +168,9 @@ pub fn classification(
 }
 
 /// Bin of `c` among `bins` equal-width bins: bin i holds `(i/bins, (i+1)/bins]`.
-/// Values <= 0 (and NaN) go to bin 0, values >= 1 to the last bin.
-fn bin_index(c: f64, bins: usize) -> usize {
+/// Values <= 0 (and NaN) go to bin 0, values >= 1 to the last bin. The one binning for the
+/// ECE and the reliability diagram drawn beside it.
+pub fn bin_index(c: f64, bins: usize) -> usize {
     if c.is_nan() || c <= 0.0 {
         return 0;
     }
