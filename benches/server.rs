@@ -1,4 +1,4 @@
-//! Server load benchmark (issue 3): imports N generated items (1,000,000 by default) into one
+//! Server load benchmark: imports N generated items (1,000,000 by default) into one
 //! classification project with `wick import`, starts `wick serve --no-model`, and drives it
 //! with annotator clients over HTTP on 127.0.0.1: each client is a distinct user looping
 //! next -> submit. Reports import rows/s, next and submit latency (p50/p90/p99/max) for one

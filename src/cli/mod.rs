@@ -50,7 +50,7 @@ enum Command {
     Project(admin::ProjectCommand),
     /// Queue pre-labeling of a project's items (run by `wick serve`).
     Prelabel(admin::PrelabelArgs),
-    /// Export a preference project's votes in a trainer's format (streamed JSONL).
+    /// Export a project (labels, spans, instructions or preference votes) in a trainer's format, streamed.
     Export(admin::ExportArgs),
 }
 

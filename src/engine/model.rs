@@ -12,7 +12,7 @@ use candle_core::{DType, Device, Module, Result, Tensor, D};
 
 /// Which weight copy a forward uses. Scoring feeds many tokens at once and is compute-bound:
 /// f32 weights through candle's gemm are fastest. Generation feeds one token at a time and is
-/// memory-bound: 8-bit weights are fastest (ENGINE-NOTES.md has the measurements).
+/// memory-bound: 8-bit weights are fastest (the measurements are in the shared ENGINE-NOTES.md, outside this repository, and in BENCHMARKS.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Job {
     Scoring,

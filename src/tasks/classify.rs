@@ -46,7 +46,7 @@ pub struct ClassPrediction {
 }
 
 /// Inputs that carry no content: the label distribution the model gives them is its bias,
-/// which calibration divides out. Several are averaged; one alone was noisy (ENGINE-NOTES).
+/// which calibration divides out. Several are averaged; one alone was noisy (the shared ENGINE-NOTES.md, outside this repository).
 pub(crate) const CONTENT_FREE: [&str; 3] = ["", "N/A", "[MASK]"];
 
 /// Tokens fed per forward when items are packed together. On the CPU attention follows the

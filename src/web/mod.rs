@@ -85,7 +85,7 @@ type WriteJob = Box<dyn FnOnce(&Store) + Send>;
 /// arrive. SQLite takes one writer at a time anyway (`Store::write` holds a mutex); with each
 /// write on its own blocking-pool thread, dozens of threads woke up only to queue on that mutex,
 /// and on a small machine the context switches cost more than the transactions, and the mutex's
-/// lack of order stretched the tail (BENCHMARKS.md, "Server (issue 3)"). Reads still run in
+/// lack of order stretched the tail (BENCHMARKS.md, "Server"). Reads still run in
 /// parallel on the blocking pool.
 struct Writer {
     /// None if the thread could not be started: writes then go through `web::block`.
