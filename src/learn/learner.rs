@@ -392,19 +392,23 @@ impl Learner {
 
     /// Identifies the fitted learner: a prefix of the sha256 of its parameters.
     pub fn hash(&self) -> String {
-        stored::hash(self, &self.model.iter().collect::<Vec<_>>())
+        stored::hash(self, &self.models())
     }
 
     /// The learner as bytes for the database: a JSON header line, then the weights and biases
     /// as little-endian f32.
     pub fn to_bytes(&self) -> Vec<u8> {
-        stored::to_bytes(self, &self.model.iter().collect::<Vec<_>>())
+        stored::to_bytes(self, &self.models())
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Learner, LearnError> {
         let (mut learner, models) = stored::from_bytes(bytes, |l: &Learner| vec![l.classes.len()])?;
         learner.model = models.into_iter().next();
         Ok(learner)
+    }
+
+    fn models(&self) -> Vec<&Softmax> {
+        self.model.iter().collect()
     }
 
     /// The embedding length the learner reads.

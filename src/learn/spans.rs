@@ -80,16 +80,20 @@ impl Words {
         &self.states[i * self.dim..(i + 1) * self.dim]
     }
 
+    /// Word `j`'s state, or zeros where there is no such word (past either end).
+    fn push_state(&self, j: Option<usize>, out: &mut Vec<f32>) {
+        match j.filter(|&j| j < self.len()) {
+            Some(j) => out.extend_from_slice(self.state(j)),
+            None => out.extend(std::iter::repeat_n(0.0, self.dim)),
+        }
+    }
+
     /// What the tagger reads of word `i`: its state, then the previous and next words' (zeros
     /// at the ends).
     fn features(&self, i: usize, out: &mut Vec<f32>) {
         out.extend_from_slice(self.state(i));
-        for j in [i.checked_sub(1), Some(i + 1).filter(|&j| j < self.len())] {
-            match j {
-                Some(j) => out.extend_from_slice(self.state(j)),
-                None => out.extend(std::iter::repeat_n(0.0, self.dim)),
-            }
-        }
+        self.push_state(i.checked_sub(1), out);
+        self.push_state(Some(i + 1), out);
     }
 
     fn all_features(&self) -> Vec<f32> {
@@ -99,7 +103,7 @@ impl Words {
     }
 
     /// The words lying wholly within `start..end`, as an index range.
-    fn inside(&self, start: usize, end: usize) -> std::ops::Range<usize> {
+    fn within(&self, start: usize, end: usize) -> std::ops::Range<usize> {
         let first = self.offsets.partition_point(|&(a, _)| a < start);
         let last = self.offsets.partition_point(|&(_, b)| b <= end).max(first);
         first..last
@@ -109,7 +113,7 @@ impl Words {
     /// states of the words just before and after it (zeros at the ends), its length in words
     /// (one-hot, 1 to 4 or more), and the zero-shot's log-probabilities, scaled to [0, 1].
     fn candidate_features(&self, c: &Candidate, out: &mut Vec<f32>) {
-        let inside = self.inside(c.start, c.end);
+        let inside = self.within(c.start, c.end);
         let mut mean = vec![0.0f32; self.dim];
         for i in inside.clone() {
             mean.iter_mut()
@@ -118,14 +122,8 @@ impl Words {
         }
         let n = inside.len().max(1) as f32;
         out.extend(mean.iter().map(|m| m / n));
-        let before = inside.start.checked_sub(1);
-        let after = Some(inside.end).filter(|&j| j < self.len());
-        for j in [before, after] {
-            match j {
-                Some(j) => out.extend_from_slice(self.state(j)),
-                None => out.extend(std::iter::repeat_n(0.0, self.dim)),
-            }
-        }
+        self.push_state(inside.start.checked_sub(1), out);
+        self.push_state(Some(inside.end), out);
         let words = inside.len().clamp(1, LENGTHS);
         out.extend((1..=LENGTHS).map(|k| if k == words { 1.0 } else { 0.0 }));
         let none = 1.0 - c.p.iter().sum::<f64>();
@@ -306,8 +304,11 @@ impl SpanLearner {
             zero_shot_threshold,
             score(alone, zero_shot_threshold),
         )];
-        let steps = |on: bool| if on { WEIGHT_STEPS } else { 0 };
-        let cand_steps = steps(classifier.is_some());
+        let cand_steps = if classifier.is_some() {
+            WEIGHT_STEPS
+        } else {
+            0
+        };
         for a in 0..=WEIGHT_STEPS {
             for b in 0..=cand_steps.min(WEIGHT_STEPS - a) {
                 let w = Weights {
@@ -339,7 +340,7 @@ impl SpanLearner {
             folds: SpanFigures {
                 folds,
                 gold: set.iter().map(|s| s.gold.len()).sum(),
-                zero_shot_f1: score(alone, zero_shot_threshold),
+                zero_shot_f1: grid[0].2,
                 tagger_f1,
                 classifier_f1,
                 mix_f1: best.2,
@@ -527,7 +528,7 @@ fn cross_fit(
         }
     }
     let penalty = (0..PENALTIES.len())
-        .min_by(|&a, &b| tag_loss(&oof[a], labels).total_cmp(&tag_loss(&oof[b], labels)))
+        .min_by(|&a, &b| log_loss(&oof[a], labels).total_cmp(&log_loss(&oof[b], labels)))
         .unwrap_or(0);
     let (x, y) = stack(features, labels, |_| true);
     let mut model = start;
@@ -608,9 +609,9 @@ fn distributions(model: &Softmax, features: &[f32], dim: usize) -> Vec<Vec<f64>>
         .collect()
 }
 
-fn tag_loss(dists: &[Vec<Vec<f64>>], tags: &[Vec<usize>]) -> f64 {
+fn log_loss(dists: &[Vec<Vec<f64>>], labels: &[Vec<usize>]) -> f64 {
     let (mut sum, mut n) = (0.0, 0usize);
-    for (d, t) in dists.iter().zip(tags) {
+    for (d, t) in dists.iter().zip(labels) {
         for (p, &y) in d.iter().zip(t) {
             sum -= p[y].max(1e-12).ln();
             n += 1;

@@ -707,6 +707,9 @@ fn hotspots(project: &Project, items: &[ItemRecord]) -> Hotspots {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::store::review::PersonAnswer;
+
     #[test]
     fn the_diagram_bins_as_the_ece_does() {
         // Confidences on the edges: 0.7 belongs to (0.6, 0.7], 0.1 to (0.0, 0.1], 1.0 to the
@@ -725,9 +728,6 @@ mod tests {
         let ece = metrics::expected_calibration_error(&correct, &confidence, BINS);
         assert!((from_bins - ece).abs() < 1e-12, "{from_bins} vs {ece}");
     }
-
-    use super::*;
-    use crate::store::review::PersonAnswer;
 
     fn label(l: &str) -> Answer {
         Answer::Label { label: l.into() }
