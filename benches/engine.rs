@@ -123,7 +123,7 @@ fn main() -> anyhow::Result<()> {
     }
 
     let sst2 = texts(&format!("{data}/sentiment_sst2_dev.jsonl"))?;
-    let template = PromptTemplate::builtin("sentiment")?;
+    let template = PromptTemplate::builtin(wick::domain::Prompt::Sentiment)?;
     for cache in [true, false] {
         let opts = ClassifierOptions {
             prefix_cache: cache,
@@ -145,7 +145,7 @@ fn main() -> anyhow::Result<()> {
     let labels = LabelSet::from_file(format!("{data}/intent_banking77_dev.labels.json").as_ref())?;
     let c = Classifier::new(
         &model,
-        &PromptTemplate::builtin("intent")?,
+        &PromptTemplate::builtin(wick::domain::Prompt::Intent)?,
         labels,
         ClassifierOptions::default(),
     )?;
@@ -160,7 +160,11 @@ fn main() -> anyhow::Result<()> {
     let wnut = texts(&format!("{data}/ner_wnut17_dev.jsonl"))?;
     let types = LabelSet::from_file(format!("{data}/ner_wnut17_dev.labels.json").as_ref())?;
     let gold = gold_spans(&format!("{data}/ner_wnut17_dev.jsonl"), &types.names)?;
-    let x = Extractor::new(&model, &PromptTemplate::builtin("ner")?, types)?;
+    let x = Extractor::new(
+        &model,
+        &PromptTemplate::builtin(wick::domain::Prompt::Ner)?,
+        types,
+    )?;
     let refs: Vec<&str> = wnut.iter().map(String::as_str).collect();
     let start = Instant::now();
     let mut scored = Vec::with_capacity(refs.len());

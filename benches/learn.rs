@@ -34,13 +34,14 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::time::Instant;
+use wick::domain::{NewProject, TaskKind};
 use wick::learn::features::join;
 use wick::learn::{Learner, TrainingSet};
 use wick::store::import::{self, ImportReport};
 use wick::store::jobs::{self, JobStatus};
 use wick::store::learning;
 use wick::store::predictions::{self, NewPrediction, Output, Provenance};
-use wick::store::projects::{self, NewProject, TaskKind};
+use wick::store::projects;
 use wick::store::{Actor, Store};
 
 const LABELS: usize = 77;
@@ -293,7 +294,7 @@ fn lm_row(item_id: i64, labels: &[String], p: &[f64]) -> NewPrediction {
 
 struct Project {
     store: Store,
-    project: projects::Project,
+    project: wick::domain::Project,
     path: std::path::PathBuf,
     _dir: Option<tempfile::TempDir>,
     db_mb: f64,

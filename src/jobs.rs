@@ -1,6 +1,7 @@
 //! Runs pre-labeling jobs on a thread of their own, feeding the model thread in small batches
 //! and committing each batch's predictions with the job's progress in one transaction. A job is
 //! resumed after a restart from its row: the items still without a prediction are what is left.
+use crate::domain::Project;
 use crate::engine::{Message, SamplingParams};
 use crate::formats::pairs::Prompt;
 use crate::learn::features;
@@ -8,7 +9,7 @@ use crate::retrain::Current;
 use crate::store::jobs::{self, Job, JobStatus, Lane};
 use crate::store::pairs::{self, Generated};
 use crate::store::predictions::{self, NewPrediction, Output, Provenance};
-use crate::store::projects::{self, Project, TaskKind};
+use crate::store::projects;
 use crate::store::{auto_accept, learning};
 use crate::store::{Store, StoreError};
 use crate::tasks::labeler::{Prediction, Task};
@@ -96,16 +97,8 @@ pub enum RunError {
 
 /// What the model is asked to label a project with; None for projects that are not labeled.
 pub fn task_spec(project: &Project) -> Option<TaskSpec> {
-    let task = match (project.task, project.prompt.as_str()) {
-        (TaskKind::Ner, _) => Task::Ner,
-        (TaskKind::Preference | TaskKind::Instruction, _) => return None,
-        (TaskKind::Classification, "sentiment") => Task::Sentiment,
-        (TaskKind::Classification, "intent") => Task::Intent,
-        (TaskKind::Classification, _) => Task::Classify,
-    };
     Some(TaskSpec {
-        task,
-        prompt: project.prompt.clone(),
+        task: Task::for_prompt(project.prompt)?,
         labels: project.labels.clone(),
     })
 }

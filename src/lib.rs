@@ -2,6 +2,7 @@
 //!
 //! Layers point downwards only: `tasks` (zero-shot labelers) and `formats` (row parsing)
 //! build on `engine` (everything candle); `engine` knows nothing of labels.
+pub mod domain;
 pub mod engine;
 pub mod export;
 pub mod formats;

@@ -376,7 +376,7 @@ fn a_project_with_one_label_used_gets_a_message_instead_of_a_learner() {
 
 /// A project of `n` items with made-up embeddings and language-model predictions, the first
 /// `labeled` answered by import. Returns the store and the project.
-fn seeded(db: &Path, n: usize, labeled: usize) -> (store::Store, projects::Project) {
+fn seeded(db: &Path, n: usize, labeled: usize) -> (store::Store, wick::domain::Project) {
     let store = store::Store::open(db).expect("open store");
     let labels = vec!["a".to_string(), "b".to_string()];
     let project = store
@@ -384,9 +384,9 @@ fn seeded(db: &Path, n: usize, labeled: usize) -> (store::Store, projects::Proje
             projects::create(
                 tx,
                 &Actor::system(),
-                &projects::NewProject {
+                &wick::domain::NewProject {
                     name: "Seeded".into(),
-                    task: projects::TaskKind::Classification,
+                    task: wick::domain::TaskKind::Classification,
                     labels: labels.clone(),
                     prompt: None,
                     guidelines: None,
@@ -460,7 +460,7 @@ fn seeded(db: &Path, n: usize, labeled: usize) -> (store::Store, projects::Proje
                 });
             }
             learning::put_embeddings(tx, "emb", &vectors)?;
-            predictions::insert(tx, &by, projects::QueueOrder::Uncertainty, &batch)
+            predictions::insert(tx, &by, wick::domain::QueueOrder::Uncertainty, &batch)
         })
         .expect("seed");
     (store, project)

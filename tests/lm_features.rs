@@ -18,7 +18,7 @@ fn features(c: &Classifier, texts: &[&str]) -> Vec<Vec<f32>> {
 #[test]
 fn features_are_unit_length_independent_of_packing_and_follow_the_text() {
     let model = common::model();
-    let template = PromptTemplate::builtin("sentiment").expect("prompt");
+    let template = PromptTemplate::builtin(wick::domain::Prompt::Sentiment).expect("prompt");
     let labels = Task::Sentiment.default_labels().expect("labels");
     let c = Classifier::new(model, &template, labels, ClassifierOptions::default())
         .expect("classifier");

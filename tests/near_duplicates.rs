@@ -1,8 +1,10 @@
 //! The labeling queue passes over an item whose sentence embedding is a near-duplicate of one
 //! recently served to the same person, through the real store on a real SQLite file.
+use wick::domain::Answer;
+use wick::domain::{NewProject, ProjectUpdate, TaskKind};
 use wick::formats::import::{rows, Format};
-use wick::store::annotations::{self, Answer, Submission};
-use wick::store::projects::{self, NewProject, ProjectUpdate, TaskKind};
+use wick::store::annotations::{self, Submission};
+use wick::store::projects;
 use wick::store::users::{self, Role, User};
 use wick::store::{import, learning, queue, Actor, Store};
 

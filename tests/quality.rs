@@ -387,7 +387,7 @@ fn model_against_people_threshold_and_auto_accept() {
         let p = &item["prediction"];
         let conf = p["confidence"].as_f64().unwrap();
         let right = p["label"] == label;
-        if !right && conf >= wick::quality::consensus::CONFIDENT {
+        if !right && conf >= wick::domain::consensus::CONFIDENT {
             contradicted += 1;
         }
         checked.push((conf, right));

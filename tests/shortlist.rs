@@ -54,7 +54,7 @@ fn the_embedder_next_to_the_model_is_loaded_and_recorded_in_the_model_id() {
 #[test]
 fn large_label_sets_are_shortlisted_and_keep_a_distribution_over_every_label() {
     let model = common::model();
-    let template = PromptTemplate::builtin("intent").unwrap();
+    let template = PromptTemplate::builtin(wick::domain::Prompt::Intent).unwrap();
     let labels = banking_labels();
     let c = Classifier::new(model, &template, labels, ClassifierOptions::default()).unwrap();
     assert!(c.shortlists());
@@ -89,7 +89,7 @@ fn large_label_sets_are_shortlisted_and_keep_a_distribution_over_every_label() {
     // Two labels are never shortlisted: sentiment is scored by the language model alone.
     let sentiment = Classifier::new(
         model,
-        &PromptTemplate::builtin("sentiment").unwrap(),
+        &PromptTemplate::builtin(wick::domain::Prompt::Sentiment).unwrap(),
         Task::Sentiment.default_labels().unwrap(),
         ClassifierOptions::default(),
     )
@@ -119,7 +119,7 @@ fn without_an_embedder_large_sets_are_scored_by_the_language_model_alone() {
     let model = LoadedModel::load(&gguf, &LoadOptions::default()).unwrap();
     assert!(model.embedder.is_none());
     assert!(!model.id.contains('+'), "{}", model.id);
-    let template = PromptTemplate::builtin("intent").unwrap();
+    let template = PromptTemplate::builtin(wick::domain::Prompt::Intent).unwrap();
     let c = Classifier::new(
         &model,
         &template,

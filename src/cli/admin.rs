@@ -4,11 +4,12 @@ use clap::{Args, Subcommand};
 use std::fs::File;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use wick::domain::{NewProject, QueueOrder, TaskKind};
 use wick::export::card::Part;
 use wick::export::{LabelFilter, LabelSummary, Split};
 use wick::formats::import::Format;
 use wick::formats::labels::LabelFormat;
-use wick::store::projects::{self, NewProject, QueueOrder, TaskKind};
+use wick::store::projects;
 use wick::store::users::{self, Role};
 use wick::store::{import, Actor, Store};
 
@@ -303,7 +304,7 @@ fn file_name(path: &std::path::Path) -> String {
 /// `dir/name.jsonl` → `dir/name.train.jsonl` and `dir/name.validation.jsonl`, each streamed.
 fn split_export(
     store: &wick::store::Store,
-    project: &projects::Project,
+    project: &wick::domain::Project,
     format: LabelFormat,
     filter: LabelFilter,
     path: &std::path::Path,
@@ -350,7 +351,7 @@ fn split_export(
 
 /// `README.md` beside the export.
 fn write_card(
-    project: &projects::Project,
+    project: &wick::domain::Project,
     format: LabelFormat,
     filter: &LabelFilter,
     summary: &LabelSummary,

@@ -8,9 +8,10 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
+use wick::domain::Span;
 use wick::formats::jsonl::{rows, BadLine, TextRow};
 use wick::tasks::labeler::{Prediction, Task};
-use wick::tasks::metrics::{self, Span};
+use wick::tasks::metrics;
 
 #[derive(Args)]
 pub struct EvalArgs {

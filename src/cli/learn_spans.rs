@@ -3,9 +3,10 @@
 use anyhow::{Context, Result};
 use serde_json::{json, Map, Value};
 use std::time::Instant;
+use wick::domain::Span;
 use wick::engine::LoadedModel;
 use wick::learn::spans::{Answered, SpanLearner, TypedSpan, Words};
-use wick::tasks::metrics::{self, Span, SpanReport};
+use wick::tasks::metrics::{self, SpanReport};
 use wick::tasks::ner::{self, Extractor};
 
 /// Texts and their gold spans.

@@ -149,7 +149,7 @@ impl TaskArgs {
     pub fn labeler<'m>(&self, model: &'m LoadedModel) -> Result<Labeler<'m>> {
         let template = match &self.prompt {
             Some(path) => PromptTemplate::from_file(path)?,
-            None => PromptTemplate::builtin(self.task.name())?,
+            None => PromptTemplate::builtin(self.task.prompt())?,
         };
         let opts = ClassifierOptions {
             calibrate: !self.no_calibration,

@@ -1,8 +1,8 @@
 //! The dataset card (`README.md`) written next to a label export: what is in it, where the labels
 //! came from, and how far people agreed, with the Hugging Face dataset-card front matter.
 use super::{LabelFilter, LabelSummary};
+use crate::domain::Project;
 use crate::formats::labels::LabelFormat;
-use crate::store::projects::Project;
 use std::fmt::Write;
 
 /// Marks a card as Wick's, so the next export may replace it (and never a README someone wrote).

@@ -1,10 +1,12 @@
 //! Exports that stream from SQLite row by row into a writer: nothing holds a whole project.
 pub mod card;
 
-use crate::formats::labels::{Gold, LabelFormat, LabeledItem, Span};
+use crate::domain::Span;
+use crate::domain::TaskKind;
+use crate::formats::labels::{Gold, LabelFormat, LabeledItem};
 use crate::formats::preference::{self, LeftOut, PreferenceExample, PreferenceFormat, Summary};
 use crate::store::pairs::{self, Choice};
-use crate::store::projects::{self, TaskKind};
+use crate::store::projects;
 use crate::store::{Store, StoreError};
 use sha2::Digest;
 use std::collections::{BTreeMap, BTreeSet};
@@ -241,7 +243,7 @@ struct Answered {
 }
 
 /// The task instruction of the instruction-tuning shapes.
-fn instruction(project: &projects::Project) -> String {
+fn instruction(project: &crate::domain::Project) -> String {
     const LISTED: usize = 50;
     let labels = if project.labels.len() <= LISTED {
         project.labels.join(", ")
@@ -446,9 +448,9 @@ fn reviewed(
     let mut record: crate::formats::instructions::Instruction =
         serde_json::from_str(record.ok_or_else(|| corrupt("no instruction record".into()))?)
             .map_err(|e| corrupt(e.to_string()))?;
-    let answer: crate::store::annotations::Answer =
+    let answer: crate::domain::Answer =
         serde_json::from_value(value.clone()).map_err(|e| corrupt(e.to_string()))?;
-    use crate::store::annotations::{Answer, Decision};
+    use crate::domain::{Answer, Decision};
     Ok(match answer {
         Answer::Review {
             decision: Decision::Reject,
@@ -480,15 +482,10 @@ fn to_gold(value: &serde_json::Value, item: i64, keep: &[String]) -> Result<Gold
     ) {
         (Some(l), _) => Ok(Gold::Label(l.to_string())),
         (None, Some(e)) => Ok(Gold::Entities(
-            serde_json::from_value::<Vec<crate::store::annotations::Span>>(e.clone())
+            serde_json::from_value::<Vec<Span>>(e.clone())
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?
                 .into_iter()
                 .filter(|s| keep.is_empty() || keep.contains(&s.label))
-                .map(|s| Span {
-                    start: s.start,
-                    end: s.end,
-                    label: s.label,
-                })
                 .collect(),
         )),
         _ => Err(StoreError::Corrupt(format!(

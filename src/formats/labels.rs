@@ -8,7 +8,7 @@
 //! - `conll`: `token<TAB>BIO-tag` lines, a blank line after each item (NER only).
 //! - `sft`: `{"messages":[system, user (instruction + text), assistant (label or JSON entities)]}`.
 //! - `prompt-completion`: `{"prompt","completion"}`; `alpaca`: `{"instruction","input","output"}`.
-use serde::Serialize;
+use crate::domain::Span;
 use serde_json::json;
 use std::io::{self, Write};
 
@@ -57,14 +57,6 @@ impl std::str::FromStr for LabelFormat {
             format!("unknown label format {s:?} (expected labels, spacy, conll, sft, prompt-completion or alpaca)")
         })
     }
-}
-
-/// A span of the text, offsets in Unicode scalar values, end exclusive.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Span {
-    pub start: usize,
-    pub end: usize,
-    pub label: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -2,7 +2,6 @@
 //! it needs a reviewer (`consensus`), the project quality report (`report`), and for preference
 //! projects the rankings (`ranking`) and the leaderboard built on them (`leaderboard`).
 pub mod agreement;
-pub mod consensus;
 pub mod leaderboard;
 pub mod ranking;
 pub mod report;

@@ -2,9 +2,9 @@
 //! against people, the auto-accept threshold and disagreement hotspots. Pure: it works on what
 //! `store::quality` read, so the API and the dashboard show the same figures.
 use super::agreement::{self, krippendorff_alpha_nominal, pairwise_cohen, token_labels};
-use super::consensus::{self, consensus, same};
-use crate::store::annotations::{Answer, Span};
-use crate::store::projects::{Project, TaskKind};
+use crate::domain::consensus::{self, consensus, same};
+use crate::domain::{Answer, Span};
+use crate::domain::{Project, TaskKind};
 use crate::store::quality::{Activity, ItemRecord};
 use crate::tasks::metrics;
 use serde::Serialize;
@@ -101,7 +101,7 @@ pub struct ModelVsHuman {
     pub per_label: Vec<LabelScore>,
     /// Classification: rows are the human labels, columns the model's, in `labels` order.
     pub confusion: Option<Vec<Vec<u64>>>,
-    pub reliability: Vec<Bin>,
+    pub reliability: Vec<ReliabilityBin>,
     pub ece: f64,
     pub threshold: Threshold,
 }
@@ -117,8 +117,8 @@ pub struct LabelScore {
 
 /// One bar of the reliability diagram: the confidences in `(lo, hi]` (the first bin also
 /// holds 0), binned as the ECE beside it is.
-#[derive(Debug, Clone, Serialize)]
-pub struct Bin {
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReliabilityBin {
     pub lo: f64,
     pub hi: f64,
     pub count: u64,
@@ -493,23 +493,14 @@ fn model_vs_human(project: &Project, items: &[ItemRecord]) -> Option<ModelVsHuma
     let correct: Vec<bool> = pairs.iter().map(|(h, m, _)| same(h, m)).collect();
     let confidence: Vec<f64> = pairs.iter().map(|p| p.2).collect();
     let (score, per_label, confusion) = if project.task == TaskKind::Ner {
-        let to = |a: &Answer| -> Vec<metrics::Span> {
-            spans_of(a)
-                .iter()
-                .map(|s| metrics::Span {
-                    start: s.start,
-                    end: s.end,
-                    label: s.label.clone(),
-                })
-                .collect()
-        };
-        let gold: Vec<Vec<metrics::Span>> = pairs.iter().map(|p| to(&p.0)).collect();
-        let pred: Vec<Vec<metrics::Span>> = pairs.iter().map(|p| to(p.1)).collect();
+        let to = |a: &Answer| spans_of(a).to_vec();
+        let gold: Vec<Vec<Span>> = pairs.iter().map(|p| to(&p.0)).collect();
+        let pred: Vec<Vec<Span>> = pairs.iter().map(|p| to(p.1)).collect();
         let per_label = project
             .labels
             .iter()
             .map(|l| {
-                let keep = |v: &Vec<Vec<metrics::Span>>| -> Vec<Vec<metrics::Span>> {
+                let keep = |v: &Vec<Vec<Span>>| -> Vec<Vec<Span>> {
                     v.iter()
                         .map(|s| s.iter().filter(|s| s.label == *l).cloned().collect())
                         .collect()
@@ -573,9 +564,9 @@ fn model_vs_human(project: &Project, items: &[ItemRecord]) -> Option<ModelVsHuma
     })
 }
 
-fn reliability(correct: &[bool], confidence: &[f64]) -> Vec<Bin> {
-    let mut bins: Vec<Bin> = (0..BINS)
-        .map(|b| Bin {
+fn reliability(correct: &[bool], confidence: &[f64]) -> Vec<ReliabilityBin> {
+    let mut bins: Vec<ReliabilityBin> = (0..BINS)
+        .map(|b| ReliabilityBin {
             lo: b as f64 / BINS as f64,
             hi: (b + 1) as f64 / BINS as f64,
             count: 0,
@@ -776,21 +767,21 @@ mod tests {
             name: "p".into(),
             task: TaskKind::Classification,
             labels: vec!["a".into(), "b".into()],
-            prompt: "classify".into(),
-            queue_order: crate::store::projects::QueueOrder::Sequential,
+            prompt: crate::domain::Prompt::Classify,
+            queue_order: crate::domain::QueueOrder::Sequential,
             overlap: 2,
-            guidelines: crate::store::projects::Guidelines {
+            guidelines: crate::domain::Guidelines {
                 version: 1,
                 body: String::new(),
             },
             created_at: String::new(),
             generation: None,
-            quality: crate::store::projects::QualitySettings {
+            quality: crate::domain::QualitySettings {
                 gold_rate: 0.05,
                 precision_target: 0.95,
                 auto_accept: None,
             },
-            learning: crate::store::projects::LearningSettings {
+            learning: crate::domain::LearningSettings {
                 retrain_every: 20,
                 near_duplicate_cosine: None,
             },

@@ -5,13 +5,14 @@
 //! The new learner and all of its predictions commit in one transaction, so a crash or a
 //! cancel mid-way leaves the previous predictions in force. NER projects retrain their span
 //! learner (`spans`).
+use crate::domain::{Project, TaskKind};
 use crate::jobs::{labels_hash, to_row, RunError};
 use crate::learn::spans::SpanLearner;
 use crate::learn::{features, Learner, TrainingSet};
 use crate::store::jobs::{self, Job, JobStatus};
 use crate::store::learning::{self, Base, NewLearner};
 use crate::store::predictions::{self, NewPrediction, Provenance};
-use crate::store::projects::{self, Project, TaskKind};
+use crate::store::projects;
 use crate::store::Store;
 use crate::tasks::classify::{argmax, ClassPrediction};
 use crate::tasks::labeler::{Prediction, Task};

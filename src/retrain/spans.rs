@@ -6,13 +6,13 @@
 //! pages, for the answered sentences and for those re-scored. As for classification, the
 //! learner and all of its predictions commit in one transaction.
 use super::{model_error, NO_BASE};
+use crate::domain::Project;
+use crate::domain::Span;
 use crate::jobs::{labels_hash, to_row, RunError};
 use crate::learn::spans::{Answered, SpanLearner, TypedSpan, ZeroShot};
-use crate::store::annotations::Span;
 use crate::store::jobs::{self, Job, JobStatus};
 use crate::store::learning::{self, Base, NewLearner};
 use crate::store::predictions::{self, NewPrediction};
-use crate::store::projects::Project;
 use crate::store::Store;
 use crate::tasks::labeler::Prediction;
 use crate::tasks::ner::{self, entities};

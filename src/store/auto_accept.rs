@@ -1,8 +1,8 @@
 //! Auto-accept: predictions at or above a project's confidence threshold become the labels of
 //! items nobody answered, as resolutions with source `model` (never mistaken for a person's
 //! answer). Accepted items leave the labeling queue.
-use super::annotations::Answer;
 use super::{audit, now_ms, Actor, Result, StoreError};
+use crate::domain::Answer;
 use rusqlite::{params, Transaction};
 
 /// Turns auto-accept on at `threshold` (and accepts what already qualifies) or off (`None`;

@@ -1,9 +1,10 @@
 //! Writes imported rows in transactions of `BATCH` rows. Each batch commits whole or not at all,
 //! and ids make a re-import idempotent, so an import cut off mid-way is finished by running it
 //! again.
-use super::annotations::{Answer, Span};
-use super::projects::{self, Project, QueueOrder, TaskKind};
+use super::projects;
 use super::{audit, now_ms, Actor, Result, Store, StoreError};
+use crate::domain::{Answer, Span};
+use crate::domain::{Project, QueueOrder, TaskKind};
 use crate::formats::jsonl::BadLine;
 use crate::formats::{self, import::Format, import::ImportRow, instructions::InstructionRow};
 use rusqlite::{params, Transaction};

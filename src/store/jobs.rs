@@ -99,8 +99,8 @@ fn finish_row(
 pub fn create(tx: &Transaction, actor: &Actor, project_id: i64) -> Result<Job> {
     // Labeling projects are pre-labeled; preference projects get responses generated.
     let kind = match super::projects::get(tx, project_id)?.task {
-        super::projects::TaskKind::Preference => "generate",
-        super::projects::TaskKind::Instruction => {
+        crate::domain::TaskKind::Preference => "generate",
+        crate::domain::TaskKind::Instruction => {
             return Err(StoreError::invalid(
                 "project",
                 "an instruction project is reviewed by people; the model has no job in it",

@@ -1,9 +1,9 @@
 //! The learning loop's rows: each item's sentence embedding, the learners trained from
 //! people's answers, what they are trained from, and the online accuracy of what was shown.
-use super::annotations::Span;
 use super::jobs::{self, Job};
-use super::projects::TaskKind;
 use super::{audit, format_ms, now_ms, Actor, Result, StoreError};
+use crate::domain::Span;
+use crate::domain::TaskKind;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::Serialize;
 use std::collections::HashMap;

@@ -48,6 +48,15 @@ impl StoreError {
     }
 }
 
+impl From<crate::domain::Invalid> for StoreError {
+    fn from(e: crate::domain::Invalid) -> Self {
+        StoreError::Invalid {
+            field: e.field,
+            message: e.message,
+        }
+    }
+}
+
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Who did a write and from where, for the audit log.

@@ -2,9 +2,10 @@
 //! on, and the votes (append-only). A pair is shown with its sides in an order fixed per rater,
 //! and each vote records which response was on the left, so position bias can be measured.
 use super::import::ImportReport;
-use super::projects::{self, Project, QueueOrder, TaskKind};
+use super::projects;
 use super::users::User;
 use super::{audit, format_ms, now_ms, Actor, Page, Result, Store, StoreError};
+use crate::domain::{Project, QueueOrder, TaskKind};
 use crate::formats::jsonl::BadLine;
 use crate::formats::pairs::{PairRow, Prompt};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};

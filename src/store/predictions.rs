@@ -1,7 +1,7 @@
 //! Model predictions: immutable rows, one per (item, model, prompt version); a new model or
 //! prompt adds rows beside the old ones.
-use super::projects::QueueOrder;
 use super::{format_ms, now_ms, Result};
+use crate::domain::QueueOrder;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::Serialize;
 

@@ -1,81 +1,25 @@
 //! Projects: task, label set, guidelines (versioned), members and queue settings.
-use super::annotations::Decision;
 use super::users::User;
 use super::{audit, format_ms, now_ms, Actor, Result, StoreError};
+use crate::domain::project::{
+    check_labels, check_near_duplicate, check_overlap, check_retrain_every, check_share,
+};
+use crate::domain::{
+    Decision, Guidelines, LearningSettings, NewProject, Project, ProjectUpdate, Prompt,
+    QualitySettings, QueueOrder, TaskKind,
+};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TaskKind {
-    Classification,
-    Ner,
-    /// Pairs of responses to a prompt, voted on.
-    Preference,
-    /// Instruction/response records, reviewed: accepted, edited or rejected.
-    Instruction,
-}
-
-impl TaskKind {
-    pub const ALL: [TaskKind; 4] = [
-        TaskKind::Classification,
-        TaskKind::Ner,
-        TaskKind::Preference,
-        TaskKind::Instruction,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TaskKind::Classification => "classification",
-            TaskKind::Ner => "ner",
-            TaskKind::Preference => "preference",
-            TaskKind::Instruction => "instruction",
-        }
-    }
-
-    /// Whether people's answers retrain a learner: labels and spans do, votes and reviews not.
-    pub fn learns(self) -> bool {
-        matches!(self, TaskKind::Classification | TaskKind::Ner)
-    }
-
-    /// The built-in prompts a project of this kind may use; the first is the default.
-    pub fn prompts(self) -> &'static [&'static str] {
-        match self {
-            TaskKind::Classification => &["classify", "sentiment", "intent"],
-            TaskKind::Ner => &["ner"],
-            TaskKind::Preference => &["generate"],
-            TaskKind::Instruction => &["review"],
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum QueueOrder {
-    Uncertainty,
-    Sequential,
-    Random,
-}
-
-impl QueueOrder {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            QueueOrder::Uncertainty => "uncertainty",
-            QueueOrder::Sequential => "sequential",
-            QueueOrder::Random => "random",
-        }
-    }
-
-    /// The SQL expression giving an item's queue priority (lower is served first).
-    /// Uncertainty: the margin between the model's two best labels (confidence for spans),
-    /// items the model has not seen last.
-    pub(crate) fn priority_sql(self) -> &'static str {
-        match self {
-            QueueOrder::Sequential => "0.0",
-            QueueOrder::Random => "(abs(random()) % 1000000000) / 1e9",
-            QueueOrder::Uncertainty => {
-                "COALESCE((SELECT p.margin FROM predictions p WHERE p.item_id = items.id ORDER BY p.id DESC LIMIT 1), 2.0)"
-            }
+/// The SQL expression giving an item's queue priority (lower is served first).
+/// Uncertainty: the margin between the model's two best labels (confidence for spans),
+/// items the model has not seen last.
+pub(crate) fn priority_sql(order: QueueOrder) -> &'static str {
+    match order {
+        QueueOrder::Sequential => "0.0",
+        QueueOrder::Random => "(abs(random()) % 1000000000) / 1e9",
+        QueueOrder::Uncertainty => {
+            "COALESCE((SELECT p.margin FROM predictions p WHERE p.item_id = items.id ORDER BY p.id DESC LIMIT 1), 2.0)"
         }
     }
 }
@@ -83,192 +27,6 @@ impl QueueOrder {
 fn parse<T: for<'de> Deserialize<'de>>(s: &str, what: &str) -> Result<T> {
     serde_json::from_value(serde_json::Value::String(s.to_string()))
         .map_err(|_| StoreError::Corrupt(format!("unknown {what} {s:?}")))
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Guidelines {
-    pub version: i64,
-    pub body: String,
-}
-
-/// How a preference project's responses are sampled when Wick generates them.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct GenerationSettings {
-    /// Responses per prompt; each pair of them is voted on.
-    pub responses: u32,
-    pub temperature: f64,
-    pub top_p: f64,
-    /// Response i is sampled with seed `seed + i`.
-    pub seed: u64,
-    pub max_tokens: u32,
-}
-
-impl Default for GenerationSettings {
-    fn default() -> Self {
-        GenerationSettings {
-            responses: 2,
-            temperature: 0.8,
-            top_p: 0.95,
-            seed: 1,
-            max_tokens: 128,
-        }
-    }
-}
-
-impl GenerationSettings {
-    fn checked(self) -> Result<Self> {
-        let bad =
-            |field: &str, msg: &str| Err(StoreError::invalid(&format!("generation.{field}"), msg));
-        if !(2..=8).contains(&self.responses) {
-            return bad("responses", "between 2 and 8");
-        }
-        if !(0.0..=2.0).contains(&self.temperature) {
-            return bad("temperature", "between 0 and 2");
-        }
-        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
-            return bad("top_p", "above 0, at most 1");
-        }
-        if !(1..=2048).contains(&self.max_tokens) {
-            return bad("max_tokens", "between 1 and 2048");
-        }
-        Ok(self)
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Project {
-    pub id: i64,
-    pub name: String,
-    pub task: TaskKind,
-    pub labels: Vec<String>,
-    pub prompt: String,
-    pub queue_order: QueueOrder,
-    pub overlap: i64,
-    pub guidelines: Guidelines,
-    pub created_at: String,
-    /// Preference projects only.
-    pub generation: Option<GenerationSettings>,
-    pub quality: QualitySettings,
-    pub learning: LearningSettings,
-}
-
-/// How a classification or NER project's learner follows people's answers.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct LearningSettings {
-    /// New human answers that queue a retrain; 0: only by hand.
-    pub retrain_every: i64,
-    /// The queue passes over an item this close (cosine of the sentence embeddings) to one of
-    /// the last 50 served to the same person; None: off.
-    pub near_duplicate_cosine: Option<f64>,
-}
-
-fn check_retrain_every(v: i64) -> Result<i64> {
-    if !(0..=1_000_000).contains(&v) {
-        return Err(StoreError::invalid(
-            "retrain_every",
-            "from 0 (only by hand) to 1000000 answers",
-        ));
-    }
-    Ok(v)
-}
-
-/// 0 turns the near-duplicate check off.
-fn check_near_duplicate(v: f64) -> Result<Option<f64>> {
-    if v == 0.0 {
-        return Ok(None);
-    }
-    check_share("near_duplicate_cosine", v, false).map(Some)
-}
-
-/// How a project checks its labels.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct QualitySettings {
-    /// Share of an annotator's queue served from gold items, 0 to 1.
-    pub gold_rate: f64,
-    /// The model precision on human-checked items that auto-accepting must keep.
-    pub precision_target: f64,
-    /// Predictions at or above this confidence are labels (source `model`); None: off.
-    pub auto_accept: Option<f64>,
-}
-
-fn check_share(field: &str, v: f64, zero_ok: bool) -> Result<f64> {
-    if !(v.is_finite() && v <= 1.0 && (v > 0.0 || (zero_ok && v == 0.0))) {
-        let range = if zero_ok {
-            "from 0 to 1"
-        } else {
-            "above 0, at most 1"
-        };
-        return Err(StoreError::invalid(field, range));
-    }
-    Ok(v)
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct NewProject {
-    pub name: String,
-    pub task: TaskKind,
-    pub labels: Vec<String>,
-    pub prompt: Option<String>,
-    pub guidelines: Option<String>,
-    pub queue_order: Option<QueueOrder>,
-    pub overlap: Option<i64>,
-    #[serde(default)]
-    pub generation: Option<GenerationSettings>,
-    pub gold_rate: Option<f64>,
-    pub precision_target: Option<f64>,
-    pub retrain_every: Option<i64>,
-    /// 0: off.
-    pub near_duplicate_cosine: Option<f64>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct ProjectUpdate {
-    pub guidelines: Option<String>,
-    pub queue_order: Option<QueueOrder>,
-    pub overlap: Option<i64>,
-    pub generation: Option<GenerationSettings>,
-    pub gold_rate: Option<f64>,
-    pub precision_target: Option<f64>,
-    pub retrain_every: Option<i64>,
-    /// 0 turns the near-duplicate check off.
-    pub near_duplicate_cosine: Option<f64>,
-}
-
-const MAX_LABELS: usize = 1000;
-
-fn check_labels(labels: &[String]) -> Result<Vec<String>> {
-    if labels.is_empty() || labels.len() > MAX_LABELS {
-        return Err(StoreError::invalid(
-            "labels",
-            format!("1 to {MAX_LABELS} labels"),
-        ));
-    }
-    let mut out: Vec<String> = Vec::with_capacity(labels.len());
-    for (i, l) in labels.iter().enumerate() {
-        let l = l.trim();
-        if l.is_empty() || l.chars().count() > 100 {
-            return Err(StoreError::invalid(
-                &format!("labels[{i}]"),
-                "1 to 100 characters",
-            ));
-        }
-        if out.iter().any(|o| o == l) {
-            return Err(StoreError::invalid(
-                &format!("labels[{i}]"),
-                format!("{l:?} is repeated"),
-            ));
-        }
-        out.push(l.to_string());
-    }
-    Ok(out)
-}
-
-fn check_overlap(overlap: i64) -> Result<i64> {
-    if !(1..=100).contains(&overlap) {
-        return Err(StoreError::invalid("overlap", "between 1 and 100"));
-    }
-    Ok(overlap)
 }
 
 pub fn create(tx: &Transaction, actor: &Actor, new: &NewProject) -> Result<Project> {
@@ -287,14 +45,17 @@ pub fn create(tx: &Transaction, actor: &Actor, new: &NewProject) -> Result<Proje
         _ => check_labels(&new.labels)?,
     };
     let prompt = match &new.prompt {
-        None => new.task.prompts()[0].to_string(),
-        Some(p) if new.task.prompts().contains(&p.as_str()) => p.clone(),
-        Some(p) => {
-            return Err(StoreError::invalid(
-                "prompt",
-                format!("{p:?} is not one of {}", new.task.prompts().join(", ")),
-            ))
-        }
+        None => new.task.prompts()[0],
+        Some(name) => match Prompt::parse(name) {
+            Some(p) if new.task.prompts().contains(&p) => p,
+            _ => {
+                let names: Vec<&str> = new.task.prompts().iter().map(|p| p.as_str()).collect();
+                return Err(StoreError::invalid(
+                    "prompt",
+                    format!("{name:?} is not one of {}", names.join(", ")),
+                ));
+            }
+        },
     };
     // Three votes per pair by default, as OpenAssistant collects them.
     let default_overlap = if new.task == TaskKind::Preference {
@@ -342,7 +103,7 @@ pub fn create(tx: &Transaction, actor: &Actor, new: &NewProject) -> Result<Proje
             name,
             new.task.as_str(),
             serde_json::to_string(&labels).unwrap_or_default(),
-            prompt,
+            prompt.as_str(),
             new.queue_order.unwrap_or(QueueOrder::Uncertainty).as_str(),
             overlap,
             now,
@@ -413,7 +174,7 @@ fn from_row(r: &rusqlite::Row) -> rusqlite::Result<Result<Project>> {
             task: parse(&task, "task")?,
             labels: serde_json::from_str(&labels)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            prompt,
+            prompt: parse(&prompt, "prompt")?,
             queue_order: parse(&order, "queue order")?,
             overlap,
             guidelines: Guidelines { version, body },
@@ -491,7 +252,7 @@ pub fn update(tx: &Transaction, actor: &Actor, id: i64, up: &ProjectUpdate) -> R
             tx.execute(
                 &format!(
                     "UPDATE items SET priority = {} WHERE project_id = ?1",
-                    order.priority_sql()
+                    priority_sql(order)
                 ),
                 [id],
             )?;

@@ -1,8 +1,8 @@
 //! What the quality report reads: each answered item with its annotators' latest answers, its
 //! gold answer, the model's latest prediction and its resolution; and who answered when.
-use super::annotations::Answer;
 use super::review::{model_answer, PersonAnswer};
 use super::{predictions, Result, StoreError};
+use crate::domain::Answer;
 use rusqlite::{params, Connection, OptionalExtension};
 
 #[derive(Debug, Clone)]

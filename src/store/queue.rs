@@ -186,10 +186,10 @@ fn next_gold(
 fn queue_item(
     tx: &Transaction,
     (id, ext_id, text): (i64, String, String),
-    project: &projects::Project,
+    project: &crate::domain::Project,
 ) -> Result<Option<QueueItem>> {
     let record = match project.task {
-        projects::TaskKind::Instruction => tx
+        crate::domain::TaskKind::Instruction => tx
             .prepare_cached("SELECT prompt FROM items WHERE id = ?1")?
             .query_row([id], |r| r.get::<_, Option<String>>(0))?
             .and_then(|r| serde_json::from_str(&r).ok()),

@@ -1,12 +1,12 @@
 //! The adjudication queue and resolutions: a reviewer's decision on an item people disagree
 //! about (or that contradicts a confident model), kept apart from the annotators' answers.
-use super::annotations::Answer;
 use super::predictions::{self, Prediction};
 use super::projects;
 use super::queue::LEASE_MS;
 use super::users::User;
 use super::{audit, format_ms, now_ms, Actor, Result, StoreError};
-use crate::quality::consensus;
+use crate::domain::consensus;
+use crate::domain::Answer;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::Serialize;
 

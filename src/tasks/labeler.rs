@@ -4,6 +4,7 @@ use super::classify::{ClassPrediction, Classifier, ClassifierOptions, TaskError}
 use super::labels::LabelSet;
 use super::ner::{entities, Entity, Extractor};
 use super::prompt::PromptTemplate;
+use crate::domain::Prompt;
 use crate::engine::LoadedModel;
 use crate::learn::spans::ZeroShot;
 use serde_json::{json, Value};
@@ -18,11 +19,27 @@ pub enum Task {
 
 impl Task {
     pub fn name(self) -> &'static str {
+        self.prompt().as_str()
+    }
+
+    /// The built-in prompt the task is asked with.
+    pub fn prompt(self) -> Prompt {
         match self {
-            Task::Sentiment => "sentiment",
-            Task::Intent => "intent",
-            Task::Ner => "ner",
-            Task::Classify => "classify",
+            Task::Sentiment => Prompt::Sentiment,
+            Task::Intent => Prompt::Intent,
+            Task::Ner => Prompt::Ner,
+            Task::Classify => Prompt::Classify,
+        }
+    }
+
+    /// The task a project's prompt asks for; None for prompts that do not label.
+    pub fn for_prompt(prompt: Prompt) -> Option<Task> {
+        match prompt {
+            Prompt::Sentiment => Some(Task::Sentiment),
+            Prompt::Intent => Some(Task::Intent),
+            Prompt::Ner => Some(Task::Ner),
+            Prompt::Classify => Some(Task::Classify),
+            Prompt::Generate | Prompt::Review => None,
         }
     }
 

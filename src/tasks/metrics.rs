@@ -3,6 +3,7 @@
 //!
 //! Empty inputs never produce NaN or panic: every ratio with a zero denominator is 0.0.
 
+use crate::domain::Span;
 use std::collections::BTreeSet;
 
 /// Number of equal-width bins used for the ECE in [`classification`]
@@ -62,14 +63,6 @@ pub struct SpanReport {
     pub recall: f64,
     /// Harmonic mean of precision and recall; 0.0 when both are 0.
     pub f1: f64,
-}
-
-/// A labeled span of an item; `start`/`end` are offsets, compared exactly.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Span {
-    pub start: usize,
-    pub end: usize,
-    pub label: String,
 }
 
 /// `num / den`, or 0.0 when `den` is 0 (so empty inputs never yield NaN).

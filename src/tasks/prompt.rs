@@ -2,6 +2,7 @@
 //! pass their own). A file has `### system`, `### user` and `### assistant` sections, each a
 //! minijinja template over `text`, `labels` and `types`. The sha256 of the file's bytes is the
 //! prompt version every prediction records.
+use crate::domain::Prompt;
 use crate::engine::{ChatTemplate, EngineError, Message, TextTokenizer};
 use minijinja::{context, Environment};
 use sha2::{Digest, Sha256};
@@ -186,20 +187,20 @@ pub struct MentionSlot {
 }
 
 impl PromptTemplate {
-    pub fn builtin(task: &str) -> Result<Self, PromptError> {
-        let source = match task {
-            "sentiment" => include_str!("../../prompts/sentiment.txt"),
-            "intent" => include_str!("../../prompts/intent.txt"),
-            "classify" => include_str!("../../prompts/classify.txt"),
-            "ner" => include_str!("../../prompts/ner.txt"),
-            other => {
+    pub fn builtin(prompt: Prompt) -> Result<Self, PromptError> {
+        let source = match prompt {
+            Prompt::Sentiment => include_str!("../../prompts/sentiment.txt"),
+            Prompt::Intent => include_str!("../../prompts/intent.txt"),
+            Prompt::Classify => include_str!("../../prompts/classify.txt"),
+            Prompt::Ner => include_str!("../../prompts/ner.txt"),
+            Prompt::Generate | Prompt::Review => {
                 return Err(PromptError::Invalid {
-                    name: other.into(),
-                    message: "no built-in prompt for this task".into(),
+                    name: prompt.as_str().into(),
+                    message: "no built-in labeling template for this prompt".into(),
                 })
             }
         };
-        Self::parse(task, source)
+        Self::parse(prompt.as_str(), source)
     }
 
     pub fn from_file(path: &std::path::Path) -> Result<Self, PromptError> {

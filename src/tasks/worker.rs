@@ -20,18 +20,17 @@ const MAX_LABELERS: usize = 8;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TaskSpec {
     pub task: Task,
-    pub prompt: String,
     pub labels: Vec<String>,
 }
 
 impl TaskSpec {
     /// The prompt's version (the hash of its template), known without the model.
     pub fn prompt_version(&self) -> Result<String, TaskError> {
-        Ok(PromptTemplate::builtin(&self.prompt)?.version)
+        Ok(PromptTemplate::builtin(self.task.prompt())?.version)
     }
 
     fn labeler<'m>(&self, model: &'m LoadedModel) -> Result<Labeler<'m>, TaskError> {
-        let template = PromptTemplate::builtin(&self.prompt)?;
+        let template = PromptTemplate::builtin(self.task.prompt())?;
         let labels = self.task.label_set(&self.labels)?;
         Labeler::new(
             model,

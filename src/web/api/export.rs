@@ -1,9 +1,10 @@
 //! Streamed exports: preference pairs or labeled items, by the project's task.
+use crate::domain::TaskKind;
 use crate::export::card::{label_card, Part};
 use crate::export::{self, LabelFilter, PreferenceFilter, Split};
 use crate::formats::labels::LabelFormat;
 use crate::formats::preference::PreferenceFormat;
-use crate::store::projects::{self, TaskKind};
+use crate::store::projects;
 use crate::web::auth::Caller;
 use crate::web::error::ApiError;
 use crate::web::AppState;

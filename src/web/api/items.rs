@@ -1,7 +1,8 @@
 use super::PageQuery;
+use crate::domain::TaskKind;
+use crate::domain::{Answer, Decision, Span};
 use crate::formats::import::Format;
-use crate::store::annotations::{self, Answer, Decision, Span, Submission};
-use crate::store::projects::TaskKind;
+use crate::store::annotations::{self, Submission};
 use crate::store::StoreError;
 use crate::store::{import, items, projects};
 use crate::web::auth::Caller;

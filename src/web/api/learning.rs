@@ -1,8 +1,9 @@
 //! The learning loop over HTTP: queue a retrain, read the learners and the online accuracy.
+use crate::domain::TaskKind;
 use crate::learn::spans::SpanLearner;
 use crate::learn::Learner;
 use crate::store::learning;
-use crate::store::projects::{self, TaskKind};
+use crate::store::projects;
 use crate::web::auth::Caller;
 use crate::web::error::ApiError;
 use crate::web::AppState;

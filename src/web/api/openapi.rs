@@ -1,5 +1,6 @@
 //! The OpenAPI 3.1 document for `/api/v1`, built from one table of endpoints. A test walks the
 //! table against the running server, so the document cannot list a route that does not exist.
+use crate::domain::Prompt;
 use actix_web::HttpResponse;
 use serde_json::{json, Map, Value};
 
@@ -265,6 +266,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
 ];
 
 fn schemas() -> Value {
+    let prompts: Vec<&str> = Prompt::labeling().map(Prompt::as_str).collect();
     let span = json!({"type": "object", "required": ["start", "end", "label"], "properties": {
         "start": {"type": "integer", "minimum": 0}, "end": {"type": "integer", "minimum": 0},
         "label": {"type": "string"}}});
@@ -276,7 +278,7 @@ fn schemas() -> Value {
         "NewProject": {"type": "object", "required": ["name", "task", "labels"], "properties": {
             "name": {"type": "string"}, "task": {"enum": ["classification", "ner"]},
             "labels": {"type": "array", "items": {"type": "string"}},
-            "prompt": {"enum": ["classify", "sentiment", "intent", "ner"]},
+            "prompt": {"enum": prompts},
             "guidelines": {"type": "string"}, "queue_order": {"enum": ["uncertainty", "sequential", "random"]},
             "overlap": {"type": "integer", "minimum": 1},
             "gold_rate": {"type": "number", "minimum": 0, "maximum": 1},

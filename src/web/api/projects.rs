@@ -1,4 +1,5 @@
-use crate::store::projects::{self, NewProject, ProjectUpdate};
+use crate::domain::{NewProject, ProjectUpdate};
+use crate::store::projects;
 use crate::web::auth::Caller;
 use crate::web::error::ApiError;
 use crate::web::AppState;

@@ -1,9 +1,10 @@
 //! Quality endpoints: the project report, the adjudication queue and its decisions, and the
 //! auto-accept switch.
 use super::queue::NextBody;
+use crate::domain::{Decision, Span};
+use crate::domain::{Project, TaskKind};
 use crate::quality::report::{self, Report};
-use crate::store::annotations::{Decision, Span};
-use crate::store::projects::{self, Counts, Project, TaskKind};
+use crate::store::projects::{self, Counts};
 use crate::store::{quality, review, StoreError};
 use crate::web::auth::Caller;
 use crate::web::error::ApiError;

@@ -1,4 +1,5 @@
-use crate::store::projects::{self, TaskKind};
+use crate::domain::TaskKind;
+use crate::store::projects;
 use crate::store::{pairs, queue};
 use crate::web::auth::Caller;
 use crate::web::error::ApiError;

@@ -4,6 +4,7 @@
 //! XML-escaped here, and every number goes through a formatter that never prints NaN/inf.
 //! Colors live in `static/app.css` (`chart-*` classes); the SVG carries only geometry.
 
+pub use crate::quality::report::ReliabilityBin;
 use std::collections::{HashMap, HashSet};
 
 /// Labels longer than this many characters are shortened with "…".
@@ -29,16 +30,6 @@ pub struct Bar {
 pub struct Series {
     pub name: String,
     pub points: Vec<(i64, f64)>,
-}
-
-/// One confidence bin of a reliability diagram.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ReliabilityBin {
-    pub lo: f64,
-    pub hi: f64,
-    pub count: u64,
-    pub confidence: f64,
-    pub accuracy: f64,
 }
 
 // ---- markup helpers ----
@@ -299,25 +290,14 @@ fn time_ticks(lo: i64, hi: i64) -> (Vec<i64>, bool) {
 /// Formats a UTC timestamp as "YYYY-MM-DD", or "HH:MM" when `clock`.
 fn fmt_time(ms: i64, clock: bool) -> String {
     let ms = ms.clamp(-MAX_MS, MAX_MS);
-    let rem = ms.rem_euclid(DAY_MS);
+    let Ok(t) = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)) else {
+        return String::new();
+    };
     if clock {
-        return format!("{:02}:{:02}", rem / HOUR_MS, rem % HOUR_MS / MIN_MS);
+        format!("{:02}:{:02}", t.hour(), t.minute())
+    } else {
+        format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day())
     }
-    let (y, m, d) = civil(ms.div_euclid(DAY_MS));
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-fn civil(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 /// Line chart with up to 4 series (more are dropped), x axis with 3–6 date ticks (YYYY-MM-DD, or HH:MM when the span is under two days),

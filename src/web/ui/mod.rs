@@ -8,7 +8,7 @@ mod quality;
 use super::auth::{self, Caller};
 use super::error::ApiError;
 use super::AppState;
-use crate::store::projects::Project;
+use crate::domain::Project;
 use actix_session::Session;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};

@@ -1,14 +1,13 @@
 //! The pages behind the top bar: projects, a project, annotation, item history, users, audit.
 use super::{html, markdown, redirect, Nav, PageUser, UiError};
+use crate::domain::{NewProject, Project, ProjectUpdate, QueueOrder, TaskKind};
 use crate::store::annotations::Annotation;
 use crate::store::audit::{self, Entry};
 use crate::store::items::{self, Item, ItemSummary};
 use crate::store::jobs::{self, Job};
 use crate::store::learning::{self, LearnerRow};
 use crate::store::predictions::Prediction;
-use crate::store::projects::{
-    self, Counts, NewProject, Project, ProjectUpdate, QueueOrder, TaskKind,
-};
+use crate::store::projects::{self, Counts};
 use crate::store::users::{self, Role, User};
 use crate::store::{Page, StoreError};
 use crate::web::AppState;

@@ -2,9 +2,9 @@
 //! adjudication page.
 use super::charts::{self, AccuracyPoint, Bar, ReliabilityBin, Series};
 use super::{html, redirect, Nav, PageUser, UiError};
+use crate::domain::TaskKind;
 use crate::quality::report::MIN_THRESHOLD_SUPPORT;
 use crate::store::learning::{self, CurvePoint};
-use crate::store::projects::TaskKind;
 use crate::web::api::quality::{stats_of, Stats};
 use crate::web::error::ApiError;
 use crate::web::AppState;
@@ -112,21 +112,10 @@ fn charts(s: &Stats, curve: &[CurvePoint]) -> Charts {
             .collect::<Vec<_>>(),
         Some(1.0),
     );
-    let bins: Vec<ReliabilityBin> = r
-        .model
-        .iter()
-        .flat_map(|m| &m.reliability)
-        .map(|b| ReliabilityBin {
-            lo: b.lo,
-            hi: b.hi,
-            count: b.count,
-            confidence: b.confidence,
-            accuracy: b.accuracy,
-        })
-        .collect();
+    let bins: &[ReliabilityBin] = r.model.as_ref().map_or(&[], |m| &m.reliability);
     let reliability = charts::reliability(
         "Model reliability on human-checked items",
-        &bins,
+        bins,
         r.model.as_ref().map(|m| m.ece),
     );
     let confusion = r

@@ -1,7 +1,7 @@
 //! An item's agreed answer from its annotators' latest answers, and whether a reviewer should
 //! settle it: a label needs a strict majority; spans are kept when a strict majority marked them,
 //! and a span marked by exactly half the annotators leaves the item without a majority.
-use crate::store::annotations::{Answer, Span};
+use super::{Answer, Span};
 use std::collections::HashMap;
 
 /// A model prediction at or above this confidence that the people's answer contradicts sends
