@@ -6,7 +6,7 @@
 //! sentences' gold spans), and peak RSS.
 //! Run through scripts/bench-engine.sh, which also runs llama.cpp on the same GGUF.
 use std::time::Instant;
-use wick::engine::{configure_threads, Job, KvCache, LoadOptions, LoadedModel, Transformer};
+use wick::engine::{configure_threads, KvCache, LoadOptions, LoadedModel, Transformer, WeightCopy};
 use wick::learn::spans::{Answered, SpanLearner, TypedSpan};
 use wick::tasks::classify::{Classifier, ClassifierOptions};
 use wick::tasks::labels::LabelSet;
@@ -72,13 +72,18 @@ fn generation_tokens_per_s(t: &Transformer, ids: &[u32], reps: usize) -> anyhow:
         let mut cache = match depth {
             0 => KvCache::empty(),
             _ => {
-                t.forward_chain(Job::Scoring, &KvCache::empty(), &ids[..depth], &[depth - 1])?
-                    .1
+                t.forward_chain(
+                    WeightCopy::Scoring,
+                    &KvCache::empty(),
+                    &ids[..depth],
+                    &[depth - 1],
+                )?
+                .1
             }
         };
         let start = Instant::now();
         for i in depth..ids.len() {
-            let (_, kv) = t.forward_chain(Job::Generation, &cache, &ids[i..i + 1], &[0])?;
+            let (_, kv) = t.forward_chain(WeightCopy::Generation, &cache, &ids[i..i + 1], &[0])?;
             cache = cache.extend(&kv)?;
         }
         seconds += start.elapsed().as_secs_f64();
@@ -107,10 +112,10 @@ fn main() -> anyhow::Result<()> {
     let ids = model.tokenizer.encode_text(&filler.repeat(64))?;
     for n in [128usize, 512] {
         let toks = &ids[..n];
-        t.forward_chain(Job::Scoring, &KvCache::empty(), toks, &[n - 1])?; // warm-up
+        t.forward_chain(WeightCopy::Scoring, &KvCache::empty(), toks, &[n - 1])?; // warm-up
         let start = Instant::now();
         for _ in 0..reps {
-            t.forward_chain(Job::Scoring, &KvCache::empty(), toks, &[n - 1])?;
+            t.forward_chain(WeightCopy::Scoring, &KvCache::empty(), toks, &[n - 1])?;
         }
         let tps = (n * reps) as f64 / start.elapsed().as_secs_f64();
         println!("prefill_{n}_tokens_per_s {tps:.1}");

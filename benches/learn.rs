@@ -11,7 +11,7 @@
 //!
 //! 1. `Learner::train` on 100, 1,000 and 10,000 human labels: seconds (median of the repeats),
 //!    the fitted mix, the fold accuracies and the peak RSS over the fit.
-//! 2. `wick::retrain::train_and_rescore` on a real SQLite file: a classification project of
+//! 2. `wick::jobs::retrain::train_and_rescore` on a real SQLite file: a classification project of
 //!    100,000 items with 77 labels, each with a stored language-model prediction (from a finished
 //!    `prelabel` job, as `learning::base` finds them) and an embedding, 1,000 of them imported
 //!    with a label (imported labels are human labels for the learner). A retrain job is queued
@@ -37,7 +37,8 @@ use std::time::Instant;
 use wick::domain::{NewProject, TaskKind};
 use wick::learn::features::join;
 use wick::learn::{Learner, TrainingSet};
-use wick::store::import::{self, ImportReport};
+use wick::store::batches::ImportReport;
+use wick::store::import;
 use wick::store::jobs::{self, JobStatus};
 use wick::store::learning;
 use wick::store::predictions::{self, NewPrediction, Output, Provenance};
@@ -476,7 +477,7 @@ fn rescore(
         let reset = reset_peak();
         let before = self_mb("VmRSS:");
         let t = Instant::now();
-        wick::retrain::train_and_rescore(store, &job, project, EMBEDDER, &world.names)
+        wick::jobs::retrain::train_and_rescore(store, &job, project, EMBEDDER, &world.names)
             .map_err(|e| anyhow::anyhow!("train_and_rescore: {e}"))?;
         let s = t.elapsed().as_secs_f64();
         let hwm = self_mb("VmHWM:").filter(|_| reset);

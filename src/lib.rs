@@ -9,7 +9,6 @@ pub mod formats;
 pub mod jobs;
 pub mod learn;
 pub mod quality;
-pub mod retrain;
 pub mod store;
 pub mod tasks;
 pub mod web;

@@ -1,7 +1,7 @@
 //! The engine against llama.cpp on the same GGUF: token ids and first-step logits.
 mod common;
 use serde_json::Value;
-use wick::engine::{log_softmax_rows, Job, KvCache};
+use wick::engine::{log_softmax_rows, KvCache, WeightCopy};
 
 #[test]
 fn tokenizer_matches_llama_cpp_on_every_reference_line() {
@@ -53,18 +53,18 @@ fn chat_template_and_logits_match_llama_cpp() {
     assert_eq!(model.tokenizer.encode_prompt(prompt).unwrap(), prompt_ids);
 
     // Both weight copies: f32 for scoring, 8-bit for generation.
-    for job in [Job::Scoring, Job::Generation] {
+    for job in [WeightCopy::Scoring, WeightCopy::Generation] {
         let last = prompt_ids.len() - 1;
         let (logits, _) = model
             .transformer
             .forward_chain(job, &KvCache::empty(), &prompt_ids, &[last])
             .unwrap();
         let logits = match job {
-            Job::Scoring => logits,
+            WeightCopy::Scoring => logits,
             // Generation feeds one token at a time, which on the CPU takes the token-step path
             // (engine/decode.rs): it must agree with the whole-prompt forward on the same
             // weights, and both with llama.cpp below.
-            Job::Generation => {
+            WeightCopy::Generation => {
                 let stepped = step_by_step(&model.transformer, &prompt_ids);
                 let (a, b) = (
                     logits.to_vec2::<f32>().unwrap().remove(0),
@@ -88,7 +88,11 @@ fn chat_template_and_logits_match_llama_cpp() {
         // quantizes activations to 8 bits, so the levels drift by a few tenths.
         let top = logits[504];
         // The generation copy is re-quantized to 8 bits, which adds a little more drift.
-        let tolerance = if job == Job::Scoring { 0.3 } else { 0.45 };
+        let tolerance = if job == WeightCopy::Scoring {
+            0.3
+        } else {
+            0.45
+        };
         for pair in run["top5_logits_first3"][0].as_array().unwrap() {
             let id = pair[0].as_u64().unwrap() as usize;
             let want = pair[1].as_f64().unwrap() as f32;
@@ -125,7 +129,7 @@ fn step_by_step(t: &wick::engine::Transformer, ids: &[u32]) -> candle_core::Tens
     let mut logits = None;
     for &id in ids {
         let (l, kv) = t
-            .forward_chain(Job::Generation, &cache, &[id], &[0])
+            .forward_chain(WeightCopy::Generation, &cache, &[id], &[0])
             .unwrap();
         cache = cache.extend(&kv).unwrap();
         logits = Some(l);
@@ -190,13 +194,13 @@ fn packed_items_and_label_branches_see_only_their_own_tokens() {
     parents.push(Some(a.len() - 1));
     let want = [a.len() - 1, a.len() + b.len() - 1, tokens.len() - 1];
     let packed = t
-        .forward_tree(Job::Scoring, &prefix, &tokens, &parents, &want)
+        .forward_tree(WeightCopy::Scoring, &prefix, &tokens, &parents, &want)
         .unwrap();
     let packed = packed.to_vec2::<f32>().unwrap();
 
     let alone = |ids: &[u32]| {
         let (l, _) = t
-            .forward_chain(Job::Scoring, &prefix, ids, &[ids.len() - 1])
+            .forward_chain(WeightCopy::Scoring, &prefix, ids, &[ids.len() - 1])
             .unwrap();
         l.to_vec2::<f32>().unwrap().remove(0)
     };

@@ -517,7 +517,7 @@ fn a_retrain_that_fails_half_way_leaves_the_old_predictions_in_force() {
              BEGIN SELECT RAISE(ABORT, 'disk full'); END;",
         )
         .expect("trigger");
-    let failed = wick::retrain::train_and_rescore(&store, &job, &project, "emb", &names);
+    let failed = wick::jobs::retrain::train_and_rescore(&store, &job, &project, "emb", &names);
     assert!(
         failed
             .as_ref()
@@ -536,7 +536,7 @@ fn a_retrain_that_fails_half_way_leaves_the_old_predictions_in_force() {
         .expect("open db")
         .execute_batch("DROP TRIGGER fail_half_way")
         .expect("drop trigger");
-    wick::retrain::train_and_rescore(&store, &job, &project, "emb", &names).expect("retrain");
+    wick::jobs::retrain::train_and_rescore(&store, &job, &project, "emb", &names).expect("retrain");
     let after = counts(&db);
     assert_eq!((after.0, after.1), (1, 2_960));
     assert_ne!(after.2, before.2, "the queue follows the learner's margins");

@@ -68,7 +68,7 @@ impl SentenceEmbedder {
         Ok(Self {
             model,
             tokenizer,
-            id: format!("{name}@{}", super::loader::sha256_prefix(&weights)?),
+            id: format!("{name}@{}", super::file_id::sha256_prefix(&weights)?),
         })
     }
 

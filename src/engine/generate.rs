@@ -1,6 +1,6 @@
 //! Token-by-token generation (the prompt is fed in one forward on the f32 copy, every new
 //! token on the 8-bit copy).
-use super::{Job, KvCache, LoadedModel, Result};
+use super::{KvCache, LoadedModel, Result, WeightCopy};
 use candle_transformers::generation::{LogitsProcessor, Sampling};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -54,7 +54,7 @@ pub fn generate(
     }
     let last = prompt_ids.len() - 1;
     let (mut logits, mut cache) =
-        t.forward_chain(Job::Scoring, &KvCache::empty(), prompt_ids, &[last])?;
+        t.forward_chain(WeightCopy::Scoring, &KvCache::empty(), prompt_ids, &[last])?;
     let room = t.config().context_length.saturating_sub(prompt_ids.len());
     let mut stopped = false;
     while ids.len() < params.max_tokens.min(room) {
@@ -64,7 +64,7 @@ pub fn generate(
             break;
         }
         ids.push(next);
-        let (l, kv) = t.forward_chain(Job::Generation, &cache, &[next], &[0])?;
+        let (l, kv) = t.forward_chain(WeightCopy::Generation, &cache, &[next], &[0])?;
         cache = cache.extend(&kv)?;
         logits = l;
     }

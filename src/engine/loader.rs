@@ -2,14 +2,13 @@
 use super::chat::ChatTemplate;
 use super::config::ModelConfig;
 use super::embed::{SentenceEmbedder, DEFAULT_EMBEDDER};
-use super::model::{Block, Linear, Transformer, Weights};
+use super::file_id::model_id;
+use super::model::Transformer;
 use super::tokenizer::TextTokenizer;
 use super::{EngineError, Result};
-use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
-use candle_core::{DType, Tensor};
-use sha2::{Digest, Sha256};
+use candle_core::quantized::gguf_file;
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -41,10 +40,6 @@ pub struct LoadOptions {
     /// folder is not an error: the model then runs without it (see `LoadedModel::embedder`).
     pub embedder: Option<PathBuf>,
 }
-
-/// Above this many parameters, scoring shares the 8-bit generation weights instead of
-/// keeping an f32 copy (which costs 4 bytes a parameter).
-const F32_SCORING_MAX_PARAMS: usize = 600_000_000;
 
 pub struct LoadedModel {
     pub transformer: Transformer,
@@ -84,106 +79,7 @@ impl LoadedModel {
         // into tensors, so for a moment it takes twice its size.
         let embedder = load_embedder(path, opts.embedder.as_deref(), &device)?;
 
-        let mut read = |name: &str| -> Result<QTensor> {
-            content
-                .tensor(&mut reader, name, &device)
-                .map_err(|e| corrupt(format!("tensor {name}: {e}")))
-        };
-        let f32_of = |q: &QTensor| -> Result<Tensor> { Ok(q.dequantize(&device)?) };
-
-        let embed = f32_of(&read("token_embd.weight")?)?;
-        let head_f32 = match content.tensor_infos.contains_key("output.weight") {
-            true => f32_of(&read("output.weight")?)?,
-            false => embed.clone(),
-        };
-        let final_norm = f32_of(&read("output_norm.weight")?)?;
-        let n_params: usize = content
-            .tensor_infos
-            .values()
-            .map(|t| t.shape.elem_count())
-            .sum();
-        let keep_f32 = n_params <= F32_SCORING_MAX_PARAMS;
-
-        let mut scoring = Vec::new();
-        let mut generation = Vec::new();
-        for i in 0..cfg.n_layers {
-            let mut w = |s: &str| read(&format!("blk.{i}.{s}")).and_then(|q| f32_of(&q));
-            let attn_norm = w("attn_norm.weight")?;
-            let ffn_norm = w("ffn_norm.weight")?;
-            let qkv = Tensor::cat(
-                &[
-                    w("attn_q.weight")?,
-                    w("attn_k.weight")?,
-                    w("attn_v.weight")?,
-                ],
-                0,
-            )?;
-            let qkv_bias = match content
-                .tensor_infos
-                .contains_key(&format!("blk.{i}.attn_q.bias"))
-            {
-                true => Some(Tensor::cat(
-                    &[w("attn_q.bias")?, w("attn_k.bias")?, w("attn_v.bias")?],
-                    0,
-                )?),
-                false => None,
-            };
-            let out = w("attn_output.weight")?;
-            let gate_up = Tensor::cat(&[w("ffn_gate.weight")?, w("ffn_up.weight")?], 0)?;
-            let down = w("ffn_down.weight")?;
-            let make = |to_q8: bool| -> Result<Block> {
-                let lin = |t: &Tensor, b: Option<&Tensor>| -> Result<Linear> {
-                    Ok(Linear {
-                        w: matmul_weight(t, to_q8)?,
-                        b: b.cloned(),
-                    })
-                };
-                Ok(Block {
-                    attn_norm: attn_norm.clone(),
-                    qkv: lin(&qkv, qkv_bias.as_ref())?,
-                    out: lin(&out, None)?,
-                    ffn_norm: ffn_norm.clone(),
-                    gate_up: lin(&gate_up, None)?,
-                    down: lin(&down, None)?,
-                })
-            };
-            if keep_f32 {
-                scoring.push(make(false)?);
-            }
-            generation.push(make(true)?);
-        }
-        let head = |to_q8| -> Result<Linear> {
-            Ok(Linear {
-                w: matmul_weight(&head_f32, to_q8)?,
-                b: None,
-            })
-        };
-        let scoring = match keep_f32 {
-            true => Some(Weights {
-                blocks: scoring,
-                head: head(false)?,
-            }),
-            false => None,
-        };
-        let generation = Weights {
-            blocks: generation,
-            head: head(true)?,
-        };
-        let rope_factors = match content.tensor_infos.contains_key("rope_freqs.weight") {
-            true => Some(f32_of(&read("rope_freqs.weight")?)?.to_vec1::<f32>()?),
-            false => None,
-        };
-        let (cos, sin) = rope_tables(&cfg, rope_factors.as_deref(), &device)?;
-        let transformer = Transformer {
-            cfg,
-            embed,
-            final_norm,
-            cos,
-            sin,
-            scoring,
-            generation,
-            device,
-        };
+        let transformer = Transformer::from_gguf(&content, &mut reader, cfg, device, corrupt)?;
         let mut id = model_id(path)?;
         if let Some(e) = &embedder {
             id = format!("{id}+{}", e.id);
@@ -223,16 +119,6 @@ fn load_embedder(
     SentenceEmbedder::load(&dir, device).map(Some)
 }
 
-/// A weight for `x @ w^T`: 8-bit blocks where the row length allows, else f32.
-fn matmul_weight(w: &Tensor, to_q8: bool) -> Result<QMatMul> {
-    let k = w.dim(candle_core::D::Minus1)?;
-    if to_q8 && k % GgmlDType::Q8_0.block_size() == 0 {
-        let q = QTensor::quantize(&w.to_dtype(DType::F32)?, GgmlDType::Q8_0)?;
-        return Ok(QMatMul::from_qtensor(q)?);
-    }
-    Ok(QMatMul::Tensor(w.to_dtype(DType::F32)?))
-}
-
 /// A truncated file is caught here, before a tensor read fails halfway through loading.
 fn check_extent(content: &gguf_file::Content, file_len: u64) -> std::result::Result<(), String> {
     for (name, info) in &content.tensor_infos {
@@ -246,55 +132,4 @@ fn check_extent(content: &gguf_file::Content, file_len: u64) -> std::result::Res
         }
     }
     Ok(())
-}
-
-fn rope_tables(
-    cfg: &ModelConfig,
-    factors: Option<&[f32]>,
-    device: &candle_core::Device,
-) -> Result<(Tensor, Tensor)> {
-    let half = cfg.head_dim / 2;
-    let inv_freq: Vec<f32> = (0..half)
-        .map(|i| {
-            let f = 1.0 / cfg.rope_base.powf(2.0 * i as f32 / cfg.head_dim as f32);
-            f / factors.and_then(|fs| fs.get(i)).copied().unwrap_or(1.0)
-        })
-        .collect();
-    let n = cfg.context_length;
-    let mut angles = Vec::with_capacity(n * half);
-    for pos in 0..n {
-        angles.extend(inv_freq.iter().map(|f| pos as f32 * f));
-    }
-    let angles = Tensor::from_vec(angles, (n, half), device)?;
-    Ok((angles.cos()?, angles.sin()?))
-}
-
-/// `NAME@sha256[..12]`: hashing the whole file once at load makes two files with the same
-/// name (a re-quantized model, say) never pass for each other.
-fn model_id(path: &Path) -> Result<String> {
-    let name = path.file_name().map_or_else(
-        || path.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    );
-    Ok(format!("{name}@{}", sha256_prefix(path)?))
-}
-
-/// The first 12 hex digits of a file's sha256.
-pub(super) fn sha256_prefix(path: &Path) -> Result<String> {
-    let io = |source| EngineError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut file = File::open(path).map_err(io)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).map_err(io)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    let digest = hasher.finalize();
-    Ok(digest.iter().take(6).map(|b| format!("{b:02x}")).collect())
 }

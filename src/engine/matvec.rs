@@ -96,7 +96,13 @@ fn f16(bits: u16) -> f32 {
     target_feature = "fma"
 ))]
 fn dot4(w: [&[Q8Block]; 4], a: &[Q8Block]) -> [f32; 4] {
-    // SAFETY: the target features are enabled for the whole build (cfg above).
+    // The kernel reads each row without bounds checks, as far as `a` reaches.
+    assert!(
+        w.iter().all(|row| row.len() == a.len()),
+        "dot4: every row needs as many blocks as the vector"
+    );
+    // SAFETY: the target features are enabled for the whole build (cfg above), and every row
+    // has `a.len()` blocks (asserted above).
     unsafe { avx2::dot4(w, a) }
 }
 
@@ -119,6 +125,9 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     /// Signed bytes times signed bytes, summed in fours into 8 i32 lanes, as f32.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 (the build enables it for this module).
     #[inline(always)]
     unsafe fn dot_bytes(w: __m256i, a: __m256i) -> __m256 {
         // maddubs wants an unsigned operand: move w's sign onto a.
@@ -126,6 +135,8 @@ mod avx2 {
         _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)))
     }
 
+    /// # Safety
+    /// The CPU must have AVX2 (the build enables it for this module).
     #[inline(always)]
     unsafe fn hsum(x: __m256) -> f32 {
         let s = _mm_add_ps(_mm256_extractf128_ps(x, 1), _mm256_castps256_ps128(x));
@@ -136,14 +147,22 @@ mod avx2 {
     /// One row at a time (streaming each row's blocks in order is what the prefetchers
     /// follow; interleaving four rows ran 3x slower), with two accumulators for the
     /// even and odd blocks.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA, and every row of `w` must have at least `a.len()`
+    /// blocks: rows are read without bounds checks.
     pub(super) unsafe fn dot4(w: [&[Q8Block]; 4], a: &[Q8Block]) -> [f32; 4] {
+        // SAFETY: the caller's guarantees are `dot`'s.
         w.map(|row| unsafe { dot(row, a) })
     }
 
+    /// # Safety
+    /// As `dot4`, for one row: `w` has at least `a.len()` blocks.
     #[inline(always)]
     unsafe fn dot(w: &[Q8Block], a: &[Q8Block]) -> f32 {
         let block = |j: usize| -> __m256 {
-            let (wb, ab) = (w.get_unchecked(j), a.get_unchecked(j));
+            // SAFETY: j < a.len() <= w.len() (the caller's guarantee).
+            let (wb, ab) = unsafe { (w.get_unchecked(j), a.get_unchecked(j)) };
             let wv = _mm256_loadu_si256(wb.qs.as_ptr().cast());
             let av = _mm256_loadu_si256(ab.qs.as_ptr().cast());
             _mm256_mul_ps(_mm256_set1_ps(f16(wb.d) * f16(ab.d)), dot_bytes(wv, av))

@@ -3,9 +3,9 @@
 mod attention;
 mod chat;
 mod config;
-mod decode;
 mod embed;
 mod error;
+mod file_id;
 mod generate;
 mod kv;
 mod loader;
@@ -23,7 +23,7 @@ pub use error::EngineError;
 pub use generate::{generate, Generation, SamplingParams};
 pub use kv::KvCache;
 pub use loader::{Device, LoadOptions, LoadedModel};
-pub use model::{log_softmax_rows, Job, Transformer};
+pub use model::{log_softmax_rows, Transformer, WeightCopy};
 pub use threads::configure_threads;
 pub use tokenizer::TextTokenizer;
 

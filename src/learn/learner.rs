@@ -6,30 +6,11 @@
 //! With few labels the folds rarely hold an item whose label was seen in the other folds, so
 //! the weight stays at or near 0 and the mix is the language model; it rises as labels
 //! accumulate and the learner proves itself on held-out answers.
+use super::error::LearnError;
 use super::logistic::{self, FitOptions, Rows, Softmax};
 use super::mix::{self, Mix, MixKind};
 use super::stored;
 use serde::{Deserialize, Serialize};
-
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum LearnError {
-    #[error("no human labels yet: the learner needs answers with at least two different labels")]
-    NoLabels,
-    #[error(
-        "only one label has been used ({0}); the learner needs answers with at least two different labels"
-    )]
-    OneLabel(usize),
-    #[error("label index {index} is outside the label set of {labels}")]
-    LabelOutOfRange { index: usize, labels: usize },
-    #[error("embedding of {got} floats where the set has {want}")]
-    Dimension { got: usize, want: usize },
-    #[error("the language model's distribution has {got} labels where the set has {want}")]
-    Distribution { got: usize, want: usize },
-    #[error("{got} label-name embeddings for a set of {want} labels")]
-    Names { got: usize, want: usize },
-    #[error("stored learner is unreadable: {0}")]
-    Corrupt(String),
-}
 
 /// Human-labeled items: embedding, label index and the language model's distribution.
 #[derive(Debug, Clone)]

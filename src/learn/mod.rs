@@ -2,6 +2,7 @@
 //! language model's features) of the items people labeled, mixed with the language model's
 //! calibrated distribution. Nothing here knows about the store, the model or HTTP: callers
 //! hand in embeddings, label indices and the language model's distributions.
+mod error;
 pub mod features;
 pub mod learner;
 pub mod logistic;
@@ -9,5 +10,6 @@ pub mod mix;
 pub mod spans;
 mod stored;
 
-pub use learner::{FoldFigures, LearnError, Learner, TrainingSet};
+pub use error::LearnError;
+pub use learner::{FoldFigures, Learner, TrainingSet};
 pub use mix::{Mix, MixKind};

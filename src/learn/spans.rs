@@ -16,7 +16,7 @@
 //! threshold and resolved by non-maximum suppression; `a`, `b` and the threshold are chosen by
 //! span F1 and each model's L2 strength by its log-loss, all on cross-validation folds of the
 //! answered sentences. With no answers the mix is the zero-shot extractor alone.
-use super::learner::LearnError;
+use super::error::LearnError;
 use super::logistic::{self, FitOptions, Rows, Softmax};
 use super::stored;
 use serde::{Deserialize, Serialize};

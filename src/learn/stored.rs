@@ -1,7 +1,7 @@
 //! How a fitted learner is named and stored, whatever it predicts: a JSON header line (its
 //! settings and figures, serialized without the models), then each softmax model in turn: its
 //! input length (u32) and its weights and biases as little-endian f32.
-use super::learner::LearnError;
+use super::error::LearnError;
 use super::logistic::Softmax;
 use serde::de::DeserializeOwned;
 use serde::Serialize;

@@ -1,6 +1,7 @@
 //! Writes imported rows in transactions of `BATCH` rows. Each batch commits whole or not at all,
 //! and ids make a re-import idempotent, so an import cut off mid-way is finished by running it
 //! again.
+use super::batches::{in_batches, ImportReport};
 use super::projects;
 use super::{audit, now_ms, Actor, Result, Store, StoreError};
 use crate::domain::{Answer, Span};
@@ -8,40 +9,7 @@ use crate::domain::{Project, QueueOrder, TaskKind};
 use crate::formats::jsonl::BadLine;
 use crate::formats::{self, import::Format, import::ImportRow, instructions::InstructionRow};
 use rusqlite::{params, Transaction};
-use serde::Serialize;
 use sha2::{Digest, Sha256};
-
-pub const BATCH: usize = 1000;
-/// Bad rows listed one by one in a report; the count covers all of them.
-const MAX_LISTED_ERRORS: usize = 1000;
-
-#[derive(Debug, Default, Serialize)]
-pub struct RowError {
-    pub line: usize,
-    pub message: String,
-}
-
-#[derive(Debug, Default, Serialize)]
-pub struct ImportReport {
-    pub inserted: u64,
-    /// Rows whose id was already in the project: left as they were.
-    pub duplicates: u64,
-    /// Labels or entities imported as annotations with source `import`.
-    pub annotations: u64,
-    /// Gold items (their answers are not annotations).
-    pub gold: u64,
-    pub errors: Vec<RowError>,
-    pub error_count: u64,
-}
-
-impl ImportReport {
-    pub(crate) fn error(&mut self, line: usize, message: String) {
-        self.error_count += 1;
-        if self.errors.len() < MAX_LISTED_ERRORS {
-            self.errors.push(RowError { line, message });
-        }
-    }
-}
 
 /// An id for a row that has none: the hash of its text, so importing the same file twice
 /// does not double it.
@@ -164,40 +132,6 @@ pub fn import(
         |tx, batch, report| write_batch(tx, actor, &project, batch, report),
         &mut progress,
     )
-}
-
-/// Commits the good rows in transactions of `BATCH` through `write`, reports the bad ones, and
-/// calls `progress` after each commit.
-pub(crate) fn in_batches<R>(
-    store: &Store,
-    rows: impl Iterator<Item = Result<R, BadLine>>,
-    mut write: impl FnMut(&Transaction, &[R], &mut ImportReport) -> Result<()>,
-    progress: &mut dyn FnMut(&ImportReport),
-) -> Result<ImportReport> {
-    let mut report = ImportReport::default();
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut rows = rows.peekable();
-    while rows.peek().is_some() {
-        batch.clear();
-        for row in rows.by_ref() {
-            match row {
-                Ok(r) => batch.push(r),
-                Err(bad) => report.error(bad.line, bad.reason),
-            }
-            if batch.len() == BATCH {
-                break;
-            }
-        }
-        if batch.is_empty() {
-            continue;
-        }
-        store.write(|tx| write(tx, &batch, &mut report))?;
-        progress(&report);
-    }
-    // Parse errors are found before a batch is written, answer errors while it is: list both
-    // in file order.
-    report.errors.sort_by_key(|e| e.line);
-    Ok(report)
 }
 
 fn write_batch(

@@ -4,7 +4,9 @@
 pub mod annotations;
 pub mod audit;
 pub mod auto_accept;
+pub mod batches;
 pub mod import;
+pub mod item_detail;
 pub mod items;
 pub mod jobs;
 pub mod learning;

@@ -1,7 +1,7 @@
 //! Preference projects: prompts with candidate responses, the pairs of responses people vote
 //! on, and the votes (append-only). A pair is shown with its sides in an order fixed per rater,
 //! and each vote records which response was on the left, so position bias can be measured.
-use super::import::ImportReport;
+use super::batches::{in_batches, ImportReport};
 use super::projects;
 use super::users::User;
 use super::{audit, format_ms, now_ms, Actor, Page, Result, Store, StoreError};
@@ -73,7 +73,7 @@ pub fn import(
             "pairs go into a preference project",
         ));
     }
-    super::import::in_batches(
+    in_batches(
         store,
         rows,
         |tx, batch, report| write_batch(tx, actor, &project, batch, report),

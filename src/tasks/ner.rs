@@ -20,7 +20,7 @@ use super::labels::{LabelSet, LabelTrie};
 use super::prompt::{item_tokens, PromptError, PromptSettings, PromptTemplate};
 use super::proposals::{propose, Candidate};
 use crate::engine::WordState;
-use crate::engine::{cosine, log_softmax_rows, Job, KvCache, LoadedModel};
+use crate::engine::{cosine, log_softmax_rows, KvCache, LoadedModel, WeightCopy};
 pub use crate::learn::spans::Candidate as SpanCandidate;
 use crate::learn::spans::{zero_shot_spans, TypedSpan, Words};
 use crate::learn::LearnError;
@@ -433,7 +433,7 @@ impl<'m> Extractor<'m> {
             return Ok(layout.iter().map(|_| Vec::new()).collect());
         }
         let logits = self.model.transformer.forward_tree(
-            Job::Scoring,
+            WeightCopy::Scoring,
             &self.prefix,
             &tokens,
             &parents,

@@ -4,7 +4,7 @@
 pub mod api;
 pub mod auth;
 pub mod error;
-mod metrics;
+mod prometheus;
 mod static_files;
 pub mod ui;
 
@@ -31,7 +31,7 @@ pub struct AppState {
     pub jobs: JobRunner,
     pub model: Option<ModelHandle>,
     pub login_limiter: DefaultKeyedRateLimiter<IpAddr>,
-    pub metrics: metrics::Metrics,
+    pub metrics: prometheus::Metrics,
     writer: Writer,
 }
 
@@ -45,7 +45,7 @@ impl AppState {
             jobs,
             model,
             login_limiter: RateLimiter::keyed(quota),
-            metrics: metrics::Metrics::default(),
+            metrics: prometheus::Metrics::default(),
         }
     }
 
@@ -163,9 +163,9 @@ pub async fn serve(
             .wrap(session)
             .wrap(from_fn(same_origin))
             .wrap(from_fn(security_headers))
-            .wrap(from_fn(metrics::record))
+            .wrap(from_fn(prometheus::record))
             .route("/healthz", web::get().to(healthz))
-            .route("/metrics", web::get().to(metrics::render))
+            .route("/metrics", web::get().to(prometheus::render))
             .service(
                 web::scope("/api/v1")
                     .configure(api::routes)

@@ -4,7 +4,7 @@ use crate::domain::{Answer, Decision, Span};
 use crate::formats::import::Format;
 use crate::store::annotations::{self, Submission};
 use crate::store::StoreError;
-use crate::store::{import, items, projects};
+use crate::store::{import, item_detail, items, projects};
 use crate::web::auth::Caller;
 use crate::web::error::ApiError;
 use crate::web::AppState;
@@ -121,7 +121,7 @@ pub async fn get(
                 TaskKind::Preference => Some(crate::store::pairs::responses(c, id)?),
                 _ => None,
             };
-            let mut item = items::get(c, id)?;
+            let mut item = item_detail::get(c, id)?;
             // Gold answers score annotators: only reviewers and admins see them.
             if !caller.user.can_review() {
                 item.gold = None;

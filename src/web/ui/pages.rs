@@ -3,7 +3,8 @@ use super::{html, markdown, redirect, Nav, PageUser, UiError};
 use crate::domain::{NewProject, Project, ProjectUpdate, QueueOrder, TaskKind};
 use crate::store::annotations::Annotation;
 use crate::store::audit::{self, Entry};
-use crate::store::items::{self, Item, ItemSummary};
+use crate::store::item_detail::{self, Item};
+use crate::store::items::{self, ItemSummary};
 use crate::store::jobs::{self, Job};
 use crate::store::learning::{self, LearnerRow};
 use crate::store::predictions::Prediction;
@@ -519,7 +520,7 @@ pub async fn item(
     let (id, user) = (id.into_inner(), me.caller.user.clone());
     let (item, project, responses, votes) = state
         .read(move |c| {
-            let mut item = items::get(c, id)?;
+            let mut item = item_detail::get(c, id)?;
             let project = projects::visible_for(c, &user, item.project_id, &format!("item {id}"))?;
             if !user.can_review() {
                 item.gold = None;

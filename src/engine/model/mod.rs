@@ -2,9 +2,11 @@
 //! forward can take a tree of new tokens after a cached prefix and return logits only for
 //! the positions asked for. candle's own quantized models return only the last position and
 //! cannot share a prefix between branches, which label scoring needs.
+mod decode;
+mod load;
+
 use super::attention::{self, Cache, Heads};
 use super::config::{ModelConfig, RopeStyle};
-use super::decode;
 use super::kv::KvCache;
 use super::view::View;
 use candle_core::quantized::QMatMul;
@@ -14,14 +16,14 @@ use candle_core::{DType, Device, Module, Result, Tensor, D};
 /// f32 weights through candle's gemm are fastest. Generation feeds one token at a time and is
 /// memory-bound: 8-bit weights are fastest (the measurements are in the shared ENGINE-NOTES.md, outside this repository, and in BENCHMARKS.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Job {
+pub enum WeightCopy {
     Scoring,
     Generation,
 }
 
-pub(crate) struct Linear {
-    pub(crate) w: QMatMul,
-    pub(crate) b: Option<Tensor>,
+struct Linear {
+    w: QMatMul,
+    b: Option<Tensor>,
 }
 
 impl Linear {
@@ -34,20 +36,20 @@ impl Linear {
     }
 }
 
-pub(crate) struct Block {
-    pub(crate) attn_norm: Tensor,
+struct Block {
+    attn_norm: Tensor,
     /// q, k and v projections stacked into one matmul.
-    pub(crate) qkv: Linear,
-    pub(crate) out: Linear,
-    pub(crate) ffn_norm: Tensor,
+    qkv: Linear,
+    out: Linear,
+    ffn_norm: Tensor,
     /// gate and up projections stacked into one matmul.
-    pub(crate) gate_up: Linear,
-    pub(crate) down: Linear,
+    gate_up: Linear,
+    down: Linear,
 }
 
-pub(crate) struct Weights {
-    pub(crate) blocks: Vec<Block>,
-    pub(crate) head: Linear,
+struct Weights {
+    blocks: Vec<Block>,
+    head: Linear,
 }
 
 /// Rows of the feed-forward computed at once.
@@ -71,16 +73,16 @@ struct Forward {
 }
 
 pub struct Transformer {
-    pub(crate) cfg: ModelConfig,
-    pub(crate) embed: Tensor,
-    pub(crate) final_norm: Tensor,
-    pub(crate) cos: Tensor,
-    pub(crate) sin: Tensor,
+    cfg: ModelConfig,
+    embed: Tensor,
+    final_norm: Tensor,
+    cos: Tensor,
+    sin: Tensor,
     /// None when scoring shares the generation weights (large models, where an f32 copy
     /// would not fit comfortably in memory).
-    pub(crate) scoring: Option<Weights>,
-    pub(crate) generation: Weights,
-    pub(crate) device: Device,
+    scoring: Option<Weights>,
+    generation: Weights,
+    device: Device,
 }
 
 impl Transformer {
@@ -92,9 +94,9 @@ impl Transformer {
         &self.device
     }
 
-    fn weights(&self, job: Job) -> &Weights {
+    fn weights(&self, job: WeightCopy) -> &Weights {
         match (job, &self.scoring) {
-            (Job::Scoring, Some(w)) => w,
+            (WeightCopy::Scoring, Some(w)) => w,
             _ => &self.generation,
         }
     }
@@ -104,7 +106,7 @@ impl Transformer {
         match tokens.len() {
             0 => Ok(KvCache::empty()),
             n => Ok(self
-                .forward_chain(Job::Scoring, &KvCache::empty(), tokens, &[n - 1])?
+                .forward_chain(WeightCopy::Scoring, &KvCache::empty(), tokens, &[n - 1])?
                 .1),
         }
     }
@@ -113,7 +115,7 @@ impl Transformer {
     /// `tokens`) and the cache entries of the new tokens.
     pub fn forward_chain(
         &self,
-        job: Job,
+        job: WeightCopy,
         prefix: &KvCache,
         tokens: &[u32],
         want: &[usize],
@@ -131,7 +133,7 @@ impl Transformer {
     /// are dropped layer by layer (for a pack of 2048 tokens they would hold ~94 MB).
     pub fn forward_tree(
         &self,
-        job: Job,
+        job: WeightCopy,
         prefix: &KvCache,
         tokens: &[u32],
         parents: &[Option<usize>],
@@ -151,7 +153,7 @@ impl Transformer {
         parents: &[Option<usize>],
         want: &[usize],
     ) -> Result<(Tensor, Tensor)> {
-        let out = self.forward(Job::Scoring, prefix, tokens, parents, want, false)?;
+        let out = self.forward(WeightCopy::Scoring, prefix, tokens, parents, want, false)?;
         let hidden = out
             .hidden
             .ok_or_else(|| candle_core::Error::Msg("no hidden rows".into()))?;
@@ -161,7 +163,7 @@ impl Transformer {
     /// The forward of `forward_tree`, keeping the new cache entries when `keep_cache`.
     fn forward(
         &self,
-        job: Job,
+        job: WeightCopy,
         prefix: &KvCache,
         tokens: &[u32],
         parents: &[Option<usize>],
@@ -189,7 +191,7 @@ impl Transformer {
                 self.cos.dim(0)?
             );
         }
-        if let (Job::Generation, [token], [0]) = (job, tokens, want) {
+        if let (WeightCopy::Generation, [token], [0]) = (job, tokens, want) {
             if let Some((logits, cache)) = decode::step(self, self.weights(job), prefix, *token)? {
                 return Ok(Forward {
                     logits,

@@ -8,7 +8,7 @@
 use super::{model_error, NO_BASE};
 use crate::domain::Project;
 use crate::domain::Span;
-use crate::jobs::{labels_hash, to_row, RunError};
+use crate::jobs::task::{labels_hash, to_row, RunError};
 use crate::learn::spans::{Answered, SpanLearner, TypedSpan, ZeroShot};
 use crate::store::jobs::{self, Job, JobStatus};
 use crate::store::learning::{self, Base, NewLearner};

@@ -4,12 +4,12 @@
 //! 8-bit weights and KV cache in place: the matrix-vector products run on candle's worker pool
 //! (`matvec`), the small vector work on the calling thread. The arithmetic is the candle
 //! path's; `tests/engine_parity.rs` holds both to llama.cpp's logits.
-use super::attention::{self, Cache, Heads};
-use super::config::RopeStyle;
-use super::kv::KvCache;
-use super::matvec::{self, Q8Block};
-use super::model::{Linear, Transformer, Weights};
-use super::view::View;
+use super::{Linear, Transformer, Weights};
+use crate::engine::attention::{self, Cache, Heads};
+use crate::engine::config::RopeStyle;
+use crate::engine::kv::KvCache;
+use crate::engine::matvec::{self, Q8Block};
+use crate::engine::view::View;
 use candle_core::quantized::{GgmlDType, QMatMul};
 use candle_core::{Device, Result, Tensor};
 use std::borrow::Cow;
@@ -18,7 +18,7 @@ use std::borrow::Cow;
 /// entries; None when this path does not apply (not the CPU, or a weight not in 8-bit
 /// blocks), and the caller runs the general forward. The caller has checked the position
 /// against the context.
-pub(crate) fn step(
+pub(super) fn step(
     t: &Transformer,
     w: &Weights,
     prefix: &KvCache,

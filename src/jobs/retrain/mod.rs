@@ -6,7 +6,7 @@
 //! cancel mid-way leaves the previous predictions in force. NER projects retrain their span
 //! learner (`spans`).
 use crate::domain::{Project, TaskKind};
-use crate::jobs::{labels_hash, to_row, RunError};
+use crate::jobs::task::{labels_hash, to_row, RunError};
 use crate::learn::spans::SpanLearner;
 use crate::learn::{features, Learner, TrainingSet};
 use crate::store::jobs::{self, Job, JobStatus};
@@ -92,7 +92,7 @@ fn name_features(
     base: Option<&Base>,
     phrases: &[String],
 ) -> Result<Option<Vec<Vec<f32>>>, RunError> {
-    let (Some(base), Some(spec)) = (base, crate::jobs::task_spec(project)) else {
+    let (Some(base), Some(spec)) = (base, crate::jobs::task::task_spec(project)) else {
         return Ok(None);
     };
     let current = spec.prompt_version().map_err(model_error)?;
