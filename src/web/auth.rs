@@ -66,8 +66,7 @@ pub fn check_csrf(session: &Session, given: &str) -> Result<(), ApiError> {
             Ok(())
         }
         _ => Err(ApiError::new(
-            actix_web::http::StatusCode::FORBIDDEN,
-            "csrf",
+            crate::web::error::ErrorCode::Csrf,
             "missing or wrong CSRF token; reload the page",
         )),
     }
@@ -83,7 +82,7 @@ pub fn log_in(session: &Session, user: &User) -> Result<(), ApiError> {
     session
         .insert(SESSION_USER, user.id)
         .and_then(|_| session.insert(SESSION_CSRF, random_token()))
-        .map_err(|e| ApiError::internal(e.to_string()))
+        .map_err(|e| ApiError::internal(&e))
 }
 
 pub fn log_out(session: &Session) {
@@ -97,7 +96,7 @@ pub async fn session_user(state: &AppState, session: &Session) -> Result<Option<
     };
     match state.read(move |c| users::get(c, uid)).await {
         Ok(u) => Ok(Some(u)),
-        Err(e) if e.status == actix_web::http::StatusCode::NOT_FOUND => Ok(None),
+        Err(e) if e.status() == actix_web::http::StatusCode::NOT_FOUND => Ok(None),
         Err(e) => Err(e),
     }
 }
@@ -112,7 +111,7 @@ impl FromRequest for Caller {
         Box::pin(async move {
             let state = req
                 .app_data::<web::Data<AppState>>()
-                .ok_or_else(|| ApiError::internal("no app state"))?
+                .ok_or_else(|| ApiError::internal_msg("no app state"))?
                 .clone();
             let addr = peer_addr(&req);
             if let Some(h) = req.headers().get(actix_web::http::header::AUTHORIZATION) {

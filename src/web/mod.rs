@@ -72,10 +72,10 @@ impl AppState {
             .send(Box::new(move |store: &Store| {
                 let _ = reply.send(store.write(f));
             }))
-            .map_err(|_| ApiError::internal("the writer thread has stopped"))?;
+            .map_err(|_| ApiError::internal_msg("the writer thread has stopped"))?;
         Ok(answer
             .await
-            .map_err(|_| ApiError::internal("the write transaction panicked"))??)
+            .map_err(|_| ApiError::internal_msg("the write transaction panicked"))??)
     }
 }
 

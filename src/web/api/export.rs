@@ -187,7 +187,7 @@ pub async fn card(
     let card = web::block(move || -> Result<String, ApiError> {
         let run = |filter: &LabelFilter| {
             export::labels(&store, id, format, filter, &mut std::io::sink())
-                .map_err(|e| ApiError::internal(e.to_string()))
+                .map_err(|e| ApiError::internal(&e))
         };
         let (summary, parts) = match share {
             None => {
@@ -224,7 +224,7 @@ pub async fn card(
         ))
     })
     .await
-    .map_err(|e| ApiError::internal(e.to_string()))??;
+    .map_err(|e| ApiError::internal(&e))??;
     Ok(HttpResponse::Ok()
         .content_type("text/markdown; charset=utf-8")
         .insert_header(("Content-Disposition", "attachment; filename=\"README.md\""))

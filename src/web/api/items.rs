@@ -129,10 +129,9 @@ pub async fn get(
             Ok((item, responses))
         })
         .await?;
-    let mut body = serde_json::to_value(item).map_err(|e| ApiError::internal(e.to_string()))?;
+    let mut body = serde_json::to_value(item).map_err(|e| ApiError::internal(&e))?;
     if let Some(r) = responses {
-        body["responses"] =
-            serde_json::to_value(r).map_err(|e| ApiError::internal(e.to_string()))?;
+        body["responses"] = serde_json::to_value(r).map_err(|e| ApiError::internal(&e))?;
     }
     Ok(HttpResponse::Ok().json(body))
 }

@@ -25,8 +25,7 @@ pub fn require_model(state: &AppState, message: &str) -> Result<(), ApiError> {
     match state.model {
         Some(_) => Ok(()),
         None => Err(ApiError::new(
-            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
+            crate::web::error::ErrorCode::Unavailable,
             message,
         )),
     }

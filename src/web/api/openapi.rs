@@ -1,6 +1,7 @@
 //! The OpenAPI 3.1 document for `/api/v1`, built from one table of endpoints. A test walks the
 //! table against the running server, so the document cannot list a route that does not exist.
 use crate::domain::Prompt;
+use crate::web::error::ErrorCode;
 use actix_web::HttpResponse;
 use serde_json::{json, Map, Value};
 
@@ -267,12 +268,13 @@ pub const ENDPOINTS: &[Endpoint] = &[
 
 fn schemas() -> Value {
     let prompts: Vec<&str> = Prompt::labeling().map(Prompt::as_str).collect();
+    let codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
     let span = json!({"type": "object", "required": ["start", "end", "label"], "properties": {
         "start": {"type": "integer", "minimum": 0}, "end": {"type": "integer", "minimum": 0},
         "label": {"type": "string"}}});
     json!({
         "Error": {"type": "object", "properties": {"error": {"type": "object", "required": ["code", "message"],
-            "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},
+            "properties": {"code": {"enum": codes}, "message": {"type": "string"}}}}},
         "NewUser": {"type": "object", "required": ["name", "role", "password"], "properties": {
             "name": {"type": "string"}, "role": {"enum": ["admin", "reviewer", "annotator"]}, "password": {"type": "string", "minLength": 8}}},
         "NewProject": {"type": "object", "required": ["name", "task", "labels"], "properties": {

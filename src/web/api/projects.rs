@@ -42,7 +42,7 @@ pub async fn get(
             ))
         })
         .await?;
-    let mut v = serde_json::to_value(project).map_err(|e| ApiError::internal(e.to_string()))?;
+    let mut v = serde_json::to_value(project).map_err(|e| ApiError::internal(&e))?;
     v["counts"] = json!(counts);
     v["counts"]["predicted"] = json!(predicted);
     Ok(HttpResponse::Ok().json(v))

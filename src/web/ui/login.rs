@@ -62,8 +62,7 @@ pub async fn submit(
         .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
     if state.login_limiter.check_key(&ip).is_err() {
         return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_requests",
+            crate::web::error::ErrorCode::TooManyRequests,
             "too many login attempts; wait a minute",
         )
         .into());

@@ -90,7 +90,7 @@ impl ResponseError for UiError {
     fn status_code(&self) -> StatusCode {
         match self {
             UiError::Login(_) => StatusCode::SEE_OTHER,
-            UiError::Api(e) => e.status,
+            UiError::Api(e) => e.status(),
         }
     }
 
@@ -107,12 +107,12 @@ impl ResponseError for UiError {
                     nav: None,
                     status: format!(
                         "{} {}",
-                        e.status.as_u16(),
-                        e.status.canonical_reason().unwrap_or("")
+                        e.status().as_u16(),
+                        e.status().canonical_reason().unwrap_or("")
                     ),
                     message: e.message.clone(),
                 };
-                HttpResponse::build(e.status)
+                HttpResponse::build(e.status())
                     .content_type("text/html; charset=utf-8")
                     .body(page.render().unwrap_or_else(|_| e.message.clone()))
             }
@@ -194,7 +194,7 @@ impl PageUser {
 pub fn html(page: impl Template) -> Result<HttpResponse, UiError> {
     let body = page
         .render()
-        .map_err(|e| UiError::Api(ApiError::internal(e.to_string())))?;
+        .map_err(|e| UiError::Api(ApiError::internal(&e)))?;
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .body(body))

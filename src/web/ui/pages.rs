@@ -319,8 +319,7 @@ pub async fn start_job(
     let me = PageUser::admin_post(&req, &state, &session, &form.csrf).await?;
     if state.model.is_none() {
         return Err(crate::web::error::ApiError::new(
-            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
+            crate::web::error::ErrorCode::Unavailable,
             "the server was started without a model",
         )
         .into());
@@ -630,7 +629,7 @@ pub async fn create_user(
         .await
     {
         Ok(_) => Ok(redirect("/users")),
-        Err(e) if e.status.is_client_error() => {
+        Err(e) if e.status().is_client_error() => {
             users_page(&me, &state, None, Some(e.message)).await
         }
         Err(e) => Err(e.into()),
