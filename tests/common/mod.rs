@@ -1,6 +1,4 @@
 //! Shared by the integration tests: where the real model and the shared dev data live.
-#![allow(dead_code)]
-pub mod browser;
 pub mod ner;
 pub mod server;
 

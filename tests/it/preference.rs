@@ -1,7 +1,7 @@
 //! Preference projects through the real server: the shared HH-RLHF dev pairs imported, votes
 //! cast by three raters through the API, the leaderboard, and every export format loaded by
 //! Hugging Face `datasets` (scripts/check_export.py; test.sh installs datasets).
-mod common;
+use crate::common;
 
 use common::server::{add_user, Api, Server};
 use serde_json::{json, Value};

@@ -3,7 +3,7 @@
 //!
 //! Needs /usr/bin/chromium and /usr/bin/chromedriver (`apt-get install chromium chromium-driver`;
 //! scripts/test.sh installs them). Without them the tests fail: they never pass silently.
-use super::server::{add_user, Api, Server};
+use crate::common::server::{add_user, Api, Server};
 use anyhow::{bail, ensure, Context, Result};
 use futures_util::future::LocalBoxFuture;
 use serde_json::{json, Value};
@@ -21,7 +21,12 @@ pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 pub struct Chromedriver {
     child: Child,
     pub url: String,
+    /// One browser at a time: two Chromiums beside two servers on a 2-core runner turn page
+    /// waits into timeouts.
+    _turn: std::sync::MutexGuard<'static, ()>,
 }
+
+static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Chromedriver {
     pub fn start() -> Result<Chromedriver> {
@@ -32,6 +37,7 @@ impl Chromedriver {
                  (apt-get install -y chromium chromium-driver; scripts/test.sh does this)"
             );
         }
+        let turn = TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let child = {
             use std::os::unix::process::CommandExt;
@@ -46,6 +52,7 @@ impl Chromedriver {
         let driver = Chromedriver {
             child,
             url: format!("http://127.0.0.1:{port}"),
+            _turn: turn,
         };
         let agent = ureq::AgentBuilder::new()
             .timeout(Duration::from_secs(2))

@@ -1,6 +1,6 @@
 //! SIGKILL in the middle of an import and of a pre-labeling job: after a restart every committed
 //! row is intact, the import finishes by running it again, and the job resumes by itself.
-mod common;
+use crate::common;
 
 use common::server::{Api, Server};
 use rusqlite::Connection;

@@ -1,7 +1,7 @@
 //! The language model's features of a text (`ClassPrediction::features`), through the real
 //! model: the learner reads them beside the sentence embedding, so they must be the same
 //! however the text was packed, and carry what the text says.
-mod common;
+use crate::common;
 use wick::engine::cosine;
 use wick::tasks::classify::{Classifier, ClassifierOptions};
 use wick::tasks::labeler::Task;

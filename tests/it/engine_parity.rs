@@ -1,5 +1,5 @@
 //! The engine against llama.cpp on the same GGUF: token ids and first-step logits.
-mod common;
+use crate::common;
 use serde_json::Value;
 use wick::engine::{log_softmax_rows, KvCache, WeightCopy};
 

@@ -1,6 +1,6 @@
 //! Label exports of classification and NER projects through the binary, each JSONL shape loaded
 //! by Hugging Face `datasets` (scripts/check_export.py).
-mod common;
+use crate::common;
 
 use common::server::{add_user, Server};
 use serde_json::{json, Value};

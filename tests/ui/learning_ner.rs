@@ -4,13 +4,13 @@
 //! spans (fewer to correct), the project page shows the learner and the dashboard draws the
 //! online span-F1 curve. Needs /usr/bin/chromium and /usr/bin/chromedriver, as tests/browser.rs
 //! does (the harness is in tests/common/browser.rs).
-mod common;
+use crate::common;
 
-use anyhow::{ensure, Context, Result};
-use common::browser::{
+use crate::browser::{
     self, annotate_next, annotate_ready, assert_clean_console, js, keys, log_in, marks,
     select_text, wait_js,
 };
+use anyhow::{ensure, Context, Result};
 use common::ner::{sentences, spans_of, Spans};
 use common::server::{wait_job, wait_retrain, Api, Server, ADMIN_PASSWORD};
 use serde_json::json;

@@ -1,5 +1,5 @@
 //! The `wick` binary as a user runs it: real model file, real input files.
-mod common;
+use crate::common;
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output};

@@ -1,5 +1,5 @@
 //! The JSON API and pages through the real server on 127.0.0.1 with a real SQLite file.
-mod common;
+use crate::common;
 
 use common::server::{add_user, wait_job, Api, Server, ADMIN_PASSWORD};
 use serde_json::{json, Value};

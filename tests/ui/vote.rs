@@ -6,10 +6,10 @@
 //! (which response was on the left, the canonical choice, strength, rationale, time). Then the
 //! leaderboard page is checked against the API. Needs /usr/bin/chromium and /usr/bin/chromedriver,
 //! as tests/browser.rs does (the harness is in tests/common/browser.rs).
-mod common;
+use crate::common;
 
+use crate::browser::{self, assert_clean_console, js, keys, log_in, text_of, wait_js};
 use anyhow::{bail, ensure, Context, Result};
-use common::browser::{self, assert_clean_console, js, keys, log_in, text_of, wait_js};
 use common::server::{Api, Server};
 use rusqlite::{params, Connection, OpenFlags};
 use serde_json::{json, Value};

@@ -7,10 +7,10 @@
 //! shows the latest learner and the dashboard draws the online-accuracy curve, one marker per
 //! learner for each of its two series. Needs /usr/bin/chromium and /usr/bin/chromedriver, as
 //! tests/browser.rs does (the harness is in tests/common/browser.rs).
-mod common;
+use crate::common;
 
+use crate::browser::{self, assert_clean_console, js, log_in, wait_js};
 use anyhow::{bail, ensure, Context, Result};
-use common::browser::{self, assert_clean_console, js, log_in, wait_js};
 use common::server::{Api, Server, ADMIN_PASSWORD};
 use rusqlite::{params, Connection};
 use serde_json::{json, Value};

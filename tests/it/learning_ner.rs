@@ -2,7 +2,7 @@
 //! keeps every sentence's scored candidates, people's span answers retrain the span learner,
 //! the unanswered sentences get mixed spans that record the learner's version (with the
 //! zero-shot spans beneath them), and the online span-F1 curve gains a point per learner.
-mod common;
+use crate::common;
 
 use common::ner::{f1, sentences, spans_of, Spans};
 use common::server::{retrain_jobs, wait_job, wait_retrain, Api, Server};

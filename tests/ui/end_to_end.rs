@@ -4,13 +4,13 @@
 //! Needs /usr/bin/chromium and /usr/bin/chromedriver (`apt-get install chromium chromium-driver`;
 //! scripts/test.sh installs them). Without them the test fails: it never passes silently. The
 //! WebDriver harness lives in tests/common/browser.rs.
-mod common;
+use crate::common;
 
-use anyhow::{ensure, Context, Result};
-use common::browser::{
+use crate::browser::{
     self, annotate_next, annotate_ready, assert_clean_console, assert_no_alert, js, keys, log_in,
     marks, select_text, text_of, wait_js,
 };
+use anyhow::{ensure, Context, Result};
 use common::server::{add_user, Api, Server, ADMIN_PASSWORD};
 use serde_json::{json, Value};
 use std::path::Path;

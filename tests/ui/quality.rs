@@ -5,10 +5,10 @@
 //! on an item, which a reviewer settles on the adjudication page by keyboard; the dashboard
 //! renders its charts and tables from the same figures as the API. Needs /usr/bin/chromium and
 //! /usr/bin/chromedriver, as tests/browser.rs does (the harness is in tests/common/browser.rs).
-mod common;
+use crate::common;
 
+use crate::browser::{self, assert_clean_console, js, keys, log_in, text_of, wait_js};
 use anyhow::{ensure, Context, Result};
-use common::browser::{self, assert_clean_console, js, keys, log_in, text_of, wait_js};
 use common::server::{Api, Server};
 use serde_json::{json, Value};
 use thirtyfour::prelude::*;

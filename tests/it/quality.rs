@@ -1,6 +1,6 @@
 //! Gold items, overlap and adjudication, the quality report, and auto-accept, through the real
 //! server on 127.0.0.1 with a real SQLite file (and the real model where predictions matter).
-mod common;
+use crate::common;
 
 use common::server::{add_user, wait_job, Api, Server};
 use serde_json::{json, Value};

@@ -3,7 +3,7 @@
 //! online-accuracy curve gains a point per retrain; through the real server, model and SQLite
 //! file. Bad input: one label used, a second retrain while one is active, a write that fails
 //! half-way.
-mod common;
+use crate::common;
 
 use common::server::{retrain_jobs, wait_job, wait_retrain, Api, Server};
 use rusqlite::Connection;

@@ -1,7 +1,7 @@
 //! Large label sets in two stages, through the real model files: the sentence embedder next to
 //! the GGUF (models/all-MiniLM-L6-v2) shortlists labels, the language model scores the
 //! shortlist, and the answer is still a distribution over every label.
-mod common;
+use crate::common;
 use wick::engine::{cosine, LoadOptions, LoadedModel};
 use wick::tasks::classify::{ClassPrediction, Classifier, ClassifierOptions};
 use wick::tasks::labeler::Task;
