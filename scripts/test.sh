@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cargo >/dev/null || { echo "test.sh: cargo is needed (https://rustup.rs)" >&2; exit 1; }
-# The browser tests (tests/browser.rs) drive Debian's headless Chromium through chromedriver.
+# The browser tests (tests/ui/) drive Debian's headless Chromium through chromedriver.
 if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update && $sudo apt-get install -y --no-install-recommends chromium chromium-driver

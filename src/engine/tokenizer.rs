@@ -1,6 +1,6 @@
 //! Tokenizer built from GGUF metadata (byte-level BPE), or from a `tokenizer.json` beside the
 //! model. candle's own GGUF conversion adds a prefix space for SmolLM2, so `<|im_start|>user`
-//! came out as `Ġuser`; this one reproduces llama.cpp's ids (tests/tokenizer_parity.rs).
+//! came out as `Ġuser`; this one reproduces llama.cpp's ids (`tests/it/engine_parity.rs`).
 use super::{EngineError, Result};
 use candle_core::quantized::gguf_file::{Content, Value};
 use std::path::Path;

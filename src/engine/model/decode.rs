@@ -3,7 +3,7 @@
 //! copy of the whole KV cache per layer to append one position), so this path reads the same
 //! 8-bit weights and KV cache in place: the matrix-vector products run on candle's worker pool
 //! (`matvec`), the small vector work on the calling thread. The arithmetic is the candle
-//! path's; `tests/engine_parity.rs` holds both to llama.cpp's logits.
+//! path's; `tests/it/engine_parity.rs` holds both to llama.cpp's logits.
 use super::{Linear, Transformer, Weights};
 use crate::engine::attention::{self, Cache, Heads};
 use crate::engine::config::RopeStyle;
