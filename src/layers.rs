@@ -16,7 +16,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("quality", 3),
     ("export", 3),
     ("jobs", 3),
-    ("web", 4),
+    ("app", 4),
+    ("web", 5),
 ];
 
 type ModPath = Vec<String>;

@@ -3,6 +3,7 @@
 //! Layers point downwards only (`layers.rs` checks it on the sources, and docs/architecture.md
 //! draws it): `domain`, `engine` and `learn` at the bottom; `formats` and `tasks` on them; then
 //! `store`; then `quality`, `export` and `jobs`; `web` on top, and the command line above all.
+pub mod app;
 pub mod domain;
 pub mod engine;
 pub mod export;

@@ -2,8 +2,9 @@
 //! token on every state-changing request). Login is rate limited per address.
 use super::error::ApiError;
 use super::AppState;
+use crate::app::AppError;
 use crate::store::users::{self, User};
-use crate::store::Actor;
+use crate::store::{Actor, StoreError};
 use actix_session::{Session, SessionExt};
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
@@ -96,8 +97,8 @@ pub async fn session_user(state: &AppState, session: &Session) -> Result<Option<
     };
     match state.read(move |c| users::get(c, uid)).await {
         Ok(u) => Ok(Some(u)),
-        Err(e) if e.status() == actix_web::http::StatusCode::NOT_FOUND => Ok(None),
-        Err(e) => Err(e),
+        Err(AppError::Store(StoreError::NotFound(_))) => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 

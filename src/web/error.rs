@@ -1,4 +1,5 @@
 //! Errors as the HTTP API answers them: a status and `{"error": {"code", "message"}}`.
+use crate::app::AppError;
 use crate::store::StoreError;
 use crate::tasks::classify::TaskError;
 use crate::tasks::worker::WorkerError;
@@ -158,6 +159,16 @@ impl From<StoreError> for ApiError {
             StoreError::Invalid { .. } => Self::new(ErrorCode::Invalid, e.to_string()),
             StoreError::Forbidden(_) => Self::forbidden(e.to_string()),
             StoreError::Sqlite(_) | StoreError::Corrupt(_) => Self::internal(&e),
+        }
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::Store(s) => s.into(),
+            AppError::NoModel(why) => Self::unavailable(why),
+            AppError::Stopped(what) => Self::internal_msg(what),
         }
     }
 }

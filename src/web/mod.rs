@@ -1,6 +1,6 @@
-//! The HTTP layer: the JSON API under `/api/v1`, the HTML pages, auth and errors. It turns
-//! requests into calls on `store`, `jobs` and the model handle; reads go through `web::block`,
-//! write transactions through one writer thread (see `Writer`), the model through its own thread.
+//! The HTTP layer: the JSON API under `/api/v1`, the HTML pages, auth and errors. Handlers
+//! parse the request, call `app` (the services, and the store's reads and writes off the async
+//! workers), and render the response.
 pub mod api;
 pub mod auth;
 pub mod error;
@@ -8,8 +8,9 @@ mod prometheus;
 mod static_files;
 pub mod ui;
 
+use crate::app::App;
 use crate::jobs::JobRunner;
-use crate::store::{self, Store};
+use crate::store::Store;
 use crate::tasks::worker::ModelHandle;
 use actix_session::config::{CookieContentSecurity, PersistentSession};
 use actix_session::storage::CookieSessionStore;
@@ -19,7 +20,7 @@ use actix_web::cookie::{Key, SameSite};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::{from_fn, Next};
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::{web, HttpResponse, HttpServer};
 use error::ApiError;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use rand::RngCore;
@@ -27,12 +28,9 @@ use std::net::{IpAddr, TcpListener};
 use std::num::NonZeroU32;
 
 pub struct AppState {
-    pub store: Store,
-    pub jobs: JobRunner,
-    pub model: Option<ModelHandle>,
+    pub app: App,
     pub login_limiter: DefaultKeyedRateLimiter<IpAddr>,
     pub metrics: prometheus::Metrics,
-    writer: Writer,
 }
 
 impl AppState {
@@ -40,78 +38,19 @@ impl AppState {
         // Ten tries a minute per address, with a burst of ten.
         let quota = Quota::per_minute(NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN));
         AppState {
-            writer: Writer::spawn(store.clone()),
-            store,
-            jobs,
-            model,
+            app: App::new(store, jobs, model),
             login_limiter: RateLimiter::keyed(quota),
             metrics: prometheus::Metrics::default(),
         }
     }
-
-    /// A read on the blocking pool.
-    pub async fn read<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&rusqlite::Connection) -> store::Result<T> + Send + 'static,
-    ) -> Result<T, ApiError> {
-        let store = self.store.clone();
-        Ok(web::block(move || store.read(f)).await??)
-    }
-
-    /// A write transaction, run on the writer thread in arrival order.
-    pub async fn write<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&rusqlite::Transaction) -> store::Result<T> + Send + 'static,
-    ) -> Result<T, ApiError> {
-        let Some(queue) = &self.writer.queue else {
-            let store = self.store.clone();
-            return Ok(web::block(move || store.write(f)).await??);
-        };
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        queue
-            .send(Box::new(move |store: &Store| {
-                let _ = reply.send(store.write(f));
-            }))
-            .map_err(|_| ApiError::internal_msg("the writer thread has stopped"))?;
-        Ok(answer
-            .await
-            .map_err(|_| ApiError::internal_msg("the write transaction panicked"))??)
-    }
 }
 
-type WriteJob = Box<dyn FnOnce(&Store) + Send>;
+/// Handlers reach the services, the store and the model through the state.
+impl std::ops::Deref for AppState {
+    type Target = App;
 
-/// One thread that runs the API's write transactions one after another, in the order they
-/// arrive. SQLite takes one writer at a time anyway (`Store::write` holds a mutex); with each
-/// write on its own blocking-pool thread, dozens of threads woke up only to queue on that mutex,
-/// and on a small machine the context switches cost more than the transactions, and the mutex's
-/// lack of order stretched the tail (BENCHMARKS.md, "Server"). Reads still run in
-/// parallel on the blocking pool.
-struct Writer {
-    /// None if the thread could not be started: writes then go through `web::block`.
-    queue: Option<std::sync::mpsc::Sender<WriteJob>>,
-}
-
-impl Writer {
-    fn spawn(store: Store) -> Writer {
-        let (queue, jobs) = std::sync::mpsc::channel::<WriteJob>();
-        let started = std::thread::Builder::new()
-            .name("wick-writer".into())
-            .spawn(move || {
-                // Ends when the last sender (the AppState) is dropped.
-                for job in jobs {
-                    // A panic fails its own request (the reply is dropped unsent), not the thread;
-                    // the transaction rolls back as it unwinds.
-                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&store)));
-                }
-            });
-        match started {
-            Ok(_) => Writer { queue: Some(queue) },
-            Err(e) => {
-                tracing::warn!("no writer thread ({e}); writes go through the blocking pool");
-                Writer { queue: None }
-            }
-        }
+    fn deref(&self) -> &App {
+        &self.app
     }
 }
 
@@ -150,7 +89,7 @@ pub async fn serve(
                     .session_ttl(actix_web::cookie::time::Duration::days(7)),
             )
             .build();
-        App::new()
+        actix_web::App::new()
             .app_data(state.clone())
             .app_data(
                 web::JsonConfig::default()

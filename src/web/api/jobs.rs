@@ -12,23 +12,8 @@ pub async fn create(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
-    require_model(&state, "the server was started without a model")?;
-    let id = id.into_inner();
-    let actor = caller.actor();
-    let job = state.write(move |tx| jobs::create(tx, &actor, id)).await?;
-    state.jobs.wake();
+    let job = state.start_job(caller.actor(), id.into_inner()).await?;
     Ok(HttpResponse::Accepted().json(job))
-}
-
-/// 503 with `message` when the server runs without a model (`--no-model`).
-pub fn require_model(state: &AppState, message: &str) -> Result<(), ApiError> {
-    match state.model {
-        Some(_) => Ok(()),
-        None => Err(ApiError::new(
-            crate::web::error::ErrorCode::Unavailable,
-            message,
-        )),
-    }
 }
 
 pub async fn list(

@@ -1,4 +1,5 @@
 //! The learning loop over HTTP: queue a retrain, read the learners and the online accuracy.
+use crate::app::jobs::RETRAIN_NEEDS_MODEL;
 use crate::domain::TaskKind;
 use crate::learn::spans::SpanLearner;
 use crate::learn::Learner;
@@ -17,16 +18,8 @@ pub async fn retrain(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
-    super::jobs::require_model(
-        &state,
-        "retraining needs the sentence embedder; the server was started without a model",
-    )?;
-    let id = id.into_inner();
-    let actor = caller.actor();
-    let job = state
-        .write(move |tx| learning::queue_retrain(tx, &actor, id))
-        .await?;
-    state.jobs.wake();
+    state.require_model(RETRAIN_NEEDS_MODEL)?;
+    let job = state.queue_retrain(caller.actor(), id.into_inner()).await?;
     Ok(HttpResponse::Accepted().json(job))
 }
 

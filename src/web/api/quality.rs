@@ -1,54 +1,14 @@
 //! Quality endpoints: the project report, the adjudication queue and its decisions, and the
 //! auto-accept switch.
 use super::queue::NextBody;
+use crate::app::quality::{self as quality, AutoAccept};
 use crate::domain::{Decision, Span};
-use crate::domain::{Project, TaskKind};
-use crate::quality::report::{self, Report};
-use crate::store::projects::{self, Counts};
-use crate::store::{quality, review, StoreError};
+use crate::store::review;
 use crate::web::auth::Caller;
 use crate::web::error::ApiError;
 use crate::web::AppState;
 use actix_web::{web, HttpResponse};
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Serialize)]
-pub struct Stats {
-    pub project: Project,
-    pub counts: Counts,
-    /// Unanswered items the current threshold would accept (0 when there is none).
-    pub would_accept: i64,
-    #[serde(flatten)]
-    pub report: Report,
-}
-
-/// The report of a classification or NER project, as the caller may see it.
-pub fn stats_of(
-    c: &rusqlite::Connection,
-    user: &crate::store::users::User,
-    id: i64,
-) -> Result<Stats, StoreError> {
-    let project = projects::visible(c, user, id)?;
-    if project.task == TaskKind::Preference {
-        return Err(StoreError::invalid(
-            "project",
-            "a preference project's figures are on its leaderboard",
-        ));
-    }
-    let items = quality::answered_items(c, id)?;
-    let activity = quality::activity(c, id)?;
-    let report = report::build(&project, &items, &activity);
-    let would_accept = match report.model.as_ref().and_then(|m| m.threshold.threshold) {
-        Some(t) => quality::unlabeled_above(c, id, t)?,
-        None => 0,
-    };
-    Ok(Stats {
-        counts: projects::counts(c, id)?,
-        project,
-        would_accept,
-        report,
-    })
-}
+use serde::Deserialize;
 
 pub async fn stats(
     caller: Caller,
@@ -56,7 +16,9 @@ pub async fn stats(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let stats = state.read(move |c| stats_of(c, &caller.user, id)).await?;
+    let stats = state
+        .read(move |c| quality::stats_of(c, &caller.user, id))
+        .await?;
     Ok(HttpResponse::Ok().json(stats))
 }
 
@@ -118,33 +80,13 @@ pub async fn auto_accept(
     caller.require_admin()?;
     let id = id.into_inner();
     let b = body.into_inner();
-    let actor = caller.actor();
-    let user = caller.user.clone();
     let threshold = match (b.enabled, b.threshold) {
-        (false, _) => None,
-        (true, Some(t)) => Some(t),
-        (true, None) => Some(computed_threshold(&state, user, id).await?),
+        (false, _) => AutoAccept::Off,
+        (true, Some(t)) => AutoAccept::At(t),
+        (true, None) => AutoAccept::Computed,
     };
-    let accepted = state
-        .write(move |tx| crate::store::auto_accept::set(tx, &actor, id, threshold))
+    let (threshold, accepted) = state
+        .set_auto_accept(caller.actor(), caller.user.clone(), id, threshold)
         .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"threshold": threshold, "accepted": accepted})))
-}
-
-async fn computed_threshold(
-    state: &AppState,
-    user: crate::store::users::User,
-    id: i64,
-) -> Result<f64, ApiError> {
-    let stats = state.read(move |c| stats_of(c, &user, id)).await?;
-    let model = stats.report.model;
-    let checked = model.as_ref().map_or(0, |m| m.items);
-    model.and_then(|m| m.threshold.threshold).ok_or_else(|| {
-        StoreError::Conflict(format!(
-            "on {checked} human-checked items no confidence threshold keeps the model's precision at {} (with at least {} items above it)",
-            stats.project.quality.precision_target,
-            report::MIN_THRESHOLD_SUPPORT
-        ))
-        .into()
-    })
 }

@@ -72,6 +72,12 @@ pub enum UiError {
     Api(#[from] ApiError),
 }
 
+impl From<crate::app::AppError> for UiError {
+    fn from(e: crate::app::AppError) -> Self {
+        UiError::Api(e.into())
+    }
+}
+
 impl From<crate::store::StoreError> for UiError {
     fn from(e: crate::store::StoreError) -> Self {
         UiError::Api(e.into())

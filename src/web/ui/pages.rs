@@ -317,17 +317,8 @@ pub async fn start_job(
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, UiError> {
     let me = PageUser::admin_post(&req, &state, &session, &form.csrf).await?;
-    if state.model.is_none() {
-        return Err(crate::web::error::ApiError::new(
-            crate::web::error::ErrorCode::Unavailable,
-            "the server was started without a model",
-        )
-        .into());
-    }
     let id = id.into_inner();
-    let actor = me.caller.actor();
-    state.write(move |tx| jobs::create(tx, &actor, id)).await?;
-    state.jobs.wake();
+    state.start_job(me.caller.actor(), id).await?;
     Ok(redirect(&format!("/projects/{id}")))
 }
 
@@ -341,11 +332,8 @@ pub async fn retrain(
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, UiError> {
     let me = PageUser::admin_post(&req, &state, &session, &form.csrf).await?;
-    let (id, actor) = (id.into_inner(), me.caller.actor());
-    state
-        .write(move |tx| learning::queue_retrain(tx, &actor, id))
-        .await?;
-    state.jobs.wake();
+    let id = id.into_inner();
+    state.queue_retrain(me.caller.actor(), id).await?;
     Ok(redirect(&format!("/projects/{id}")))
 }
 
@@ -627,6 +615,7 @@ pub async fn create_user(
     match state
         .write(move |tx| users::create(tx, &actor, &f.name, f.role, &f.password))
         .await
+        .map_err(crate::web::error::ApiError::from)
     {
         Ok(_) => Ok(redirect("/users")),
         Err(e) if e.status().is_client_error() => {

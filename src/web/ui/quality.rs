@@ -2,10 +2,10 @@
 //! adjudication page.
 use super::charts::{self, AccuracyPoint, Bar, ReliabilityBin, Series};
 use super::{html, redirect, Nav, PageUser, UiError};
+use crate::app::quality::{stats_of, AutoAccept, Stats};
 use crate::domain::TaskKind;
 use crate::quality::report::MIN_THRESHOLD_SUPPORT;
 use crate::store::learning::{self, CurvePoint};
-use crate::web::api::quality::{stats_of, Stats};
 use crate::web::error::ApiError;
 use crate::web::AppState;
 use actix_session::Session;
@@ -224,22 +224,12 @@ pub async fn auto_accept(
 ) -> Result<HttpResponse, UiError> {
     let me = PageUser::admin_post(&req, &state, &session, &form.csrf).await?;
     let id = id.into_inner();
-    let threshold = if form.enabled {
-        let user = me.caller.user.clone();
-        let s = state.read(move |c| stats_of(c, &user, id)).await?;
-        let t = s.report.model.and_then(|m| m.threshold.threshold);
-        Some(t.ok_or_else(|| {
-            ApiError::from(crate::store::StoreError::Conflict(format!(
-                "no confidence threshold keeps the model's precision at {} yet",
-                s.project.quality.precision_target
-            )))
-        })?)
-    } else {
-        None
+    let how = match form.enabled {
+        true => AutoAccept::Computed,
+        false => AutoAccept::Off,
     };
-    let actor = me.caller.actor();
     state
-        .write(move |tx| crate::store::auto_accept::set(tx, &actor, id, threshold))
+        .set_auto_accept(me.caller.actor(), me.caller.user.clone(), id, how)
         .await?;
     Ok(redirect(&format!("/projects/{id}/dashboard")))
 }
