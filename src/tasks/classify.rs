@@ -25,6 +25,9 @@ pub enum TaskError {
     Engine(#[from] EngineError),
     #[error("the prompt leaves no room for text in a context of {0} tokens")]
     NoRoom(usize),
+    /// The model thread caught a panic while answering (a bug, not the caller's input).
+    #[error("the model failed on this request: {0}")]
+    Panicked(String),
 }
 
 impl From<candle_core::Error> for TaskError {

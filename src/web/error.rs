@@ -189,7 +189,7 @@ impl From<TaskError> for ApiError {
             TaskError::Prompt(_) | TaskError::Labels(_) | TaskError::NoRoom(_) => {
                 Self::new(ErrorCode::Invalid, e.to_string())
             }
-            TaskError::Engine(_) => Self::internal(&e),
+            TaskError::Engine(_) | TaskError::Panicked(_) => Self::internal(&e),
         }
     }
 }

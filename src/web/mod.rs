@@ -11,7 +11,7 @@ pub mod ui;
 use crate::app::App;
 use crate::jobs::JobRunner;
 use crate::store::Store;
-use crate::tasks::worker::ModelHandle;
+use crate::tasks::worker::{ModelHandle, ModelHealth};
 use actix_session::config::{CookieContentSecurity, PersistentSession};
 use actix_session::storage::CookieSessionStore;
 use actix_session::SessionMiddleware;
@@ -124,9 +124,16 @@ async fn healthz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     state
         .read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "status": "ok",
+    let health = state.model.as_ref().map(|m| m.health());
+    // A model thread that has ended serves no job again: the server needs a restart.
+    let mut answer = match health {
+        Some(ModelHealth::Stopped) => HttpResponse::ServiceUnavailable(),
+        _ => HttpResponse::Ok(),
+    };
+    Ok(answer.json(serde_json::json!({
+        "status": if health == Some(ModelHealth::Stopped) { "degraded" } else { "ok" },
         "model": state.model.as_ref().map(|m| m.model_id()),
+        "model_thread": health,
     })))
 }
 
