@@ -5,6 +5,7 @@ use crate::domain::Span;
 use crate::domain::TaskKind;
 use crate::formats::labels::{Gold, LabelFormat, LabeledItem};
 use crate::formats::preference::{self, LeftOut, PreferenceExample, PreferenceFormat, Summary};
+use crate::store::answered::{self, Answered};
 use crate::store::pairs::{self, Choice};
 use crate::store::projects;
 use crate::store::{Store, StoreError};
@@ -227,21 +228,6 @@ impl std::fmt::Display for LabelSummary {
     }
 }
 
-/// One row of the export scan: an annotation of the item (None when the item only has a
-/// resolution), with the item's latest prediction and resolution.
-struct Answered {
-    item: i64,
-    ext_id: String,
-    text: String,
-    who: Option<String>,
-    value: Option<serde_json::Value>,
-    model: Option<String>,
-    prompt_version: Option<String>,
-    resolution: Option<(String, serde_json::Value)>,
-    /// Instruction projects: the record under review.
-    record: Option<String>,
-}
-
 /// The task instruction of the instruction-tuning shapes.
 fn instruction(project: &crate::domain::Project) -> String {
     const LISTED: usize = 50;
@@ -332,27 +318,12 @@ pub fn labels(
         let project = projects::get(c, project_id)?;
         check_label_format(project.task, format)?;
         let instruction = instruction(&project);
-        let mut stmt = c.prepare(
-            "SELECT i.id, i.ext_id, i.text, u.name, a.value, p.model_id, p.prompt_version, r.source, r.value, i.prompt
-             FROM items i
-             LEFT JOIN annotations a ON a.item_id = i.id
-             LEFT JOIN users u ON u.id = a.user_id
-             LEFT JOIN predictions p ON p.id = (SELECT MAX(id) FROM predictions WHERE item_id = i.id)
-             LEFT JOIN resolutions r ON r.id = (SELECT MAX(id) FROM resolutions WHERE item_id = i.id)
-             WHERE i.project_id = ?1 AND i.gold IS NULL AND (a.id IS NOT NULL OR r.id IS NOT NULL)
-             ORDER BY i.id, a.id",
-        )?;
-        let mut rows = stmt.query([project_id])?;
-        let mut group: Vec<Answered> = Vec::new();
-        let mut emit = |group: &mut Vec<Answered>,
-                        summary: &mut LabelSummary|
-         -> Result<(), StoreError> {
+        answered::for_each_item(c, project_id, |group| {
             let settled = settle(group);
             let Some(first) = group.first() else {
                 return Ok(());
             };
             let Some(settled) = settled else {
-                group.clear();
                 return Ok(());
             };
             let gold = if project.task == TaskKind::Instruction {
@@ -362,7 +333,6 @@ pub fn labels(
             };
             let Some(gold) = gold else {
                 summary.rejected += 1;
-                group.clear();
                 return Ok(());
             };
             let left_out = if filter.human_only && settled.source == "import" {
@@ -386,7 +356,6 @@ pub fn labels(
             };
             if let Some(count) = left_out {
                 *count += 1;
-                group.clear();
                 return Ok(());
             }
             let item = LabeledItem {
@@ -399,40 +368,13 @@ pub fn labels(
                 model: first.model.clone(),
                 prompt_version: first.prompt_version.clone(),
             };
-            group.clear();
             wrote(
                 crate::formats::labels::write(format, &item, &instruction, out),
                 io_error,
             )?;
             summary.count(&item);
             Ok(())
-        };
-        let json = |s: Option<String>| -> Result<Option<serde_json::Value>, StoreError> {
-            s.map(|s| serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(e.to_string())))
-                .transpose()
-        };
-        while let Some(r) = rows.next()? {
-            let resolution = match (r.get::<_, Option<String>>(7)?, json(r.get(8)?)?) {
-                (Some(s), Some(v)) => Some((s, v)),
-                _ => None,
-            };
-            let row = Answered {
-                item: r.get(0)?,
-                ext_id: r.get(1)?,
-                text: r.get(2)?,
-                who: r.get(3)?,
-                value: json(r.get(4)?)?,
-                model: r.get(5)?,
-                prompt_version: r.get(6)?,
-                resolution,
-                record: r.get(9)?,
-            };
-            if group.first().is_some_and(|g| g.item != row.item) {
-                emit(&mut group, &mut summary)?;
-            }
-            group.push(row);
-        }
-        emit(&mut group, &mut summary)
+        })
     })?;
     out.flush()?;
     Ok(summary)

@@ -2,6 +2,7 @@
 //! queueing in-process avoids the busy-handler's sleeps) and a small pool of readers.
 //! Nothing here knows about HTTP.
 pub mod annotations;
+pub mod answered;
 pub mod audit;
 pub mod auto_accept;
 pub mod batches;
