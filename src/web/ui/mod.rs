@@ -1,9 +1,13 @@
 //! HTML pages, rendered on the server with askama (autoescaping on). Forms carry the session's
 //! CSRF token; the annotation page and uploads talk to the JSON API.
+mod annotate;
 pub mod charts;
+mod items;
 mod login;
-mod pages;
+mod pairs;
+mod projects;
 mod quality;
+mod users;
 
 use super::auth::{self, Caller};
 use super::error::ApiError;
@@ -18,26 +22,29 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/login", web::get().to(login::page))
         .route("/login", web::post().to(login::submit))
         .route("/logout", web::post().to(login::logout))
-        .route("/", web::get().to(pages::projects))
-        .route("/projects", web::post().to(pages::create_project))
-        .route("/projects/{id}", web::get().to(pages::project))
+        .route("/", web::get().to(projects::projects))
+        .route("/projects", web::post().to(projects::create_project))
+        .route("/projects/{id}", web::get().to(projects::project))
         .route(
             "/projects/{id}/settings",
-            web::post().to(pages::save_settings),
+            web::post().to(projects::save_settings),
         )
-        .route("/projects/{id}/members", web::post().to(pages::add_member))
+        .route(
+            "/projects/{id}/members",
+            web::post().to(projects::add_member),
+        )
         .route(
             "/projects/{id}/members/remove",
-            web::post().to(pages::remove_member),
+            web::post().to(projects::remove_member),
         )
-        .route("/projects/{id}/jobs", web::post().to(pages::start_job))
-        .route("/projects/{id}/retrain", web::post().to(pages::retrain))
-        .route("/jobs/{id}/cancel", web::post().to(pages::cancel_job))
-        .route("/projects/{id}/annotate", web::get().to(pages::annotate))
-        .route("/projects/{id}/vote", web::get().to(pages::vote))
+        .route("/projects/{id}/jobs", web::post().to(projects::start_job))
+        .route("/projects/{id}/retrain", web::post().to(projects::retrain))
+        .route("/jobs/{id}/cancel", web::post().to(projects::cancel_job))
+        .route("/projects/{id}/annotate", web::get().to(annotate::annotate))
+        .route("/projects/{id}/vote", web::get().to(pairs::vote))
         .route(
             "/projects/{id}/leaderboard",
-            web::get().to(pages::leaderboard),
+            web::get().to(pairs::leaderboard),
         )
         .route(
             "/projects/{id}/dashboard",
@@ -48,11 +55,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(quality::auto_accept),
         )
         .route("/projects/{id}/review", web::get().to(quality::review))
-        .route("/items/{id}", web::get().to(pages::item))
-        .route("/users", web::get().to(pages::users))
-        .route("/users", web::post().to(pages::create_user))
-        .route("/users/{id}/tokens", web::post().to(pages::create_token))
-        .route("/audit", web::get().to(pages::audit));
+        .route("/items/{id}", web::get().to(items::item))
+        .route("/users", web::get().to(users::users))
+        .route("/users", web::post().to(users::create_user))
+        .route("/users/{id}/tokens", web::post().to(users::create_token))
+        .route("/audit", web::get().to(users::audit));
 }
 
 /// What the top bar needs.
