@@ -93,7 +93,7 @@ type WriteJob = Box<dyn FnOnce(&Store) + Send>;
 /// lack of order stretched the tail (BENCHMARKS.md, "Server"). Reads still run in
 /// parallel on the blocking pool.
 struct Writer {
-    /// None if the thread could not be started: writes then go through `web::block`.
+    /// None if the thread could not be started: writes then go through the blocking pool.
     queue: Option<std::sync::mpsc::Sender<WriteJob>>,
 }
 
@@ -103,7 +103,7 @@ impl Writer {
         let started = std::thread::Builder::new()
             .name("wick-writer".into())
             .spawn(move || {
-                // Ends when the last sender (the AppState) is dropped.
+                // Ends when the last sender (the App) is dropped.
                 for job in jobs {
                     // A panic fails its own request (the reply is dropped unsent), not the thread;
                     // the transaction rolls back as it unwinds.

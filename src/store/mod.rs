@@ -34,8 +34,8 @@ pub enum StoreError {
     #[error("{0}")]
     Conflict(String),
     /// A field of the request is wrong; the message names it.
-    #[error("{field}: {message}")]
-    Invalid { field: String, message: String },
+    #[error(transparent)]
+    Invalid(#[from] crate::domain::Invalid),
     #[error("{0}")]
     Forbidden(String),
     #[error("stored data is corrupt: {0}")]
@@ -44,19 +44,7 @@ pub enum StoreError {
 
 impl StoreError {
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
-        StoreError::Invalid {
-            field: field.to_string(),
-            message: message.into(),
-        }
-    }
-}
-
-impl From<crate::domain::Invalid> for StoreError {
-    fn from(e: crate::domain::Invalid) -> Self {
-        StoreError::Invalid {
-            field: e.field,
-            message: e.message,
-        }
+        StoreError::Invalid(crate::domain::Invalid::new(field, message))
     }
 }
 

@@ -1,6 +1,6 @@
 //! Who is calling: a bearer token (API clients) or the session cookie (the browser, with a CSRF
 //! token on every state-changing request). Login is rate limited per address.
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use super::AppState;
 use crate::app::AppError;
 use crate::store::users::{self, User};
@@ -67,7 +67,7 @@ pub fn check_csrf(session: &Session, given: &str) -> Result<(), ApiError> {
             Ok(())
         }
         _ => Err(ApiError::new(
-            crate::web::error::ErrorCode::Csrf,
+            ErrorCode::Csrf,
             "missing or wrong CSRF token; reload the page",
         )),
     }

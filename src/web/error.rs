@@ -156,7 +156,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(_) => Self::not_found(e.to_string()),
             StoreError::Conflict(_) => Self::new(ErrorCode::Conflict, e.to_string()),
-            StoreError::Invalid { .. } => Self::new(ErrorCode::Invalid, e.to_string()),
+            StoreError::Invalid(_) => Self::new(ErrorCode::Invalid, e.to_string()),
             StoreError::Forbidden(_) => Self::forbidden(e.to_string()),
             StoreError::Sqlite(_) | StoreError::Corrupt(_) => Self::internal(&e),
         }

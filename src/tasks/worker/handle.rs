@@ -39,6 +39,7 @@ impl ModelHandle {
         let (ready_tx, ready_rx) =
             mpsc::channel::<anyhow::Result<(String, String, Option<String>)>>();
         let waiting = Arc::new(AtomicUsize::new(0));
+        let thread_waiting = waiting.clone();
         let thread = std::thread::Builder::new()
             .name("wick-model".into())
             .spawn(move || {
@@ -54,7 +55,7 @@ impl ModelHandle {
                     model.chat.version.clone(),
                     model.embedder.as_ref().map(|e| e.id.clone()),
                 )));
-                serve(&model, rx);
+                serve(&model, rx, &thread_waiting);
             })?;
         let (model_id, chat_version, embedder_id) = ready_rx
             .recv()
@@ -150,7 +151,6 @@ impl ModelHandle {
         let envelope = Envelope {
             span: tracing::Span::current(),
             request,
-            waiting: self.waiting.clone(),
         };
         self.tx.send(envelope).map_err(|_| {
             self.waiting.fetch_sub(1, Ordering::Relaxed);

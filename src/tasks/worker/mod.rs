@@ -1,6 +1,7 @@
 //! The model's own OS thread. Requests arrive through a bounded queue (`handle::ModelHandle`)
-//! and are answered through a one-shot channel; labelers (with their prefix caches) are kept per task spec, so the
-//! instruction prefix is computed once per (prompt, label set) and reused across batches.
+//! and are answered through a one-shot channel; labelers (with their prefix caches) are kept
+//! per task spec, so the instruction prefix is computed once per (prompt, label set) and
+//! reused across batches.
 mod handle;
 
 pub use handle::{ModelHandle, ModelHealth};
@@ -13,7 +14,6 @@ use crate::engine::{generate, Generation, LoadedModel, Message, SamplingParams, 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::Arc;
 
 /// Requests waiting for the model beyond the one it is working on.
 const QUEUE: usize = 16;
@@ -62,11 +62,10 @@ impl From<TaskError> for WorkerError {
 
 type Reply<T> = mpsc::Sender<Result<T, TaskError>>;
 
-/// A request with what the thread needs around it: the caller's span and the queue counter.
+/// A request with the caller's tracing span, which the thread enters while serving it.
 struct Envelope {
     span: tracing::Span,
     request: Request,
-    waiting: Arc<AtomicUsize>,
 }
 
 enum Request {
@@ -97,14 +96,10 @@ enum Request {
 /// Answers requests until every handle is gone. A request that panics is answered with
 /// `TaskError::Panicked` and the warm labelers are dropped (they may be half-updated); the
 /// thread goes on with the next request. Each request runs inside the caller's tracing span.
-fn serve(model: &LoadedModel, rx: mpsc::Receiver<Envelope>) {
+/// `waiting` counts the requests queued and not yet taken.
+fn serve(model: &LoadedModel, rx: mpsc::Receiver<Envelope>, waiting: &AtomicUsize) {
     let mut labelers: HashMap<TaskSpec, Labeler<'_>> = HashMap::new();
-    for Envelope {
-        span,
-        request,
-        waiting,
-    } in rx
-    {
+    for Envelope { span, request } in rx {
         waiting.fetch_sub(1, Ordering::Relaxed);
         let _entered = span.enter();
         let panicked = match request {

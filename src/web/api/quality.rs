@@ -1,7 +1,7 @@
 //! Quality endpoints: the project report, the adjudication queue and its decisions, and the
 //! auto-accept switch.
 use super::queue::NextBody;
-use crate::app::quality::{self as quality, AutoAccept};
+use crate::app::quality::{self, AutoAccept};
 use crate::domain::{Decision, Span};
 use crate::store::review;
 use crate::web::auth::Caller;

@@ -2,7 +2,7 @@
 use super::{html, redirect, UiError};
 use crate::store::{audit, users, Actor};
 use crate::web::auth::{self, peer_addr};
-use crate::web::error::ApiError;
+use crate::web::error::{ApiError, ErrorCode};
 use crate::web::AppState;
 use actix_session::Session;
 use actix_web::http::StatusCode;
@@ -62,7 +62,7 @@ pub async fn submit(
         .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
     if state.login_limiter.check_key(&ip).is_err() {
         return Err(ApiError::new(
-            crate::web::error::ErrorCode::TooManyRequests,
+            ErrorCode::TooManyRequests,
             "too many login attempts; wait a minute",
         )
         .into());
