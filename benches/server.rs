@@ -24,11 +24,16 @@
 //! to drive, to compare two builds), WICK_BENCH_EXPORT (1: run the export phase),
 //! WICK_BENCH_REVIEW_SECONDS (5: human review on the exported project). Output: a summary on stdout and `target/bench-server.json`.
 //! Run through scripts/bench-server.sh.
+#[allow(dead_code)]
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::server::{wick, Api, Serve, Server};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -40,14 +45,6 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .ok()
         .and_then(|v| v.trim().replace('_', "").parse().ok())
         .unwrap_or(default)
-}
-
-/// The `wick` binary built with this bench, or `WICK_BENCH_BIN` (to compare two builds).
-fn wick() -> Command {
-    match std::env::var_os("WICK_BENCH_BIN") {
-        Some(bin) => Command::new(bin),
-        None => Command::new(env!("CARGO_BIN_EXE_wick")),
-    }
 }
 
 /// Runs a wick command to completion; its stdout, or the reason it failed.
@@ -227,53 +224,6 @@ fn data_file(dir: &Path, items: usize, labeled: bool) -> anyhow::Result<PathBuf>
     Ok(path)
 }
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    fn start(db: &Path, workers: Option<usize>) -> anyhow::Result<Server> {
-        let mut cmd = wick();
-        cmd.args(["serve", "--no-model", "--addr", "127.0.0.1:0", "--db"])
-            .arg(db)
-            .env("WICK_ADMIN_PASSWORD", PASSWORD)
-            .env_remove("WICK_MODEL")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        if let Some(w) = workers {
-            cmd.arg("--http-workers").arg(w.to_string());
-        }
-        let mut child = cmd.spawn()?;
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
-        let mut lines = BufReader::new(stdout).lines();
-        let base = loop {
-            let line = lines
-                .next()
-                .ok_or_else(|| anyhow::anyhow!("wick serve exited before listening"))??;
-            if let Some(rest) = line.strip_prefix("Wick is listening on ") {
-                break rest.trim_end_matches('/').to_string();
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        Ok(Server { child, base })
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// A `/proc/PID/status` field in MB (VmHWM: peak resident set, VmRSS: current).
 fn proc_mb(pid: &str, field: &str) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -293,42 +243,6 @@ fn cpu_seconds(pid: &str) -> f64 {
     let ticks: f64 = f.get(11).and_then(|u| u.parse().ok()).unwrap_or(0.0)
         + f.get(12).and_then(|s| s.parse().ok()).unwrap_or(0.0);
     ticks / 100.0 // USER_HZ is 100 on Linux
-}
-
-struct Client {
-    agent: ureq::Agent,
-    base: String,
-    auth: String,
-}
-
-impl Client {
-    fn new(base: &str, token: &str, timeout: Duration) -> Client {
-        Client {
-            agent: ureq::AgentBuilder::new().timeout(timeout).build(),
-            base: base.to_string(),
-            auth: format!("Bearer {token}"),
-        }
-    }
-
-    fn req(&self, method: &str, path: &str) -> ureq::Request {
-        self.agent
-            .request(method, &format!("{}/api/v1{}", self.base, path))
-            .set("Authorization", &self.auth)
-    }
-
-    fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
-        let resp = self.req("POST", path).send_json(body)?;
-        let text = resp.into_string()?;
-        Ok(if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text)?
-        })
-    }
-
-    fn get(&self, path: &str) -> anyhow::Result<Value> {
-        Ok(self.req("GET", path).call()?.into_json()?)
-    }
 }
 
 /// Latencies in microseconds of one kind of request.
@@ -382,11 +296,11 @@ struct Work {
 
 /// Loops next -> submit until `stop`; samples are kept only for requests started at or after
 /// `measure_from`.
-fn client_loop(c: &Client, project: i64, measure_from: Instant, stop: Instant) -> Work {
+fn client_loop(c: &Api, project: i64, measure_from: Instant, stop: Instant) -> Work {
     let mut w = Work::default();
     while Instant::now() < stop {
         let t0 = Instant::now();
-        let next = c.post(&format!("/projects/{project}/next"), json!({}));
+        let next = c.try_post(&format!("/projects/{project}/next"), json!({}));
         let t1 = Instant::now();
         let id = match next {
             Ok(v) => match v["item"]["id"].as_i64() {
@@ -406,7 +320,7 @@ fn client_loop(c: &Client, project: i64, measure_from: Instant, stop: Instant) -
         }
         w.handed.push(id);
         let t2 = Instant::now();
-        let sub = c.post(
+        let sub = c.try_post(
             &format!("/items/{id}/annotations"),
             json!({"label": LABELS[(id % 2) as usize], "seconds": 1.0}),
         );
@@ -425,7 +339,7 @@ fn client_loop(c: &Client, project: i64, measure_from: Instant, stop: Instant) -
 }
 
 /// Runs `clients` at once: warm-up, then the measured window.
-fn load(clients: &[Client], project: i64, warmup: Duration, window: Duration) -> (Vec<Work>, f64) {
+fn load(clients: &[Api], project: i64, warmup: Duration, window: Duration) -> (Vec<Work>, f64) {
     let barrier = Arc::new(Barrier::new(clients.len() + 1));
     let start = Instant::now() + Duration::from_millis(200);
     let measure_from = start + warmup;
@@ -679,7 +593,7 @@ fn reset_peak(pid: &str) -> bool {
 /// Streams `GET /projects/{id}/export?format=F` to the end, counting lines and bytes, and takes
 /// the server's CPU time and peak RSS over the download.
 fn download(
-    admin: &Client,
+    admin: &Api,
     pid: &str,
     project: i64,
     format: &str,
@@ -796,12 +710,12 @@ struct ExportRun<'a> {
 fn export_phase(
     x: ExportRun,
     server: Server,
-    admin: &Client,
-    clients: &[Client],
+    admin: &Api,
+    clients: &[Api],
     errors: &mut Vec<String>,
 ) -> anyhow::Result<Value> {
     let pid = server.pid().to_string();
-    let projects = admin.get("/projects")?;
+    let projects = admin.try_get("/projects")?;
     let id_of = |name: &str| {
         projects["items"]
             .as_array()
@@ -815,7 +729,7 @@ fn export_phase(
     let mut accepted = Vec::new();
     for (id, rows) in [(big, x.items), (small, x.small)] {
         let t = Instant::now();
-        let r = admin.post(
+        let r = admin.try_post(
             &format!("/projects/{id}/auto-accept"),
             json!({"enabled": true, "threshold": 0.5}),
         )?;
@@ -1012,17 +926,23 @@ fn main() -> anyhow::Result<()> {
     let db_mb = std::fs::metadata(&db)?.len() as f64 / 1e6;
 
     // 2. Server.
-    let server = Server::start(&db, workers)?;
+    let server = Server::spawn(
+        &db,
+        &Serve {
+            http_workers: workers,
+            ..Serve::default()
+        },
+    )?;
     let pid = server.pid().to_string();
-    let admin = Client::new(&server.base, &admin_token, Duration::from_secs(600));
-    let project_id = admin.get("/projects")?["items"]
+    let admin = Api::new(&server.base, &admin_token, Duration::from_secs(600));
+    let project_id = admin.try_get("/projects")?["items"]
         .as_array()
         .and_then(|ps| ps.iter().find(|p| p["name"] == "bench"))
         .and_then(|p| p["id"].as_i64())
         .ok_or_else(|| anyhow::anyhow!("project bench not listed"))?;
-    let clients: Vec<Client> = tokens
+    let clients: Vec<Api> = tokens
         .iter()
-        .map(|t| Client::new(&server.base, t, Duration::from_secs(60)))
+        .map(|t| Api::new(&server.base, t, Duration::from_secs(60)))
         .collect();
     let rss_idle = proc_mb(&pid, "VmRSS:");
 
@@ -1070,7 +990,7 @@ fn main() -> anyhow::Result<()> {
             handed.len() - unique.len()
         ));
     }
-    let p = admin.get(&format!("/projects/{project_id}"))?;
+    let p = admin.try_get(&format!("/projects/{project_id}"))?;
     let done = p["counts"]["done"].as_u64().unwrap_or(0);
     if done != submitted {
         errors.push(format!(
@@ -1084,7 +1004,7 @@ fn main() -> anyhow::Result<()> {
     // 6. The same file through the API, into a second project (after the load, so that it does
     //    not disturb it).
     let api = if api_import {
-        let p2 = admin.post(
+        let p2 = admin.try_post(
             "/projects",
             json!({"name": "bench-api", "task": "classification", "labels": LABELS, "queue_order": "sequential"}),
         )?;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Server benchmark (issue 3): imports N generated items with `wick import`, starts
+# Server benchmark: imports N generated items with `wick import`, starts
 # `wick serve --no-model` and drives it with annotator clients over 127.0.0.1 (next -> submit),
 # reporting import rows/s, next/submit latency, submits/s and the server's peak RSS.
 # Then the export phase: N labeled items (imported labels, model predictions, auto-accepted and

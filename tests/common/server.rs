@@ -1,4 +1,5 @@
 //! Starts the real `wick serve` binary on 127.0.0.1 with a real SQLite file, and talks to it.
+//! The tests and `benches/server.rs` share it.
 #![allow(dead_code)]
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -7,8 +8,20 @@ use std::time::Duration;
 
 pub const ADMIN_PASSWORD: &str = "admin-password-1";
 
+/// The `wick` binary cargo built with this test or bench, or `WICK_BENCH_BIN`: the server
+/// bench drives another build with it to compare two.
 pub fn wick() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_wick"))
+    match std::env::var_os("WICK_BENCH_BIN") {
+        Some(bin) => Command::new(bin),
+        None => Command::new(env!("CARGO_BIN_EXE_wick")),
+    }
+}
+
+/// How `wick serve` is started: without a model unless one is given.
+#[derive(Default)]
+pub struct Serve<'a> {
+    pub model: Option<&'a Path>,
+    pub http_workers: Option<usize>,
 }
 
 pub struct Server {
@@ -20,6 +33,16 @@ pub struct Server {
 impl Server {
     /// `wick serve` on a free port; `model` false starts it with --no-model.
     pub fn start(db: &Path, model: bool) -> Server {
+        let model = model.then(super::model_path);
+        let serve = Serve {
+            model: model.as_deref(),
+            ..Serve::default()
+        };
+        Self::spawn(db, &serve).expect("start wick serve")
+    }
+
+    /// `wick serve` on a free port, once it says where it listens.
+    pub fn spawn(db: &Path, serve: &Serve) -> anyhow::Result<Server> {
         let mut cmd = wick();
         cmd.args(["serve", "--addr", "127.0.0.1:0", "--db"])
             .arg(db)
@@ -28,30 +51,38 @@ impl Server {
             .env_remove("WICK_MODEL")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        if model {
-            cmd.arg("--model").arg(super::model_path());
-        } else {
-            cmd.arg("--no-model");
+        match serve.model {
+            Some(model) => cmd.arg("--model").arg(model),
+            None => cmd.arg("--no-model"),
+        };
+        if let Some(w) = serve.http_workers {
+            cmd.arg("--http-workers").arg(w.to_string());
         }
-        let mut child = cmd.spawn().expect("start wick serve");
-        let stdout = child.stdout.take().expect("stdout");
+        let mut child = cmd.spawn()?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
         let mut lines = BufReader::new(stdout).lines();
         let base = loop {
             let line = lines
                 .next()
-                .expect("wick serve exited before listening")
-                .expect("read stdout");
+                .ok_or_else(|| anyhow::anyhow!("wick serve exited before listening"))??;
             if let Some(rest) = line.strip_prefix("Wick is listening on ") {
                 break rest.trim_end_matches('/').to_string();
             }
         };
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Server {
+        Ok(Server {
             child,
             base,
             db: db.to_path_buf(),
-        }
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -78,13 +109,7 @@ impl Server {
 
     /// An API client acting as `user`.
     pub fn client(&self, user: &str) -> Api {
-        Api {
-            base: self.base.clone(),
-            token: self.token(user),
-            agent: ureq::AgentBuilder::new()
-                .timeout(Duration::from_secs(60))
-                .build(),
-        }
+        Api::new(&self.base, &self.token(user), Duration::from_secs(60))
     }
 
     /// Kills the server at once, as a crash would.
@@ -125,6 +150,14 @@ pub struct Api {
 pub type Reply = (u16, serde_json::Value);
 
 impl Api {
+    pub fn new(base: &str, token: &str, timeout: Duration) -> Api {
+        Api {
+            base: base.to_string(),
+            token: token.to_string(),
+            agent: ureq::AgentBuilder::new().timeout(timeout).build(),
+        }
+    }
+
     fn finish(r: Result<ureq::Response, ureq::Error>) -> Reply {
         let resp = match r {
             Ok(r) => r,
@@ -141,7 +174,9 @@ impl Api {
         (status, body)
     }
 
-    fn req(&self, method: &str, path: &str) -> ureq::Request {
+    /// A request to `/api/v1{path}` with this client's token, for bodies and answers that are
+    /// not JSON.
+    pub fn req(&self, method: &str, path: &str) -> ureq::Request {
         self.agent
             .request(method, &format!("{}/api/v1{}", self.base, path))
             .set("Authorization", &format!("Bearer {}", self.token))
@@ -157,6 +192,29 @@ impl Api {
 
     pub fn post(&self, path: &str, body: serde_json::Value) -> Reply {
         self.send("POST", path, body)
+    }
+
+    /// The JSON body of a 2xx answer to a GET; any other status, or no answer, is an error.
+    pub fn try_get(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+        Self::json_of(self.req("GET", path).call()?)
+    }
+
+    /// As `try_get`, for a POST of `body`.
+    pub fn try_post(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+    ) -> anyhow::Result<serde_json::Value> {
+        Self::json_of(self.req("POST", path).send_json(body)?)
+    }
+
+    fn json_of(resp: ureq::Response) -> anyhow::Result<serde_json::Value> {
+        let text = resp.into_string()?;
+        Ok(if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text)?
+        })
     }
 
     pub fn post_raw(&self, path: &str, content_type: &str, body: &[u8]) -> Reply {

@@ -56,9 +56,7 @@ fn killed_during_an_import_keeps_whole_batches_and_reimport_completes() {
     let upload = {
         let (api, body) = (server.client("admin"), body.clone());
         std::thread::spawn(move || {
-            api.agent
-                .post(&format!("{}/api/v1/projects/{id}/items", api.base))
-                .set("Authorization", &format!("Bearer {}", api.token))
+            api.req("POST", &format!("/projects/{id}/items"))
                 .send_bytes(&body)
                 .is_ok()
         })

@@ -150,15 +150,15 @@ fn classification_and_ner_exports_with_filters() {
     );
 
     // The same export as a streamed download.
-    let body = ureq::get(&format!(
-        "{}/api/v1/projects/{id}/export?format=labels&human_only=true",
-        server.base
-    ))
-    .set("Authorization", &format!("Bearer {}", admin.token))
-    .call()
-    .expect("export download")
-    .into_string()
-    .expect("body");
+    let body = admin
+        .req(
+            "GET",
+            &format!("/projects/{id}/export?format=labels&human_only=true"),
+        )
+        .call()
+        .expect("export download")
+        .into_string()
+        .expect("body");
     assert_eq!(body.lines().count(), 2);
     // A train/validation split by the hash of each id, with a dataset card beside it; the folder
     // loads in `datasets` with the splits the card names.

@@ -195,13 +195,10 @@ fn hh_pairs_votes_leaderboard_and_exports_load_in_datasets() {
         ("sft", 190),
     ];
     for (format, rows) in expected {
-        let resp = ureq::get(&format!(
-            "{}/api/v1/projects/{id}/export?format={format}",
-            server.base
-        ))
-        .set("Authorization", &format!("Bearer {}", admin.token))
-        .call()
-        .expect("export");
+        let resp = admin
+            .req("GET", &format!("/projects/{id}/export?format={format}"))
+            .call()
+            .expect("export");
         assert_eq!(resp.content_type(), "application/x-ndjson");
         let body = resp.into_string().expect("body");
         assert_eq!(body.lines().count(), rows, "{format}");

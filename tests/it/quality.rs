@@ -40,19 +40,19 @@ fn answer(api: &Api, item: i64, label: &str) {
     assert_eq!(status, 201, "{body}");
 }
 
-fn export_rows(server: &Server, admin: &Api, project: i64, query: &str) -> Vec<Value> {
-    ureq::get(&format!(
-        "{}/api/v1/projects/{project}/export?format=labels{query}",
-        server.base
-    ))
-    .set("Authorization", &format!("Bearer {}", admin.token))
-    .call()
-    .expect("export")
-    .into_string()
-    .expect("body")
-    .lines()
-    .map(|l| serde_json::from_str(l).expect("JSON row"))
-    .collect()
+fn export_rows(admin: &Api, project: i64, query: &str) -> Vec<Value> {
+    admin
+        .req(
+            "GET",
+            &format!("/projects/{project}/export?format=labels{query}"),
+        )
+        .call()
+        .expect("export")
+        .into_string()
+        .expect("body")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON row"))
+        .collect()
 }
 
 #[test]
@@ -259,7 +259,7 @@ fn gold_items_overlap_adjudication_and_the_report() {
     );
 
     // Exports: adjudicated beats the annotators; gold items stay out.
-    let rows = export_rows(&server, &admin, id, "");
+    let rows = export_rows(&admin, id, "");
     let by_id = |ext: &str| {
         rows.iter()
             .find(|r| r["id"] == ext)
@@ -282,19 +282,13 @@ fn gold_items_overlap_adjudication_and_the_report() {
         ),
         (Some("consensus"), Some(1.0))
     );
-    assert_eq!(
-        export_rows(&server, &admin, id, "&min_agreement=1").len(),
-        2
-    );
-    let card = ureq::get(&format!(
-        "{}/api/v1/projects/{id}/export/card?format=labels",
-        server.base
-    ))
-    .set("Authorization", &format!("Bearer {}", admin.token))
-    .call()
-    .expect("card")
-    .into_string()
-    .expect("body");
+    assert_eq!(export_rows(&admin, id, "&min_agreement=1").len(), 2);
+    let card = admin
+        .req("GET", &format!("/projects/{id}/export/card?format=labels"))
+        .call()
+        .expect("card")
+        .into_string()
+        .expect("body");
     for want in [
         "| adjudicated | 1 |",
         "| consensus | 3 |",
@@ -468,7 +462,7 @@ fn model_against_people_threshold_and_auto_accept() {
     assert_eq!(status, 200, "{on}");
     assert_eq!(on["threshold"].as_f64(), Some(t));
     assert_eq!(on["accepted"].as_i64(), Some(would));
-    let rows = export_rows(&server, &admin, id, "");
+    let rows = export_rows(&admin, id, "");
     let model_rows: Vec<&Value> = rows.iter().filter(|r| r["source"] == "model").collect();
     assert_eq!(model_rows.len() as i64, would);
     for r in &model_rows {
@@ -476,10 +470,7 @@ fn model_against_people_threshold_and_auto_accept() {
         assert_eq!(r["annotators"], json!([]));
     }
     assert_eq!(rows.len() as i64, 28 + would);
-    assert_eq!(
-        export_rows(&server, &admin, id, "&human_only=true").len(),
-        28
-    );
+    assert_eq!(export_rows(&admin, id, "&human_only=true").len(), 28);
     let mut left = 0;
     loop {
         let item = next(&ann, id);
