@@ -4,7 +4,8 @@
 # The llama.cpp source is taken from the llama-cpp-python sdist on PyPI
 # (its vendor/llama.cpp folder), so only package registries are needed.
 # Outputs land in target/llama.cpp/bin/ (git-ignored):
-#   llama-bench, llama-tokenize (+ llama-simple, llama-completion if available)
+#   llama-bench, llama-tokenize, llama-server (+ llama-simple, llama-completion if available)
+# llama-server is the OpenAI-compatible peer the remote-inference tests run against.
 #
 # Usage: scripts/build-llamacpp.sh          (idempotent; FORCE=1 to rebuild)
 #   JOBS=N   parallel build jobs (default 2)
@@ -20,7 +21,7 @@ BUILD_DIR="$BASE/build"
 BIN_DIR="$BASE/bin"
 VENV="$BASE/venv"
 
-if [[ -x "$BIN_DIR/llama-bench" && "${FORCE:-0}" != "1" ]]; then
+if [[ -x "$BIN_DIR/llama-bench" && -x "$BIN_DIR/llama-server" && "${FORCE:-0}" != "1" ]]; then
     echo "llama.cpp already built: $BIN_DIR/llama-bench"
     exit 0
 fi
@@ -85,12 +86,12 @@ echo "==> configuring llama.cpp in $BUILD_DIR"
     -DLLAMA_BUILD_TESTS=OFF \
     -DLLAMA_BUILD_EXAMPLES=ON \
     -DLLAMA_BUILD_TOOLS=ON \
-    -DLLAMA_BUILD_SERVER=OFF
+    -DLLAMA_BUILD_SERVER=ON
 
 # Required targets, plus optional ones when this llama.cpp version has them
 # (llama-cli is only defined together with the server in recent versions;
 # llama-completion is the plain text-completion CLI).
-TARGETS=(llama-bench llama-tokenize)
+TARGETS=(llama-bench llama-tokenize llama-server)
 AVAILABLE="$("$CMAKE" --build "$BUILD_DIR" --target help 2>/dev/null || true)"
 for t in llama-simple llama-completion llama-cli; do
     if grep -qE "(^|[ .:])$t\$" <<<"$AVAILABLE"; then TARGETS+=("$t"); fi

@@ -10,6 +10,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("domain", 0),
     ("engine", 0),
     ("learn", 0),
+    ("remote", 0),
     ("formats", 1),
     ("tasks", 1),
     ("store", 2),

@@ -13,6 +13,7 @@ pub mod jobs;
 mod layers;
 pub mod learn;
 pub mod quality;
+pub mod remote;
 pub mod store;
 pub mod tasks;
 pub mod web;

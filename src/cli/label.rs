@@ -43,7 +43,7 @@ pub fn run(args: LabelArgs) -> Result<ExitCode> {
         for (row, prediction) in chunk.drain(..).zip(predictions) {
             let mut fields = row.fields;
             fields.insert("prediction".into(), prediction.to_json());
-            fields.insert("model".into(), json!(model.id));
+            fields.insert("model".into(), json!(model.id()));
             fields.insert("prompt_version".into(), json!(labeler.prompt_version()));
             serde_json::to_writer(&mut *out, &Value::Object(fields))?;
             out.write_all(b"\n")?;

@@ -33,7 +33,7 @@ pub struct CurveOptions {
 }
 
 pub fn curve(
-    model: &wick::engine::LoadedModel,
+    model: &wick::tasks::backend::Backend,
     labeler: &Labeler,
     labels: &LabelSet,
     train: &Labeled,
@@ -49,7 +49,7 @@ pub fn curve(
         few_shot,
     } = opts;
     let (single, as_json, names, few_shot) = (*single, *as_json, *names, *few_shot);
-    let embedder = model.embedder.as_ref().context(
+    let embedder = model.embedder().context(
         "--train needs the sentence embedder (all-MiniLM-L6-v2 next to the model, or --embedder DIR)",
     )?;
     let most = sizes

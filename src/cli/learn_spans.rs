@@ -4,8 +4,8 @@ use anyhow::{Context, Result};
 use serde_json::{json, Map, Value};
 use std::time::Instant;
 use wick::domain::Span;
-use wick::engine::LoadedModel;
 use wick::learn::spans::{Answered, SpanLearner, TypedSpan, Words};
+use wick::tasks::backend::Backend;
 use wick::tasks::metrics::{self, SpanReport};
 use wick::tasks::ner::{self, Extractor};
 
@@ -17,7 +17,7 @@ pub struct SpanRows {
 }
 
 pub fn curve(
-    model: &LoadedModel,
+    model: &Backend,
     extractor: &Extractor,
     train: &SpanRows,
     test: &SpanRows,
@@ -25,7 +25,7 @@ pub fn curve(
     single: bool,
     as_json: bool,
 ) -> Result<()> {
-    let embedder = model.embedder.as_ref().context(
+    let embedder = model.embedder().context(
         "--train needs the sentence embedder (all-MiniLM-L6-v2 next to the model, or --embedder DIR)",
     )?;
     let names = &extractor.types().names;

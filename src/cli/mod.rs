@@ -10,11 +10,14 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use wick::engine::{self, Device, LoadOptions, LoadedModel};
+use wick::engine::{self, Device, LoadOptions, LoadedModel, SentenceEmbedder};
+use wick::remote::Endpoint;
+use wick::tasks::backend::Backend;
 use wick::tasks::classify::ClassifierOptions;
 use wick::tasks::labeler::{Labeler, Task};
 use wick::tasks::labels::LabelSet;
 use wick::tasks::prompt::PromptTemplate;
+use wick::tasks::remote::RemoteModel;
 
 #[derive(Parser)]
 #[command(
@@ -79,7 +82,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 /// What every model-using command takes.
 #[derive(Args, Clone)]
 pub struct ModelArgs {
-    /// A .gguf path, or hf:OWNER/REPO/FILE.gguf[@REVISION] from the Hugging Face cache.
+    /// A .gguf path, hf:OWNER/REPO/FILE.gguf[@REVISION] from the Hugging Face cache, or
+    /// openai:http://HOST:PORT#MODEL for llama.cpp's llama-server (an API key comes from
+    /// WICK_OPENAI_API_KEY).
     #[arg(long, env = "WICK_MODEL", default_value = engine::source::DEFAULT_MODEL)]
     pub model: String,
     #[arg(long, env = "WICK_DEVICE", value_enum, default_value_t = Device::Cpu)]
@@ -95,8 +100,28 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
-    pub fn load(&self) -> Result<LoadedModel> {
+    pub fn load(&self) -> Result<Backend> {
         engine::configure_threads(self.threads);
+        if Endpoint::is_remote(&self.model) {
+            let endpoint: Endpoint = self.model.parse()?;
+            let dir = self
+                .embedder
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("models").join(engine::DEFAULT_EMBEDDER));
+            // The embedder is optional here as beside a local model: without it the learner
+            // has no embeddings and large label sets are scored in full.
+            let embedder = match dir.join("model.safetensors").exists() || self.embedder.is_some() {
+                true => Some(
+                    SentenceEmbedder::load(&dir, &self.device.candle()?).with_context(|| {
+                        format!("loading the sentence embedder {}", dir.display())
+                    })?,
+                ),
+                false => None,
+            };
+            let remote = RemoteModel::connect(&endpoint, embedder)
+                .with_context(|| format!("connecting to {}", endpoint.base))?;
+            return Ok(Backend::Remote(remote));
+        }
         let path = engine::source::resolve(&self.model)?;
         LoadedModel::load(
             &path,
@@ -105,6 +130,7 @@ impl ModelArgs {
                 embedder: self.embedder.clone(),
             },
         )
+        .map(Backend::Local)
         .with_context(|| format!("loading model {}", self.model))
     }
 }
@@ -146,7 +172,7 @@ impl TaskArgs {
         )
     }
 
-    pub fn labeler<'m>(&self, model: &'m LoadedModel) -> Result<Labeler<'m>> {
+    pub fn labeler<'m>(&self, model: &'m Backend) -> Result<Labeler<'m>> {
         let template = match &self.prompt {
             Some(path) => PromptTemplate::from_file(path)?,
             None => PromptTemplate::builtin(self.task.prompt())?,

@@ -19,7 +19,7 @@ pub enum Device {
 }
 
 impl Device {
-    fn candle(self) -> Result<candle_core::Device> {
+    pub fn candle(self) -> Result<candle_core::Device> {
         match self {
             Device::Cpu => Ok(candle_core::Device::Cpu),
             Device::Cuda if cfg!(feature = "cuda") => candle_core::Device::new_cuda(0)

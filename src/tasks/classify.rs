@@ -23,6 +23,12 @@ pub enum TaskError {
     Labels(#[from] LabelError),
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// The inference server behind `--model openai:…` did not answer as it should.
+    #[error(transparent)]
+    Remote(#[from] crate::remote::RemoteError),
+    /// A task this model cannot do (the message says which can).
+    #[error("{0}")]
+    Unsupported(String),
     #[error("the prompt leaves no room for text in a context of {0} tokens")]
     NoRoom(usize),
     /// The model thread caught a panic while answering (a bug, not the caller's input).
@@ -447,7 +453,7 @@ fn mean_of(rows: &[Vec<f32>]) -> Vec<f32> {
 }
 
 /// Indices of the `k` largest values, largest first.
-fn top_k(v: &[f64], k: usize) -> Vec<usize> {
+pub(crate) fn top_k(v: &[f64], k: usize) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..v.len()).collect();
     idx.sort_by(|&a, &b| v[b].total_cmp(&v[a]));
     idx.truncate(k);

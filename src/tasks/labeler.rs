@@ -1,11 +1,12 @@
 //! One front for every task, so the command line (and later the server) treats
 //! classification and entity extraction alike.
+use super::backend::Backend;
 use super::classify::{ClassPrediction, Classifier, ClassifierOptions, TaskError};
 use super::labels::LabelSet;
 use super::ner::{entities, Entity, Extractor};
 use super::prompt::PromptTemplate;
+use super::remote::RemoteClassifier;
 use crate::domain::Prompt;
-use crate::engine::LoadedModel;
 use crate::learn::spans::ZeroShot;
 use serde_json::{json, Value};
 
@@ -100,19 +101,35 @@ impl Prediction {
 pub enum Labeler<'m> {
     Classifier(Classifier<'m>),
     Extractor(Extractor<'m>),
+    /// Classification by an inference server.
+    Remote(RemoteClassifier<'m>),
 }
 
 impl<'m> Labeler<'m> {
     pub fn new(
-        model: &'m LoadedModel,
+        model: &'m Backend,
         task: Task,
         template: &PromptTemplate,
         labels: LabelSet,
         opts: ClassifierOptions,
     ) -> Result<Self, TaskError> {
-        Ok(match task {
-            Task::Ner => Labeler::Extractor(Extractor::new(model, template, labels)?),
-            _ => Labeler::Classifier(Classifier::new(model, template, labels, opts)?),
+        Ok(match (model, task) {
+            (Backend::Local(m), Task::Ner) => {
+                Labeler::Extractor(Extractor::new(m, template, labels)?)
+            }
+            (Backend::Local(m), _) => {
+                Labeler::Classifier(Classifier::new(m, template, labels, opts)?)
+            }
+            (Backend::Remote(_), Task::Ner) => {
+                return Err(TaskError::Unsupported(
+                    "entity extraction runs on the in-process model only; an inference server \
+                 (--model openai:…) labels classification projects and writes responses"
+                        .into(),
+                ))
+            }
+            (Backend::Remote(r), _) => {
+                Labeler::Remote(RemoteClassifier::new(r, template, labels, opts.calibrate)?)
+            }
         })
     }
 
@@ -138,6 +155,11 @@ impl<'m> Labeler<'m> {
                     }
                 })
                 .collect()),
+            Labeler::Remote(c) => Ok(c
+                .classify(texts)?
+                .into_iter()
+                .map(Prediction::Class)
+                .collect()),
         }
     }
 
@@ -145,6 +167,7 @@ impl<'m> Labeler<'m> {
         match self {
             Labeler::Classifier(c) => &c.prompt_version,
             Labeler::Extractor(x) => &x.prompt_version,
+            Labeler::Remote(c) => &c.prompt_version,
         }
     }
 }

@@ -1,4 +1,5 @@
 //! Zero-shot labelers built on the engine, and the figures that judge them.
+pub mod backend;
 pub mod classify;
 pub mod labeler;
 pub mod labels;
@@ -6,4 +7,5 @@ pub mod metrics;
 pub mod ner;
 pub mod prompt;
 pub mod proposals;
+pub mod remote;
 pub mod worker;

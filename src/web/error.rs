@@ -23,7 +23,8 @@ pub enum ErrorCode {
     /// The request parses but breaks a rule; the message names the field.
     Invalid,
     TooManyRequests,
-    /// The server runs without a model, or the model thread has stopped.
+    /// The server runs without a model, the model thread has stopped, or the inference
+    /// server does not answer.
     Unavailable,
     /// Anything else; the message says only that, and the log has the cause.
     Internal,
@@ -186,10 +187,15 @@ impl From<TaskError> for ApiError {
     /// A bad prompt, label set or text is the caller's; a failing engine is the server's.
     fn from(e: TaskError) -> Self {
         match e {
-            TaskError::Prompt(_) | TaskError::Labels(_) | TaskError::NoRoom(_) => {
-                Self::new(ErrorCode::Invalid, e.to_string())
+            TaskError::Prompt(_)
+            | TaskError::Labels(_)
+            | TaskError::NoRoom(_)
+            | TaskError::Unsupported(_) => Self::new(ErrorCode::Invalid, e.to_string()),
+            // The inference server's address is the operator's, not a secret: say it.
+            TaskError::Remote(r) if r.is_unavailable() => Self::unavailable(r.to_string()),
+            TaskError::Engine(_) | TaskError::Panicked(_) | TaskError::Remote(_) => {
+                Self::internal(&e)
             }
-            TaskError::Engine(_) | TaskError::Panicked(_) => Self::internal(&e),
         }
     }
 }

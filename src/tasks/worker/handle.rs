@@ -1,7 +1,8 @@
 //! The handle every caller holds to the model thread: it starts the thread, queues requests
 //! (bounded, so a burst waits instead of piling up) and reports whether the thread still runs.
 use super::{serve, Envelope, Request, TaskSpec, WorkerError, QUEUE};
-use crate::engine::{Generation, LoadedModel, Message, SamplingParams, WordState};
+use crate::engine::{Generation, Message, SamplingParams, WordState};
+use crate::tasks::backend::Backend;
 use crate::tasks::labeler::Prediction;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, SyncSender};
@@ -33,7 +34,7 @@ pub enum ModelHealth {
 impl ModelHandle {
     /// Starts the thread, loads the model on it, and returns once it is ready.
     pub fn spawn(
-        load: impl FnOnce() -> anyhow::Result<LoadedModel> + Send + 'static,
+        load: impl FnOnce() -> anyhow::Result<Backend> + Send + 'static,
     ) -> anyhow::Result<Self> {
         let (tx, rx) = mpsc::sync_channel::<Envelope>(QUEUE);
         let (ready_tx, ready_rx) =
@@ -51,9 +52,9 @@ impl ModelHandle {
                     }
                 };
                 let _ = ready_tx.send(Ok((
-                    model.id.clone(),
-                    model.chat.version.clone(),
-                    model.embedder.as_ref().map(|e| e.id.clone()),
+                    model.id().to_string(),
+                    model.chat_version().to_string(),
+                    model.embedder().map(|e| e.id.clone()),
                 )));
                 serve(&model, rx, &thread_waiting);
             })?;

@@ -6,10 +6,12 @@ mod handle;
 
 pub use handle::{ModelHandle, ModelHealth};
 
+use super::backend::Backend;
 use super::classify::{ClassifierOptions, TaskError};
 use super::labeler::{Labeler, Prediction, Task};
 use super::labels::LabelSet;
 use super::prompt::PromptTemplate;
+use super::remote::RemoteModel;
 use crate::engine::{generate, Generation, LoadedModel, Message, SamplingParams, WordState};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -33,7 +35,7 @@ impl TaskSpec {
         Ok(PromptTemplate::builtin(self.task.prompt())?.version)
     }
 
-    fn labeler<'m>(&self, model: &'m LoadedModel) -> Result<Labeler<'m>, TaskError> {
+    fn labeler<'m>(&self, model: &'m Backend) -> Result<Labeler<'m>, TaskError> {
         let template = PromptTemplate::builtin(self.task.prompt())?;
         let labels = self.task.label_set(&self.labels)?;
         Labeler::new(
@@ -97,7 +99,7 @@ enum Request {
 /// `TaskError::Panicked` and the warm labelers are dropped (they may be half-updated); the
 /// thread goes on with the next request. Each request runs inside the caller's tracing span.
 /// `waiting` counts the requests queued and not yet taken.
-fn serve(model: &LoadedModel, rx: mpsc::Receiver<Envelope>, waiting: &AtomicUsize) {
+fn serve(model: &Backend, rx: mpsc::Receiver<Envelope>, waiting: &AtomicUsize) {
     let mut labelers: HashMap<TaskSpec, Labeler<'_>> = HashMap::new();
     for Envelope { span, request } in rx {
         waiting.fetch_sub(1, Ordering::Relaxed);
@@ -115,14 +117,14 @@ fn serve(model: &LoadedModel, rx: mpsc::Receiver<Envelope>, waiting: &AtomicUsiz
             }),
             Request::Embed { texts, reply } => answer(reply, || {
                 let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-                match &model.embedder {
+                match model.embedder() {
                     Some(e) => Ok(e.embed(&refs).map(|(v, _)| v)?),
                     None => Ok(Vec::new()),
                 }
             }),
             Request::WordStates { texts, reply } => answer(reply, || {
                 let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-                match &model.embedder {
+                match model.embedder() {
                     Some(e) => Ok(e.word_states(&refs)?),
                     None => Ok(Vec::new()),
                 }
@@ -131,7 +133,10 @@ fn serve(model: &LoadedModel, rx: mpsc::Receiver<Envelope>, waiting: &AtomicUsiz
                 messages,
                 params,
                 reply,
-            } => answer(reply, || reply_to(model, &messages, &params)),
+            } => answer(reply, || match model {
+                Backend::Local(m) => reply_to(m, &messages, &params),
+                Backend::Remote(r) => remote_reply(r, &messages, &params),
+            }),
         };
         if panicked {
             labelers.clear();
@@ -197,6 +202,26 @@ fn reply_to(
         ids.drain(..ids.len() - room);
     }
     Ok(generate(model, &ids, params)?)
+}
+
+/// A reply from the inference server, which renders the conversation with its own template.
+fn remote_reply(
+    model: &RemoteModel,
+    messages: &[Message],
+    params: &SamplingParams,
+) -> Result<Generation, TaskError> {
+    let c = model.reply(
+        messages,
+        params.max_tokens,
+        params.temperature,
+        params.top_p,
+        params.seed,
+    )?;
+    Ok(Generation {
+        ids: Vec::new(), // the server's token ids are not sent back
+        text: c.text,
+        stopped: c.stopped,
+    })
 }
 
 #[cfg(test)]

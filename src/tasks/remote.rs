@@ -1,0 +1,359 @@
+//! Label scoring on an inference server: the same prompt, label phrases, calibration and
+//! shortlist as the in-process classifier, with each label's log-probability summed token by
+//! token from the server's top next-token log-probabilities. The label trie is walked level by
+//! level: every item's prompt end first, then the prefixes of labels still among the top `k`,
+//! with requests in parallel and the server's prompt cache keeping the shared prompt prefix.
+//! A label that leaves the top `k` is bounded by the least listed log-probability there and
+//! not followed further (the model id says `trie-top{k}`, so figures are never mixed up with
+//! exact scoring).
+use super::classify::{argmax, combine, softmax, top_k, ClassPrediction, TaskError, CONTENT_FREE};
+use super::labels::LabelSet;
+use super::prompt::{PromptError, PromptSettings, PromptTemplate};
+use crate::engine::{cosine, ChatTemplate, Message, SentenceEmbedder};
+use crate::remote::{Client, Completion, Endpoint, LlamaServer, Policy, RemoteError, TopLogprobs};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+/// Next tokens asked for per request. The labels of a set rarely start outside the top 100;
+/// a bigger list costs the server a sort and the wire a longer answer.
+pub const TOP_K: usize = 100;
+
+/// Longest text sent, in the server's tokens (as the in-process `MAX_TEXT_TOKENS`).
+const MAX_TEXT_TOKENS: usize = super::classify::MAX_TEXT_TOKENS;
+
+/// A model served by llama.cpp's `llama-server`, with the local sentence embedder beside it.
+pub struct RemoteModel {
+    pub server: LlamaServer,
+    pub chat: ChatTemplate,
+    pub embedder: Option<SentenceEmbedder>,
+    /// `llama-server:FILE/trie-top100`, then `+EMBEDDER@HASH`: what predictions record.
+    pub id: String,
+    pub context: usize,
+    pub slots: usize,
+}
+
+impl RemoteModel {
+    /// Connects and reads the served model's chat template and context size. The API key,
+    /// if any, is `WICK_OPENAI_API_KEY`'s.
+    pub fn connect(
+        endpoint: &Endpoint,
+        embedder: Option<SentenceEmbedder>,
+    ) -> Result<Self, TaskError> {
+        let key = std::env::var("WICK_OPENAI_API_KEY")
+            .ok()
+            .filter(|k| !k.is_empty());
+        let server = LlamaServer {
+            client: Client::new(&endpoint.base, key, Policy::default()),
+            model: endpoint.model.clone(),
+        };
+        let props = server.props()?;
+        let chat = ChatTemplate::new(
+            props.chat_template.clone(),
+            props.bos_token,
+            props.eos_token,
+        )?;
+        let file = props
+            .model_path
+            .rsplit(['/', '\\'])
+            .next()
+            .filter(|f| !f.is_empty())
+            .unwrap_or(endpoint.model.as_str())
+            .to_string();
+        let mut id = format!("llama-server:{file}/trie-top{TOP_K}");
+        if let Some(e) = &embedder {
+            id = format!("{id}+{}", e.id);
+        }
+        Ok(Self {
+            server,
+            chat,
+            embedder,
+            id,
+            context: props.context.unwrap_or(2048),
+            slots: props.slots,
+        })
+    }
+
+    /// A reply to a conversation; the server renders it with its own chat template.
+    pub fn reply(
+        &self,
+        messages: &[Message],
+        max_tokens: usize,
+        temperature: f64,
+        top_p: Option<f64>,
+        seed: u64,
+    ) -> Result<Completion, TaskError> {
+        let messages = serde_json::to_value(messages).map_err(|e| {
+            TaskError::Remote(RemoteError::BadReply {
+                url: self.server.client.base().to_string(),
+                message: e.to_string(),
+            })
+        })?;
+        Ok(self
+            .server
+            .chat(&messages, max_tokens, temperature, top_p, seed)?)
+    }
+}
+
+pub struct RemoteClassifier<'m> {
+    model: &'m RemoteModel,
+    pub labels: LabelSet,
+    pub prompt_version: String,
+    settings: PromptSettings,
+    calibrate: bool,
+    prefix: Vec<u32>,
+    after: Vec<u32>,
+    /// What goes before an item's text (as `RenderedPrompt::lead`).
+    lead: String,
+    /// Each label's tokens as scored.
+    sequences: Vec<Vec<u32>>,
+    bias: Vec<f64>,
+    max_text: usize,
+    label_vecs: Option<Vec<Vec<f32>>>,
+}
+
+impl<'m> RemoteClassifier<'m> {
+    pub fn new(
+        model: &'m RemoteModel,
+        template: &PromptTemplate,
+        labels: LabelSet,
+        calibrate: bool,
+    ) -> Result<Self, TaskError> {
+        let rendered = template.render(&model.chat, &labels.phrases, &[])?;
+        if rendered.mention.is_some() {
+            return Err(PromptError::Invalid {
+                name: template.name.clone(),
+                message: "{{ mention }} belongs in entity prompts only".into(),
+            }
+            .into());
+        }
+        let server = &model.server;
+        let prefix = server.tokenize(&rendered.before, true)?;
+        let after = server.tokenize(&rendered.after, true)?;
+        let space = match rendered.after.chars().last() {
+            Some(c) if !c.is_whitespace() => " ",
+            _ => "",
+        };
+        let sequences = labels
+            .phrases
+            .iter()
+            .map(|p| server.tokenize(&format!("{space}{p}"), false))
+            .collect::<Result<Vec<_>, _>>()?;
+        let depth = sequences.iter().map(Vec::len).max().unwrap_or(0);
+        let overhead = prefix.len() + after.len() + depth + 1;
+        let max_text = model
+            .context
+            .checked_sub(overhead)
+            .filter(|&n| n > 0)
+            .ok_or(TaskError::NoRoom(model.context))?
+            .min(MAX_TEXT_TOKENS);
+        let settings = template.settings.clone();
+        let label_vecs = match &model.embedder {
+            Some(e) if settings.shortlist > 0 && labels.len() > settings.shortlist => {
+                let phrases: Vec<&str> = labels.phrases.iter().map(String::as_str).collect();
+                Some(e.embed(&phrases)?.0)
+            }
+            _ => None,
+        };
+        let mut this = Self {
+            model,
+            prompt_version: template.version.clone(),
+            calibrate: calibrate && settings.calibrate,
+            settings,
+            labels,
+            prefix,
+            after,
+            lead: rendered.lead.clone(),
+            sequences,
+            bias: Vec::new(),
+            max_text,
+            label_vecs,
+        };
+        this.bias = vec![0.0; this.labels.len()];
+        if this.calibrate {
+            let all: Vec<usize> = (0..this.labels.len()).collect();
+            let items = CONTENT_FREE
+                .iter()
+                .map(|t| this.item(t).map(|(ids, _)| ids))
+                .collect::<Result<Vec<_>, _>>()?;
+            let which = vec![all; items.len()];
+            let mut mean = vec![0.0; this.labels.len()];
+            for lp in this.label_logprobs(&items, &which)? {
+                for (m, p) in mean.iter_mut().zip(softmax(&lp)) {
+                    *m += p / CONTENT_FREE.len() as f64;
+                }
+            }
+            this.bias = mean.iter().map(|p| p.max(1e-12).ln()).collect();
+        }
+        Ok(this)
+    }
+
+    /// The whole prompt before the answer for one text, and whether the text was cut.
+    fn item(&self, text: &str) -> Result<(Vec<u32>, bool), TaskError> {
+        let mut ids = self
+            .model
+            .server
+            .tokenize(&format!("{}{text}", self.lead), false)?;
+        let cut = ids.len() > self.max_text;
+        ids.truncate(self.max_text);
+        let mut all = self.prefix.clone();
+        all.extend(ids);
+        all.extend_from_slice(&self.after);
+        Ok((all, cut))
+    }
+
+    pub fn classify(&self, texts: &[&str]) -> Result<Vec<ClassPrediction>, TaskError> {
+        let (prompts, cut): (Vec<Vec<u32>>, Vec<bool>) = texts
+            .iter()
+            .map(|t| self.item(t))
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .unzip();
+        let n = self.labels.len();
+        let (which, cosines): (Vec<Vec<usize>>, Option<Vec<Vec<f64>>>) =
+            match (&self.label_vecs, &self.model.embedder) {
+                (Some(label_vecs), Some(e)) => {
+                    let (vecs, _) = e.embed(texts)?;
+                    let cos: Vec<Vec<f64>> = vecs
+                        .iter()
+                        .map(|v| label_vecs.iter().map(|l| cosine(v, l)).collect())
+                        .collect();
+                    let short = cos
+                        .iter()
+                        .map(|c| top_k(c, self.settings.shortlist))
+                        .collect();
+                    (short, Some(cos))
+                }
+                _ => (vec![(0..n).collect(); texts.len()], None),
+            };
+        let lps = self.label_logprobs(&prompts, &which)?;
+        Ok(lps
+            .iter()
+            .enumerate()
+            .map(|(i, lp)| {
+                let z: Vec<f64> = lp
+                    .iter()
+                    .zip(&which[i])
+                    .map(|(l, &k)| (l - self.bias[k]) / self.settings.temperature)
+                    .collect();
+                let probs = match &cosines {
+                    Some(cos) => combine(&softmax(&z), &which[i], &cos[i], &self.settings),
+                    None => softmax(&z),
+                };
+                let best = argmax(&probs);
+                ClassPrediction {
+                    label: self.labels.names[best].clone(),
+                    confidence: probs[best],
+                    scores: self.labels.names.iter().cloned().zip(probs).collect(),
+                    truncated: cut[i],
+                    features: None,
+                }
+            })
+            .collect())
+    }
+
+    /// For each prompt, the log-probability of each label in `which[i]` (in that order),
+    /// summed over the label's tokens.
+    fn label_logprobs(
+        &self,
+        prompts: &[Vec<u32>],
+        which: &[Vec<usize>],
+    ) -> Result<Vec<Vec<f64>>, TaskError> {
+        // Per (prompt, label): the log-probability so far, and whether it is still followed.
+        let mut lp: Vec<Vec<(f64, bool)>> =
+            which.iter().map(|w| vec![(0.0, true); w.len()]).collect();
+        let depth = self.sequences.iter().map(Vec::len).max().unwrap_or(0);
+        for d in 0..depth {
+            // The distinct prefixes this level needs: (prompt, the label tokens before d).
+            let mut need: HashMap<(usize, &[u32]), usize> = HashMap::new();
+            let mut asks: Vec<(usize, &[u32])> = Vec::new();
+            for (i, w) in which.iter().enumerate() {
+                for (j, &k) in w.iter().enumerate() {
+                    let seq = &self.sequences[k];
+                    if lp[i][j].1 && d < seq.len() {
+                        need.entry((i, &seq[..d])).or_insert_with(|| {
+                            asks.push((i, &seq[..d]));
+                            asks.len() - 1
+                        });
+                    }
+                }
+            }
+            let tops = self.ask_all(prompts, &asks)?;
+            for (i, w) in which.iter().enumerate() {
+                for (j, &k) in w.iter().enumerate() {
+                    let seq = &self.sequences[k];
+                    if !(lp[i][j].1 && d < seq.len()) {
+                        continue;
+                    }
+                    let top = &tops[need[&(i, &seq[..d])]];
+                    match top.get(seq[d]) {
+                        Some(l) => lp[i][j].0 += l,
+                        None => lp[i][j] = (lp[i][j].0 + top.floor(), false),
+                    }
+                }
+            }
+        }
+        Ok(lp
+            .into_iter()
+            .map(|row| row.into_iter().map(|(l, _)| l).collect())
+            .collect())
+    }
+
+    /// The top next tokens after each (prompt, label prefix), asked with up to the policy's
+    /// concurrency (and no more than the server's slots) at once.
+    fn ask_all(
+        &self,
+        prompts: &[Vec<u32>],
+        asks: &[(usize, &[u32])],
+    ) -> Result<Vec<TopLogprobs>, TaskError> {
+        let server = &self.model.server;
+        let workers = server
+            .client
+            .policy
+            .concurrency
+            .min(self.model.slots)
+            .clamp(1, asks.len().max(1));
+        let next = AtomicUsize::new(0);
+        let out: Mutex<Vec<Option<Result<TopLogprobs, RemoteError>>>> =
+            Mutex::new((0..asks.len()).map(|_| None).collect());
+        std::thread::scope(|s| {
+            for _ in 0..workers {
+                s.spawn(|| loop {
+                    let a = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&(i, path)) = asks.get(a) else { break };
+                    let mut ids = prompts[i].clone();
+                    ids.extend_from_slice(path);
+                    let r = server.top_logprobs(&ids, TOP_K);
+                    let failed = r.is_err();
+                    out.lock().unwrap_or_else(|p| p.into_inner())[a] = Some(r);
+                    if failed {
+                        // The others stop taking work: one failure fails the batch.
+                        next.store(asks.len(), Ordering::Relaxed);
+                        break;
+                    }
+                });
+            }
+        });
+        // In order: the first failure is returned; the requests skipped after it are not.
+        let mut tops = Vec::with_capacity(asks.len());
+        for r in out
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .into_iter()
+            .flatten()
+        {
+            tops.push(r?);
+        }
+        if tops.len() != asks.len() {
+            return Err(TaskError::Remote(RemoteError::BadReply {
+                url: server.client.base().to_string(),
+                message: format!(
+                    "{} of {} requests went unanswered",
+                    asks.len() - tops.len(),
+                    asks.len()
+                ),
+            }));
+        }
+        Ok(tops)
+    }
+}
