@@ -1,6 +1,6 @@
 //! A preference project's responses, written by the model: every prompt without responses gets
 //! them sampled, with a comparison for each pair.
-use super::task::RunError;
+use super::task::{patiently, RunError};
 use crate::domain::Project;
 use crate::engine::{Message, SamplingParams};
 use crate::formats::pairs::Prompt;
@@ -63,9 +63,12 @@ pub(super) fn run(
                     seed: settings.seed + i,
                     max_tokens: settings.max_tokens as usize,
                 };
-                let out = model
-                    .generate(messages.clone(), params.clone())
-                    .map_err(|e| RunError::Model(e.to_string()))?;
+                let Some(out) = patiently(store, job.id, || {
+                    model.generate(messages.clone(), params.clone())
+                })?
+                else {
+                    return Ok(()); // cancelled while the inference server was away
+                };
                 responses.push(Generated {
                     text: out.text.trim().to_string(),
                     // Each seed is a source, so the leaderboard can compare sampling runs.

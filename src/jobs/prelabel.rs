@@ -1,6 +1,6 @@
 //! Pre-labeling: feeds the model thread in small batches and commits each batch's predictions
 //! (and, where a learner exists, the mix with it) with the job's progress in one transaction.
-use super::task::{labels_hash, task_spec, to_row, RunError};
+use super::task::{labels_hash, patiently, task_spec, to_row, RunError};
 use crate::jobs::retrain::Current;
 use crate::learn::features;
 use crate::store::jobs::{self, Job, JobStatus};
@@ -78,9 +78,9 @@ pub(super) fn run(store: &Store, model: Option<&ModelHandle>, job: &Job) -> Resu
             }
             None => None,
         };
-        let preds = model
-            .label(&spec, texts.clone())
-            .map_err(|e| RunError::Model(e.to_string()))?;
+        let Some(preds) = patiently(store, job.id, || model.label(&spec, texts.clone()))? else {
+            return Ok(()); // cancelled while the inference server was away
+        };
         let rows: Vec<NewPrediction> = ids
             .iter()
             .zip(&preds)

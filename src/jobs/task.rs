@@ -1,12 +1,70 @@
 //! What a job asks of the model, how a job fails, and how the model's answers become
 //! prediction rows: shared by pre-labeling and retraining.
 use crate::domain::Project;
+use crate::store::jobs::{self, JobStatus};
 use crate::store::predictions::{NewPrediction, Output};
-use crate::store::StoreError;
+use crate::store::{Store, StoreError};
+use crate::tasks::classify::TaskError;
 use crate::tasks::labeler::{Prediction, Task};
-use crate::tasks::worker::TaskSpec;
+use crate::tasks::worker::{TaskSpec, WorkerError};
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use std::time::{Duration, Instant};
+
+/// How long a job waits for an inference server that went away before it fails
+/// (`WICK_REMOTE_PATIENCE_S`, default 30 minutes).
+fn patience() -> Duration {
+    let secs = std::env::var("WICK_REMOTE_PATIENCE_S")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1800);
+    Duration::from_secs(secs)
+}
+
+/// Asks the model with `ask` until it answers. While the inference server is unavailable the
+/// job says so (its `error` field, cleared once the server is back) and tries again with
+/// back-off, still reacting to cancel within a second or two. None: the job was cancelled
+/// meanwhile.
+pub(crate) fn patiently<T>(
+    store: &Store,
+    job: i64,
+    mut ask: impl FnMut() -> Result<T, WorkerError>,
+) -> Result<Option<T>, RunError> {
+    let give_up = Instant::now() + patience();
+    let mut wait = Duration::from_secs(1);
+    let mut waited = false;
+    loop {
+        match ask() {
+            Ok(v) => {
+                if waited {
+                    store.write(|tx| jobs::note(tx, job, None))?;
+                    tracing::info!(job, "the inference server answers again");
+                }
+                return Ok(Some(v));
+            }
+            Err(WorkerError::Task(t))
+                if matches!(&*t, TaskError::Remote(r) if r.is_unavailable())
+                    && Instant::now() < give_up =>
+            {
+                let note = format!("waiting for the inference server: {t}");
+                if !waited {
+                    tracing::warn!(job, "{note}");
+                }
+                waited = true;
+                store.write(|tx| jobs::note(tx, job, Some(&note)))?;
+                let until = Instant::now() + wait;
+                while Instant::now() < until {
+                    if store.read(|c| jobs::status(c, job))? != JobStatus::Running {
+                        return Ok(None);
+                    }
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+                wait = (wait * 2).min(Duration::from_secs(15));
+            }
+            Err(e) => return Err(RunError::Model(e.to_string())),
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {

@@ -232,6 +232,14 @@ pub fn add_done(tx: &Transaction, id: i64, n: i64) -> Result<()> {
     Ok(())
 }
 
+/// Sets or clears what a running job says while it waits (say, for an inference server that
+/// went away); a job no longer running keeps its own.
+pub fn note(tx: &Transaction, id: i64, note: Option<&str>) -> Result<()> {
+    tx.prepare_cached("UPDATE jobs SET error = ?2 WHERE id = ?1 AND status = 'running'")?
+        .execute(params![id, note])?;
+    Ok(())
+}
+
 pub fn status(conn: &Connection, id: i64) -> Result<JobStatus> {
     let s: String = conn
         .prepare_cached("SELECT status FROM jobs WHERE id = ?1")?

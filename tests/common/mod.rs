@@ -1,4 +1,5 @@
 //! Shared by the integration tests: where the real model and the shared dev data live.
+pub mod llama;
 pub mod ner;
 pub mod server;
 

@@ -17,10 +17,11 @@ pub fn wick() -> Command {
     }
 }
 
-/// How `wick serve` is started: without a model unless one is given.
+/// How `wick serve` is started: without a model unless one is given (a path or any other
+/// `--model` value).
 #[derive(Default)]
-pub struct Serve<'a> {
-    pub model: Option<&'a Path>,
+pub struct Serve {
+    pub model: Option<String>,
     pub http_workers: Option<usize>,
 }
 
@@ -33,9 +34,8 @@ pub struct Server {
 impl Server {
     /// `wick serve` on a free port; `model` false starts it with --no-model.
     pub fn start(db: &Path, model: bool) -> Server {
-        let model = model.then(super::model_path);
         let serve = Serve {
-            model: model.as_deref(),
+            model: model.then(|| super::model_path().display().to_string()),
             ..Serve::default()
         };
         Self::spawn(db, &serve).expect("start wick serve")
@@ -51,7 +51,7 @@ impl Server {
             .env_remove("WICK_MODEL")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        match serve.model {
+        match &serve.model {
             Some(model) => cmd.arg("--model").arg(model),
             None => cmd.arg("--no-model"),
         };

@@ -15,5 +15,6 @@ mod lm_features;
 mod near_duplicates;
 mod preference;
 mod quality;
+mod remote;
 mod server_api;
 mod shortlist;
