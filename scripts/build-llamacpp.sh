@@ -7,7 +7,8 @@
 #   llama-bench, llama-tokenize, llama-server (+ llama-simple, llama-completion if available)
 # llama-server is the OpenAI-compatible peer the remote-inference tests run against.
 #
-# Usage: scripts/build-llamacpp.sh          (idempotent; FORCE=1 to rebuild)
+# Usage: scripts/build-llamacpp.sh [TARGET...]   (idempotent; FORCE=1 to rebuild)
+#   With targets (say llama-server, as scripts/test.sh asks), only those are built.
 #   JOBS=N   parallel build jobs (default 2)
 set -euo pipefail
 
@@ -21,8 +22,15 @@ BUILD_DIR="$BASE/build"
 BIN_DIR="$BASE/bin"
 VENV="$BASE/venv"
 
-if [[ -x "$BIN_DIR/llama-bench" && -x "$BIN_DIR/llama-server" && "${FORCE:-0}" != "1" ]]; then
-    echo "llama.cpp already built: $BIN_DIR/llama-bench"
+WANT=("$@")
+OPTIONAL=0
+if [[ ${#WANT[@]} -eq 0 ]]; then WANT=(llama-bench llama-tokenize llama-server); OPTIONAL=1; fi
+MISSING=()
+for t in "${WANT[@]}"; do
+    if [[ "${FORCE:-0}" == "1" || ! -x "$BIN_DIR/$t" ]]; then MISSING+=("$t"); fi
+done
+if [[ ${#MISSING[@]} -eq 0 ]]; then
+    echo "llama.cpp already built: ${WANT[*]} in $BIN_DIR"
     exit 0
 fi
 
@@ -91,11 +99,13 @@ echo "==> configuring llama.cpp in $BUILD_DIR"
 # Required targets, plus optional ones when this llama.cpp version has them
 # (llama-cli is only defined together with the server in recent versions;
 # llama-completion is the plain text-completion CLI).
-TARGETS=(llama-bench llama-tokenize llama-server)
-AVAILABLE="$("$CMAKE" --build "$BUILD_DIR" --target help 2>/dev/null || true)"
-for t in llama-simple llama-completion llama-cli; do
-    if grep -qE "(^|[ .:])$t\$" <<<"$AVAILABLE"; then TARGETS+=("$t"); fi
-done
+TARGETS=("${MISSING[@]}")
+if [[ $OPTIONAL == 1 ]]; then
+    AVAILABLE="$("$CMAKE" --build "$BUILD_DIR" --target help 2>/dev/null || true)"
+    for t in llama-simple llama-completion llama-cli; do
+        if grep -qE "(^|[ .:])$t\$" <<<"$AVAILABLE"; then TARGETS+=("$t"); fi
+    done
+fi
 echo "==> building ${TARGETS[*]} with -j$JOBS"
 start=$(date +%s)
 "$CMAKE" --build "$BUILD_DIR" --config Release -j "$JOBS" --target "${TARGETS[@]}"

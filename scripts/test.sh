@@ -10,6 +10,8 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   $sudo apt-get update && $sudo apt-get install -y --no-install-recommends chromium chromium-driver
 fi
 scripts/fetch-model.sh
+# The remote-inference tests (tests/it/remote.rs) run against llama.cpp's llama-server.
+scripts/build-llamacpp.sh llama-server
 # The export tests load every JSONL export with Hugging Face `datasets`, as trainers do, and the
 # spacy export with spaCy itself (Doc.char_span).
 if ! target/pyenv/bin/python -c "import datasets, spacy" 2>/dev/null; then

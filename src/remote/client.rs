@@ -19,7 +19,8 @@ pub struct Policy {
     /// Failed calls in a row that open the breaker, and how long it stays open.
     pub breaker_failures: u32,
     pub breaker_open: Duration,
-    /// Requests in flight at once (the label scorer's parallelism).
+    /// Requests in flight at once at most (the label scorer's parallelism; it also stays
+    /// within the server's slots).
     pub concurrency: usize,
 }
 
@@ -32,7 +33,7 @@ impl Default for Policy {
             max_backoff: Duration::from_secs(4),
             breaker_failures: 3,
             breaker_open: Duration::from_secs(5),
-            concurrency: 4,
+            concurrency: 16,
         }
     }
 }

@@ -189,7 +189,7 @@ impl<'m> RemoteClassifier<'m> {
     }
 
     /// The whole prompt before the answer for one text, and whether the text was cut.
-    fn item(&self, text: &str) -> Result<(Vec<u32>, bool), TaskError> {
+    fn item(&self, text: &str) -> Result<(Vec<u32>, bool), RemoteError> {
         let mut ids = self
             .model
             .server
@@ -203,10 +203,8 @@ impl<'m> RemoteClassifier<'m> {
     }
 
     pub fn classify(&self, texts: &[&str]) -> Result<Vec<ClassPrediction>, TaskError> {
-        let (prompts, cut): (Vec<Vec<u32>>, Vec<bool>) = texts
-            .iter()
-            .map(|t| self.item(t))
-            .collect::<Result<Vec<_>, _>>()?
+        let (prompts, cut): (Vec<Vec<u32>>, Vec<bool>) = self
+            .in_parallel(texts.len(), |i| self.item(texts[i]))?
             .into_iter()
             .unzip();
         let n = self.labels.len();
@@ -299,61 +297,69 @@ impl<'m> RemoteClassifier<'m> {
             .collect())
     }
 
-    /// The top next tokens after each (prompt, label prefix), asked with up to the policy's
-    /// concurrency (and no more than the server's slots) at once.
+    /// The top next tokens after each (prompt, label prefix).
     fn ask_all(
         &self,
         prompts: &[Vec<u32>],
         asks: &[(usize, &[u32])],
     ) -> Result<Vec<TopLogprobs>, TaskError> {
+        self.in_parallel(asks.len(), |a| {
+            let (i, path) = asks[a];
+            let mut ids = prompts[i].clone();
+            ids.extend_from_slice(path);
+            self.model.server.top_logprobs(&ids, TOP_K)
+        })
+    }
+
+    /// `f(0..n)` with up to the policy's concurrency (and no more than the server's slots) at
+    /// once, in order. The first failure stops the others taking work and is returned.
+    fn in_parallel<T: Send>(
+        &self,
+        n: usize,
+        f: impl Fn(usize) -> Result<T, RemoteError> + Sync,
+    ) -> Result<Vec<T>, TaskError> {
         let server = &self.model.server;
         let workers = server
             .client
             .policy
             .concurrency
             .min(self.model.slots)
-            .clamp(1, asks.len().max(1));
+            .clamp(1, n.max(1));
         let next = AtomicUsize::new(0);
-        let out: Mutex<Vec<Option<Result<TopLogprobs, RemoteError>>>> =
-            Mutex::new((0..asks.len()).map(|_| None).collect());
+        let out: Mutex<Vec<Option<Result<T, RemoteError>>>> =
+            Mutex::new((0..n).map(|_| None).collect());
         std::thread::scope(|s| {
             for _ in 0..workers {
                 s.spawn(|| loop {
                     let a = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&(i, path)) = asks.get(a) else { break };
-                    let mut ids = prompts[i].clone();
-                    ids.extend_from_slice(path);
-                    let r = server.top_logprobs(&ids, TOP_K);
+                    if a >= n {
+                        break;
+                    }
+                    let r = f(a);
                     let failed = r.is_err();
                     out.lock().unwrap_or_else(|p| p.into_inner())[a] = Some(r);
                     if failed {
-                        // The others stop taking work: one failure fails the batch.
-                        next.store(asks.len(), Ordering::Relaxed);
+                        next.store(n, Ordering::Relaxed);
                         break;
                     }
                 });
             }
         });
-        // In order: the first failure is returned; the requests skipped after it are not.
-        let mut tops = Vec::with_capacity(asks.len());
+        let mut done = Vec::with_capacity(n);
         for r in out
             .into_inner()
             .unwrap_or_else(|p| p.into_inner())
             .into_iter()
             .flatten()
         {
-            tops.push(r?);
+            done.push(r?);
         }
-        if tops.len() != asks.len() {
+        if done.len() != n {
             return Err(TaskError::Remote(RemoteError::BadReply {
                 url: server.client.base().to_string(),
-                message: format!(
-                    "{} of {} requests went unanswered",
-                    asks.len() - tops.len(),
-                    asks.len()
-                ),
+                message: format!("{} of {n} requests went unanswered", n - done.len()),
             }));
         }
-        Ok(tops)
+        Ok(done)
     }
 }
