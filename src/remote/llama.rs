@@ -77,6 +77,15 @@ impl LlamaServer {
         })
     }
 
+    /// The first model `/v1/models` lists: the one to name when the spec names none.
+    pub fn first_model(&self) -> Result<String, RemoteError> {
+        let v = self.client.get("/v1/models")?;
+        v["data"][0]["id"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| self.bad(format!("/v1/models lists no model: {}", short(&v))))
+    }
+
     /// Token ids of `text`, without BOS; special tokens written in the text (`<|im_start|>`)
     /// become their ids when `special`, as the chat template means them.
     pub fn tokenize(&self, text: &str, special: bool) -> Result<Vec<u32>, RemoteError> {

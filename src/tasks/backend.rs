@@ -23,7 +23,7 @@ impl Backend {
     pub fn chat_version(&self) -> &str {
         match self {
             Backend::Local(m) => &m.chat.version,
-            Backend::Remote(r) => &r.chat.version,
+            Backend::Remote(r) => &r.chat_version,
         }
     }
 

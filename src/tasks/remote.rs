@@ -22,12 +22,19 @@ pub const TOP_K: usize = 100;
 /// Longest text sent, in the server's tokens (as the in-process `MAX_TEXT_TOKENS`).
 const MAX_TEXT_TOKENS: usize = super::classify::MAX_TEXT_TOKENS;
 
-/// A model served by llama.cpp's `llama-server`, with the local sentence embedder beside it.
+/// A model on an inference server, with the local sentence embedder beside it. On llama.cpp's
+/// server it labels and writes responses; on a server without `/props` (vLLM, SGLang) it only
+/// writes responses, through the chat endpoint.
 pub struct RemoteModel {
     pub server: LlamaServer,
-    pub chat: ChatTemplate,
+    /// The served model's chat template; None on a chat-only server.
+    pub chat: Option<ChatTemplate>,
+    /// What generated responses record as their prompt version: the template's hash, or
+    /// `server:MODEL` where the server applies a template Wick cannot see.
+    pub chat_version: String,
     pub embedder: Option<SentenceEmbedder>,
-    /// `llama-server:FILE/trie-top100`, then `+EMBEDDER@HASH`: what predictions record.
+    /// `llama-server:FILE/trie-top100` (or `openai:MODEL` on a chat-only server), then
+    /// `+EMBEDDER@HASH`: what predictions and responses record.
     pub id: String,
     pub context: usize,
     pub slots: usize,
@@ -43,34 +50,53 @@ impl RemoteModel {
         let key = std::env::var("WICK_OPENAI_API_KEY")
             .ok()
             .filter(|k| !k.is_empty());
-        let server = LlamaServer {
+        let mut server = LlamaServer {
             client: Client::new(&endpoint.base, key, Policy::default()),
             model: endpoint.model.clone(),
         };
-        let props = server.props()?;
-        let chat = ChatTemplate::new(
-            props.chat_template.clone(),
-            props.bos_token,
-            props.eos_token,
-        )?;
-        let file = props
-            .model_path
-            .rsplit(['/', '\\'])
-            .next()
-            .filter(|f| !f.is_empty())
-            .unwrap_or(endpoint.model.as_str())
-            .to_string();
-        let mut id = format!("llama-server:{file}/trie-top{TOP_K}");
+        let (chat, chat_version, mut id, context, slots) = match server.props() {
+            Ok(props) => {
+                let chat = ChatTemplate::new(
+                    props.chat_template.clone(),
+                    props.bos_token,
+                    props.eos_token,
+                )?;
+                let file = props
+                    .model_path
+                    .rsplit(['/', '\\'])
+                    .next()
+                    .filter(|f| !f.is_empty())
+                    .unwrap_or(endpoint.model.as_str())
+                    .to_string();
+                let version = chat.version.clone();
+                let id = format!("llama-server:{file}/trie-top{TOP_K}");
+                let context = props.context.unwrap_or(2048);
+                (Some(chat), version, id, context, props.slots)
+            }
+            // Not llama.cpp: an OpenAI-compatible server, for responses only.
+            Err(RemoteError::Refused { status: 404, .. }) => {
+                let model = match endpoint.model.as_str() {
+                    "" => server.first_model()?,
+                    m => m.to_string(),
+                };
+                let version = format!("server:{model}");
+                let id = format!("openai:{model}");
+                server.model = model;
+                (None, version, id, 2048, Policy::default().concurrency)
+            }
+            Err(e) => return Err(e.into()),
+        };
         if let Some(e) = &embedder {
             id = format!("{id}+{}", e.id);
         }
         Ok(Self {
             server,
             chat,
+            chat_version,
             embedder,
             id,
-            context: props.context.unwrap_or(2048),
-            slots: props.slots,
+            context,
+            slots,
         })
     }
 
@@ -119,7 +145,14 @@ impl<'m> RemoteClassifier<'m> {
         labels: LabelSet,
         calibrate: bool,
     ) -> Result<Self, TaskError> {
-        let rendered = template.render(&model.chat, &labels.phrases, &[])?;
+        let chat = model.chat.as_ref().ok_or_else(|| {
+            TaskError::Unsupported(format!(
+                "{} serves chat only: label scoring needs llama.cpp's /props and /tokenize, so \
+                 this server writes responses but does not label",
+                model.server.client.base()
+            ))
+        })?;
+        let rendered = template.render(chat, &labels.phrases, &[])?;
         if rendered.mention.is_some() {
             return Err(PromptError::Invalid {
                 name: template.name.clone(),
@@ -361,5 +394,103 @@ impl<'m> RemoteClassifier<'m> {
             }));
         }
         Ok(done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Prompt;
+    use std::io::{Read, Write};
+
+    /// A stand-in for a server without llama.cpp's endpoints: `/props` is 404, `/v1/models`
+    /// lists one model, and the chat endpoint answers "Paris." (what vLLM's shapes look like).
+    fn chat_only_server(requests: usize) -> (String, std::thread::JoinHandle<Vec<String>>) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", l.local_addr().unwrap());
+        let handle = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for _ in 0..requests {
+                let (mut s, _) = l.accept().unwrap();
+                let head = read_request(&mut s);
+                let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+                let (status, body) = match path.as_str() {
+                    "/v1/models" => ("200 OK", r#"{"data":[{"id":"Qwen/Qwen2.5-7B-Instruct"}]}"#),
+                    "/v1/chat/completions" => (
+                        "200 OK",
+                        r#"{"choices":[{"message":{"content":"Paris."},"finish_reason":"stop"}]}"#,
+                    ),
+                    _ => ("404 Not Found", r#"{"detail":"Not Found"}"#),
+                };
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                seen.push(head);
+            }
+            seen
+        });
+        (base, handle)
+    }
+
+    /// The request's head and body (as far as its Content-Length says).
+    fn read_request(s: &mut std::net::TcpStream) -> String {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = s.read(&mut buf).unwrap_or(0);
+            got.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&got).to_string();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let len = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse().unwrap_or(0))
+                    })
+                    .unwrap_or(0);
+                if body.len() >= len || n == 0 {
+                    return text;
+                }
+            }
+            if n == 0 {
+                return text;
+            }
+        }
+    }
+
+    #[test]
+    fn a_chat_only_server_writes_responses_and_refuses_to_label() {
+        let (base, server) = chat_only_server(3);
+        let endpoint: Endpoint = format!("openai:{base}").parse().unwrap();
+        let m = RemoteModel::connect(&endpoint, None).unwrap();
+        assert!(m.chat.is_none());
+        assert_eq!(m.id, "openai:Qwen/Qwen2.5-7B-Instruct");
+        assert_eq!(m.chat_version, "server:Qwen/Qwen2.5-7B-Instruct");
+        let reply = m
+            .reply(
+                &[Message::new("user", "Capital of France?")],
+                16,
+                0.0,
+                None,
+                1,
+            )
+            .unwrap();
+        assert_eq!((reply.text.as_str(), reply.stopped), ("Paris.", true));
+        let requests = server.join().unwrap();
+        assert!(
+            requests[2].contains("\"model\":\"Qwen/Qwen2.5-7B-Instruct\""),
+            "the chat request names the model: {}",
+            requests[2]
+        );
+        let template = PromptTemplate::builtin(Prompt::Sentiment).unwrap();
+        let labels = LabelSet::parse_list("positive,negative").unwrap();
+        match RemoteClassifier::new(&m, &template, labels, true) {
+            Err(TaskError::Unsupported(why)) => assert!(why.contains("serves chat only"), "{why}"),
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("a chat-only server labeled"),
+        }
     }
 }
