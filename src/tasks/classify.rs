@@ -155,13 +155,7 @@ impl<'m> Classifier<'m> {
             false => KvCache::empty(),
         };
         let settings = template.settings.clone();
-        let label_vecs = match &model.embedder {
-            Some(e) if settings.shortlist > 0 && labels.len() > settings.shortlist => {
-                let phrases: Vec<&str> = labels.phrases.iter().map(String::as_str).collect();
-                Some(e.embed(&phrases)?.0)
-            }
-            _ => None,
-        };
+        let label_vecs = shortlist_vectors(model.embedder.as_ref(), &settings, &labels)?;
         let mut this = Self {
             model,
             prompt_version: template.version.clone(),
@@ -435,6 +429,22 @@ pub fn combine(lm: &[f64], shortlist: &[usize], cosines: &[f64], s: &PromptSetti
         p[i] += (1.0 - s.embedding_weight) * q;
     }
     p
+}
+
+/// Every label phrase's embedding, when the prompt shortlists and the set is larger than the
+/// shortlist (and an embedder is loaded); None otherwise.
+pub(crate) fn shortlist_vectors(
+    embedder: Option<&crate::engine::SentenceEmbedder>,
+    settings: &PromptSettings,
+    labels: &LabelSet,
+) -> Result<Option<Vec<Vec<f32>>>, EngineError> {
+    match embedder {
+        Some(e) if settings.shortlist > 0 && labels.len() > settings.shortlist => {
+            let phrases: Vec<&str> = labels.phrases.iter().map(String::as_str).collect();
+            Ok(Some(e.embed(&phrases)?.0))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// Per item: the uncalibrated log-probability of each label scored, and the hidden state

@@ -6,7 +6,9 @@
 //! A label that leaves the top `k` is bounded by the least listed log-probability there and
 //! not followed further (the model id says `trie-top{k}`, so figures are never mixed up with
 //! exact scoring).
-use super::classify::{argmax, combine, softmax, top_k, ClassPrediction, TaskError, CONTENT_FREE};
+use super::classify::{
+    argmax, combine, shortlist_vectors, softmax, top_k, ClassPrediction, TaskError, CONTENT_FREE,
+};
 use super::labels::LabelSet;
 use super::prompt::{PromptError, PromptSettings, PromptTemplate};
 use crate::engine::{cosine, ChatTemplate, Message, SentenceEmbedder};
@@ -181,13 +183,7 @@ impl<'m> RemoteClassifier<'m> {
             .ok_or(TaskError::NoRoom(model.context))?
             .min(MAX_TEXT_TOKENS);
         let settings = template.settings.clone();
-        let label_vecs = match &model.embedder {
-            Some(e) if settings.shortlist > 0 && labels.len() > settings.shortlist => {
-                let phrases: Vec<&str> = labels.phrases.iter().map(String::as_str).collect();
-                Some(e.embed(&phrases)?.0)
-            }
-            _ => None,
-        };
+        let label_vecs = shortlist_vectors(model.embedder.as_ref(), &settings, &labels)?;
         let mut this = Self {
             model,
             prompt_version: template.version.clone(),

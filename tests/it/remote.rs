@@ -137,19 +137,21 @@ fn job_until(
     }
 }
 
+/// `wick serve` with its model on `llama`.
+fn serve_on(llama: &LlamaServer, dir: &std::path::Path) -> Server {
+    let serve = Serve {
+        model: Some(llama.spec()),
+        ..Serve::default()
+    };
+    Server::spawn(&dir.join("wick.db"), &serve).expect("wick serve")
+}
+
 #[test]
 fn a_prelabel_job_waits_for_the_server_and_loses_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
     let mut llama = LlamaServer::start(port);
-    let server = Server::spawn(
-        &dir.path().join("wick.db"),
-        &Serve {
-            model: Some(llama.spec()),
-            ..Serve::default()
-        },
-    )
-    .expect("wick serve");
+    let server = serve_on(&llama, dir.path());
     let admin = server.client("admin");
     let (status, p) = admin.post(
         "/projects",
@@ -221,14 +223,7 @@ fn a_prelabel_job_waits_for_the_server_and_loses_nothing() {
 fn responses_for_pairs_come_from_the_server() {
     let dir = tempfile::tempdir().expect("tempdir");
     let llama = LlamaServer::start(free_port());
-    let server = Server::spawn(
-        &dir.path().join("wick.db"),
-        &Serve {
-            model: Some(llama.spec()),
-            ..Serve::default()
-        },
-    )
-    .expect("wick serve");
+    let server = serve_on(&llama, dir.path());
     let admin = server.client("admin");
     let settings =
         json!({"responses": 2, "temperature": 0.9, "top_p": 0.95, "seed": 7, "max_tokens": 24});

@@ -85,17 +85,26 @@ fn reviews_project(admin: &Api) -> Result<i64> {
     );
     ensure!(status == 201, "create the reviews project: {p}");
     let cls = p["id"].as_i64().context("project id")?;
-    let rows: String = REVIEWS
+    import(admin, cls, REVIEWS)?;
+    Ok(cls)
+}
+
+/// Imports `rows` (external id, text) through the API, all of them.
+fn import(admin: &Api, project: i64, rows: &[(&str, &str)]) -> Result<()> {
+    let body: String = rows
         .iter()
         .map(|(id, text)| format!("{}\n", json!({"id": id, "text": text})))
         .collect();
     let (status, r) = admin.post_raw(
-        &format!("/projects/{cls}/items"),
+        &format!("/projects/{project}/items"),
         "application/x-ndjson",
-        rows.as_bytes(),
+        body.as_bytes(),
     );
-    ensure!(status == 200 && r["inserted"] == 6, "import: {status} {r}");
-    Ok(cls)
+    ensure!(
+        status == 200 && r["inserted"] == rows.len(),
+        "import into {project}: {status} {r}"
+    );
+    Ok(())
 }
 
 /// Runs the pre-labeling job through the API and waits for it to finish.
@@ -119,19 +128,7 @@ fn ner_project(admin: &Api, name: &str, rows: &[(&str, &str)]) -> Result<i64> {
     );
     ensure!(status == 201, "create the NER project: {p}");
     let ner = p["id"].as_i64().context("NER project id")?;
-    let body: String = rows
-        .iter()
-        .map(|(id, text)| format!("{}\n", json!({"id": id, "text": text})))
-        .collect();
-    let (status, r) = admin.post_raw(
-        &format!("/projects/{ner}/items"),
-        "application/x-ndjson",
-        body.as_bytes(),
-    );
-    ensure!(
-        status == 200 && r["inserted"] == rows.len(),
-        "NER import: {status} {r}"
-    );
+    import(admin, ner, rows)?;
     Ok(ner)
 }
 
