@@ -28,9 +28,10 @@ impl TopLogprobs {
         self.0.iter().find(|(t, _)| *t == token).map(|(_, l)| *l)
     }
 
-    /// The least log-probability listed: an upper bound for every token not listed.
+    /// The least log-probability listed: an upper bound for every token not listed. Never
+    /// empty: `top_logprobs` refuses an answer without entries.
     pub fn floor(&self) -> f64 {
-        self.0.last().map_or(f64::MIN, |(_, l)| *l)
+        self.0.iter().map(|(_, l)| *l).fold(0.0, f64::min)
     }
 }
 
@@ -121,6 +122,9 @@ impl LlamaServer {
             .map(|t| Some((t["id"].as_u64()? as u32, t["logprob"].as_f64()?)))
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| self.bad("a top_logprobs entry without id or logprob".into()))?;
+        if pairs.is_empty() {
+            return Err(self.bad("/completion listed no top_logprobs".into()));
+        }
         Ok(TopLogprobs(pairs))
     }
 

@@ -219,7 +219,7 @@ pub fn start_run(
 ) -> Result<()> {
     tx.execute(
         "UPDATE jobs SET status = 'running', model_id = ?2, prompt_version = ?3, total = ?4, done = ?5,
-             run_started_at = ?6, run_done_at_start = ?5
+             run_started_at = ?6, run_done_at_start = ?5, error = NULL
          WHERE id = ?1 AND status IN ('queued', 'running')",
         params![id, model_id, prompt_version, total, done, now_ms()],
     )?;

@@ -235,7 +235,7 @@ impl<'m> Classifier<'m> {
                         .collect();
                     let tries = shortlists
                         .iter()
-                        .map(|s| self.sub_trie(s))
+                        .map(|s| LabelTrie::for_subset(&self.labels, &self.sequences, s))
                         .collect::<Result<Vec<_>, _>>()?;
                     let (lps, hidden) =
                         self.label_logprobs(&items, &tries.iter().collect::<Vec<_>>())?;
@@ -292,20 +292,6 @@ impl<'m> Classifier<'m> {
             true => c.iter().map(|x| x / norm).collect(),
             false => c,
         }
-    }
-
-    /// The trie of the labels in `which` (its label `i` is `which[i]`).
-    fn sub_trie(&self, which: &[usize]) -> Result<LabelTrie, LabelError> {
-        let names = which
-            .iter()
-            .map(|&i| self.labels.names[i].clone())
-            .collect();
-        let phrases = which
-            .iter()
-            .map(|&i| self.labels.phrases[i].clone())
-            .collect();
-        let sequences: Vec<Vec<u32>> = which.iter().map(|&i| self.sequences[i].clone()).collect();
-        LabelTrie::build(&LabelSet::new(names, phrases)?, &sequences)
     }
 
     /// Uncalibrated log-probability of every label of `tries[i]` for item `i`, and the hidden

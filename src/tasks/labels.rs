@@ -181,6 +181,19 @@ impl LabelTrie {
         Ok(trie)
     }
 
+    /// The trie of the labels in `which` of `labels` (its label `i` is `which[i]`), each
+    /// scored as `sequences[which[i]]`.
+    pub fn for_subset(
+        labels: &LabelSet,
+        sequences: &[Vec<u32>],
+        which: &[usize],
+    ) -> Result<LabelTrie, LabelError> {
+        let names = which.iter().map(|&i| labels.names[i].clone()).collect();
+        let phrases = which.iter().map(|&i| labels.phrases[i].clone()).collect();
+        let sequences: Vec<Vec<u32>> = which.iter().map(|&i| sequences[i].clone()).collect();
+        LabelTrie::build(&LabelSet::new(names, phrases)?, &sequences)
+    }
+
     /// Nodes whose output distribution is needed: those with children. Leaves are scored
     /// from their parent's distribution and never fed to the model.
     pub fn inner_nodes(&self) -> Vec<usize> {

@@ -9,11 +9,10 @@
 use super::classify::{
     argmax, combine, shortlist_vectors, softmax, top_k, ClassPrediction, TaskError, CONTENT_FREE,
 };
-use super::labels::LabelSet;
+use super::labels::{LabelSet, LabelTrie};
 use super::prompt::{PromptError, PromptSettings, PromptTemplate};
 use crate::engine::{cosine, ChatTemplate, Message, SentenceEmbedder};
 use crate::remote::{Client, Completion, Endpoint, LlamaServer, Policy, RemoteError, TopLogprobs};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -123,6 +122,18 @@ impl RemoteModel {
     }
 }
 
+/// The tokens from the trie's root down to `node`, inclusive.
+fn path_to(trie: &LabelTrie, node: usize) -> Vec<u32> {
+    let mut path = Vec::new();
+    let mut n = Some(node);
+    while let Some(k) = n {
+        path.push(trie.nodes[k].token);
+        n = trie.nodes[k].parent;
+    }
+    path.reverse();
+    path
+}
+
 pub struct RemoteClassifier<'m> {
     model: &'m RemoteModel,
     pub labels: LabelSet,
@@ -133,8 +144,9 @@ pub struct RemoteClassifier<'m> {
     after: Vec<u32>,
     /// What goes before an item's text (as `RenderedPrompt::lead`).
     lead: String,
-    /// Each label's tokens as scored.
+    /// Each label's tokens as scored, and the trie of them all.
     sequences: Vec<Vec<u32>>,
+    trie: LabelTrie,
     bias: Vec<f64>,
     max_text: usize,
     label_vecs: Option<Vec<Vec<f32>>>,
@@ -174,6 +186,8 @@ impl<'m> RemoteClassifier<'m> {
             .iter()
             .map(|p| server.tokenize(&format!("{space}{p}"), false))
             .collect::<Result<Vec<_>, _>>()?;
+        // Refuses empty and identical label sequences, as in-process.
+        let trie = LabelTrie::build(&labels, &sequences)?;
         let depth = sequences.iter().map(Vec::len).max().unwrap_or(0);
         let overhead = prefix.len() + after.len() + depth + 1;
         let max_text = model
@@ -194,20 +208,20 @@ impl<'m> RemoteClassifier<'m> {
             after,
             lead: rendered.lead.clone(),
             sequences,
+            trie,
             bias: Vec::new(),
             max_text,
             label_vecs,
         };
         this.bias = vec![0.0; this.labels.len()];
         if this.calibrate {
-            let all: Vec<usize> = (0..this.labels.len()).collect();
             let items = CONTENT_FREE
                 .iter()
                 .map(|t| this.item(t).map(|(ids, _)| ids))
                 .collect::<Result<Vec<_>, _>>()?;
-            let which = vec![all; items.len()];
+            let full = vec![&this.trie; items.len()];
             let mut mean = vec![0.0; this.labels.len()];
-            for lp in this.label_logprobs(&items, &which)? {
+            for lp in this.label_logprobs(&items, &full)? {
                 for (m, p) in mean.iter_mut().zip(softmax(&lp)) {
                     *m += p / CONTENT_FREE.len() as f64;
                 }
@@ -232,7 +246,7 @@ impl<'m> RemoteClassifier<'m> {
     }
 
     pub fn classify(&self, texts: &[&str]) -> Result<Vec<ClassPrediction>, TaskError> {
-        let (prompts, cut): (Vec<Vec<u32>>, Vec<bool>) = self
+        let (prompts, mut cut): (Vec<Vec<u32>>, Vec<bool>) = self
             .in_parallel(texts.len(), |i| self.item(texts[i]))?
             .into_iter()
             .unzip();
@@ -240,7 +254,10 @@ impl<'m> RemoteClassifier<'m> {
         let (which, cosines): (Vec<Vec<usize>>, Option<Vec<Vec<f64>>>) =
             match (&self.label_vecs, &self.model.embedder) {
                 (Some(label_vecs), Some(e)) => {
-                    let (vecs, _) = e.embed(texts)?;
+                    let (vecs, embed_cut) = e.embed(texts)?;
+                    for (c, e) in cut.iter_mut().zip(embed_cut) {
+                        *c |= e;
+                    }
                     let cos: Vec<Vec<f64>> = vecs
                         .iter()
                         .map(|v| label_vecs.iter().map(|l| cosine(v, l)).collect())
@@ -253,7 +270,18 @@ impl<'m> RemoteClassifier<'m> {
                 }
                 _ => (vec![(0..n).collect(); texts.len()], None),
             };
-        let lps = self.label_logprobs(&prompts, &which)?;
+        let subsets = match cosines {
+            Some(_) => which
+                .iter()
+                .map(|w| LabelTrie::for_subset(&self.labels, &self.sequences, w))
+                .collect::<Result<Vec<_>, _>>()?,
+            None => Vec::new(),
+        };
+        let tries: Vec<&LabelTrie> = match cosines {
+            Some(_) => subsets.iter().collect(),
+            None => vec![&self.trie; prompts.len()],
+        };
+        let lps = self.label_logprobs(&prompts, &tries)?;
         Ok(lps
             .iter()
             .enumerate()
@@ -279,50 +307,95 @@ impl<'m> RemoteClassifier<'m> {
             .collect())
     }
 
-    /// For each prompt, the log-probability of each label in `which[i]` (in that order),
-    /// summed over the label's tokens.
+    /// For each prompt, the log-probability of each label of `tries[i]`, scored by the trie
+    /// as in-process (a label that starts a longer one is charged the chance of stopping).
+    /// The distributions come from the server level by level: the prompt's end, then each
+    /// inner node whose token is among its parent's top `k`. A node outside them gets a row
+    /// at its parent's floor, the bound on everything not listed, and is not asked about.
     fn label_logprobs(
         &self,
         prompts: &[Vec<u32>],
-        which: &[Vec<usize>],
+        tries: &[&LabelTrie],
     ) -> Result<Vec<Vec<f64>>, TaskError> {
-        // Per (prompt, label): the log-probability so far, and whether it is still followed.
-        let mut lp: Vec<Vec<(f64, bool)>> =
-            which.iter().map(|w| vec![(0.0, true); w.len()]).collect();
-        let depth = self.sequences.iter().map(Vec::len).max().unwrap_or(0);
-        for d in 0..depth {
-            // The distinct prefixes this level needs: (prompt, the label tokens before d).
-            let mut need: HashMap<(usize, &[u32]), usize> = HashMap::new();
-            let mut asks: Vec<(usize, &[u32])> = Vec::new();
-            for (i, w) in which.iter().enumerate() {
-                for (j, &k) in w.iter().enumerate() {
-                    let seq = &self.sequences[k];
-                    if lp[i][j].1 && d < seq.len() {
-                        need.entry((i, &seq[..d])).or_insert_with(|| {
-                            asks.push((i, &seq[..d]));
-                            asks.len() - 1
-                        });
-                    }
+        // Dense rows wide enough for every token a trie holds.
+        let width = |t: &LabelTrie| {
+            t.nodes
+                .iter()
+                .map(|n| n.token as usize + 1)
+                .max()
+                .unwrap_or(0)
+        };
+        let dense = |top: &TopLogprobs, w: usize| -> Vec<f32> {
+            let mut row = vec![top.floor() as f32; w];
+            for &(t, l) in &top.0 {
+                if let Some(r) = row.get_mut(t as usize) {
+                    *r = l as f32;
                 }
             }
-            let tops = self.ask_all(prompts, &asks)?;
-            for (i, w) in which.iter().enumerate() {
-                for (j, &k) in w.iter().enumerate() {
-                    let seq = &self.sequences[k];
-                    if !(lp[i][j].1 && d < seq.len()) {
-                        continue;
-                    }
-                    let top = &tops[need[&(i, &seq[..d])]];
-                    match top.get(seq[d]) {
-                        Some(l) => lp[i][j].0 += l,
-                        None => lp[i][j] = (lp[i][j].0 + top.floor(), false),
-                    }
+            row
+        };
+        let none: Vec<(usize, Vec<u32>)> = (0..prompts.len()).map(|i| (i, Vec::new())).collect();
+        let roots = self.ask_all(prompts, &none)?;
+        // Per item: its rows, and the row of each inner node.
+        let mut rows: Vec<Vec<Vec<f32>>> = vec![Vec::new(); prompts.len()];
+        let mut at: Vec<Vec<Option<usize>>> =
+            tries.iter().map(|t| vec![None; t.nodes.len()]).collect();
+        let mut frontier: Vec<(usize, usize)> = Vec::new();
+        // A child of a node whose distribution is `top`: asked about, or bounded with its
+        // inner descendants.
+        let follow = |i: usize,
+                      node: usize,
+                      top: &TopLogprobs,
+                      rows: &mut Vec<Vec<Vec<f32>>>,
+                      at: &mut Vec<Vec<Option<usize>>>,
+                      frontier: &mut Vec<(usize, usize)>| {
+            let t = tries[i];
+            if t.nodes[node].children.is_empty() {
+                return;
+            }
+            if top.get(t.nodes[node].token).is_some() {
+                frontier.push((i, node));
+                return;
+            }
+            rows[i].push(vec![top.floor() as f32; width(t)]);
+            let row = rows[i].len() - 1;
+            let mut stack = vec![node];
+            while let Some(n) = stack.pop() {
+                if !t.nodes[n].children.is_empty() {
+                    at[i][n] = Some(row);
+                    stack.extend(&t.nodes[n].children);
                 }
+            }
+        };
+        for (i, top) in roots.iter().enumerate() {
+            for &r in &tries[i].roots {
+                follow(i, r, top, &mut rows, &mut at, &mut frontier);
             }
         }
-        Ok(lp
-            .into_iter()
-            .map(|row| row.into_iter().map(|(l, _)| l).collect())
+        while !frontier.is_empty() {
+            let asks: Vec<(usize, Vec<u32>)> = frontier
+                .iter()
+                .map(|&(i, n)| (i, path_to(tries[i], n)))
+                .collect();
+            let tops = self.ask_all(prompts, &asks)?;
+            let mut next = Vec::new();
+            for (&(i, n), top) in frontier.iter().zip(&tops) {
+                rows[i].push(dense(top, width(tries[i])));
+                at[i][n] = Some(rows[i].len() - 1);
+                for &c in &tries[i].nodes[n].children {
+                    follow(i, c, top, &mut rows, &mut at, &mut next);
+                }
+            }
+            frontier = next;
+        }
+        Ok(tries
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let root = dense(&roots[i], width(t));
+                let at_i = &at[i];
+                t.score(&root, &|n| at_i[n], &rows[i])
+            })
             .collect())
     }
 
@@ -330,11 +403,11 @@ impl<'m> RemoteClassifier<'m> {
     fn ask_all(
         &self,
         prompts: &[Vec<u32>],
-        asks: &[(usize, &[u32])],
+        asks: &[(usize, Vec<u32>)],
     ) -> Result<Vec<TopLogprobs>, TaskError> {
         self.in_parallel(asks.len(), |a| {
-            let (i, path) = asks[a];
-            let mut ids = prompts[i].clone();
+            let (i, path) = &asks[a];
+            let mut ids = prompts[*i].clone();
             ids.extend_from_slice(path);
             self.model.server.top_logprobs(&ids, TOP_K)
         })
