@@ -95,6 +95,9 @@ fn name_features(
     let (Some(base), Some(spec)) = (base, crate::jobs::task::task_spec(project)) else {
         return Ok(None);
     };
+    if !model.lm_features() {
+        return Ok(None); // an inference server gives no hidden states to read the names with
+    }
     let current = spec.prompt_version().map_err(model_error)?;
     if base.model_id != model.model_id() || base.prompt_version != current {
         return Ok(None);

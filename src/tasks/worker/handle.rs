@@ -17,6 +17,8 @@ pub struct ModelHandle {
     chat_version: Arc<str>,
     /// The sentence embedder's id, when one is loaded.
     embedder_id: Option<Arc<str>>,
+    /// Whether predictions carry the language model's hidden state (in-process only).
+    lm_features: bool,
     waiting: Arc<AtomicUsize>,
     /// The thread itself: whether it has finished is the handle's health.
     thread: Arc<JoinHandle<()>>,
@@ -38,7 +40,7 @@ impl ModelHandle {
     ) -> anyhow::Result<Self> {
         let (tx, rx) = mpsc::sync_channel::<Envelope>(QUEUE);
         let (ready_tx, ready_rx) =
-            mpsc::channel::<anyhow::Result<(String, String, Option<String>)>>();
+            mpsc::channel::<anyhow::Result<(String, String, Option<String>, bool)>>();
         let waiting = Arc::new(AtomicUsize::new(0));
         let thread_waiting = waiting.clone();
         let thread = std::thread::Builder::new()
@@ -55,10 +57,11 @@ impl ModelHandle {
                     model.id().to_string(),
                     model.chat_version().to_string(),
                     model.embedder().map(|e| e.id.clone()),
+                    matches!(model, Backend::Local(_)),
                 )));
                 serve(&model, rx, &thread_waiting);
             })?;
-        let (model_id, chat_version, embedder_id) = ready_rx
+        let (model_id, chat_version, embedder_id, lm_features) = ready_rx
             .recv()
             .map_err(|_| anyhow::anyhow!("the model thread died while loading"))??;
         Ok(ModelHandle {
@@ -66,6 +69,7 @@ impl ModelHandle {
             model_id: model_id.into(),
             chat_version: chat_version.into(),
             embedder_id: embedder_id.map(Into::into),
+            lm_features,
             waiting,
             thread: Arc::new(thread),
         })
@@ -91,6 +95,12 @@ impl ModelHandle {
     /// The sentence embedder's id (what stored embeddings record), when one is loaded.
     pub fn embedder_id(&self) -> Option<&str> {
         self.embedder_id.as_deref()
+    }
+
+    /// Whether label predictions carry the language model's view of each text (`features`):
+    /// the in-process engine's do, an inference server's do not.
+    pub fn lm_features(&self) -> bool {
+        self.lm_features
     }
 
     /// Unit-length sentence embeddings of `texts`; empty when no embedder is loaded.
