@@ -120,22 +120,10 @@ impl<'m> Classifier<'m> {
         labels: LabelSet,
         opts: ClassifierOptions,
     ) -> Result<Self, TaskError> {
-        let rendered = template.render(&model.chat, &labels.phrases, &[])?;
-        if rendered.mention.is_some() {
-            return Err(PromptError::Invalid {
-                name: template.name.clone(),
-                message: "{{ mention }} belongs in entity prompts only".into(),
-            }
-            .into());
-        }
+        let (rendered, lead) = render_for_labels(template, &model.chat, &labels)?;
         let tok = &model.tokenizer;
         let prefix_ids = tok.encode_prompt(&rendered.before)?;
         let after_ids = tok.encode_prompt(&rendered.after)?;
-        // The answer follows the prompt: after a word ("Sentiment:") it starts with a space.
-        let lead = match rendered.after.chars().last() {
-            Some(c) if !c.is_whitespace() => " ",
-            _ => "",
-        };
         let sequences = labels
             .phrases
             .iter()
@@ -143,13 +131,8 @@ impl<'m> Classifier<'m> {
             .collect::<Result<Vec<_>, _>>()?;
         let trie = LabelTrie::build(&labels, &sequences)?;
         let depth = sequences.iter().map(Vec::len).max().unwrap_or(0);
-        let context = model.transformer.config().context_length;
         let overhead = prefix_ids.len() + after_ids.len() + depth + 1;
-        let max_text = context
-            .checked_sub(overhead)
-            .filter(|&n| n > 0)
-            .ok_or(TaskError::NoRoom(context))?
-            .min(MAX_TEXT_TOKENS);
+        let max_text = text_room(model.transformer.config().context_length, overhead)?;
         let prefix = match opts.prefix_cache {
             true => model.transformer.prefill(&prefix_ids)?,
             false => KvCache::empty(),
@@ -415,6 +398,39 @@ pub fn combine(lm: &[f64], shortlist: &[usize], cosines: &[f64], s: &PromptSetti
         p[i] += (1.0 - s.embedding_weight) * q;
     }
     p
+}
+
+/// A classification prompt rendered with `chat` for `labels` (a `{{ mention }}` slot is
+/// refused), and what goes before each label phrase: the answer follows the prompt, so after
+/// a word ("Sentiment:") it starts with a space.
+pub(crate) fn render_for_labels(
+    template: &PromptTemplate,
+    chat: &crate::engine::ChatTemplate,
+    labels: &LabelSet,
+) -> Result<(super::prompt::RenderedPrompt, &'static str), TaskError> {
+    let rendered = template.render(chat, &labels.phrases, &[])?;
+    if rendered.mention.is_some() {
+        return Err(PromptError::Invalid {
+            name: template.name.clone(),
+            message: "{{ mention }} belongs in entity prompts only".into(),
+        }
+        .into());
+    }
+    let lead = match rendered.after.chars().last() {
+        Some(c) if !c.is_whitespace() => " ",
+        _ => "",
+    };
+    Ok((rendered, lead))
+}
+
+/// Tokens left for an item's text in a context of `context` after `overhead` tokens of
+/// prompt and labels, at most MAX_TEXT_TOKENS.
+pub(crate) fn text_room(context: usize, overhead: usize) -> Result<usize, TaskError> {
+    Ok(context
+        .checked_sub(overhead)
+        .filter(|&n| n > 0)
+        .ok_or(TaskError::NoRoom(context))?
+        .min(MAX_TEXT_TOKENS))
 }
 
 /// Every label phrase's embedding, when the prompt shortlists and the set is larger than the

@@ -7,10 +7,11 @@
 //! not followed further (the model id says `trie-top{k}`, so figures are never mixed up with
 //! exact scoring).
 use super::classify::{
-    argmax, combine, shortlist_vectors, softmax, top_k, ClassPrediction, TaskError, CONTENT_FREE,
+    argmax, combine, render_for_labels, shortlist_vectors, softmax, text_room, top_k,
+    ClassPrediction, TaskError, CONTENT_FREE,
 };
 use super::labels::{LabelSet, LabelTrie};
-use super::prompt::{PromptError, PromptSettings, PromptTemplate};
+use super::prompt::{PromptSettings, PromptTemplate};
 use crate::engine::{cosine, ChatTemplate, Message, SentenceEmbedder};
 use crate::remote::{Client, Completion, Endpoint, LlamaServer, Policy, RemoteError, TopLogprobs};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,9 +20,6 @@ use std::sync::Mutex;
 /// Next tokens asked for per request. The labels of a set rarely start outside the top 100;
 /// a bigger list costs the server a sort and the wire a longer answer.
 pub const TOP_K: usize = 100;
-
-/// Longest text sent, in the server's tokens (as the in-process `MAX_TEXT_TOKENS`).
-const MAX_TEXT_TOKENS: usize = super::classify::MAX_TEXT_TOKENS;
 
 /// A model on an inference server, with the local sentence embedder beside it. On llama.cpp's
 /// server it labels and writes responses; on a server without `/props` (vLLM, SGLang) it only
@@ -166,21 +164,10 @@ impl<'m> RemoteClassifier<'m> {
                 model.server.client.base()
             ))
         })?;
-        let rendered = template.render(chat, &labels.phrases, &[])?;
-        if rendered.mention.is_some() {
-            return Err(PromptError::Invalid {
-                name: template.name.clone(),
-                message: "{{ mention }} belongs in entity prompts only".into(),
-            }
-            .into());
-        }
+        let (rendered, space) = render_for_labels(template, chat, &labels)?;
         let server = &model.server;
         let prefix = server.tokenize(&rendered.before, true)?;
         let after = server.tokenize(&rendered.after, true)?;
-        let space = match rendered.after.chars().last() {
-            Some(c) if !c.is_whitespace() => " ",
-            _ => "",
-        };
         let sequences = labels
             .phrases
             .iter()
@@ -190,12 +177,7 @@ impl<'m> RemoteClassifier<'m> {
         let trie = LabelTrie::build(&labels, &sequences)?;
         let depth = sequences.iter().map(Vec::len).max().unwrap_or(0);
         let overhead = prefix.len() + after.len() + depth + 1;
-        let max_text = model
-            .context
-            .checked_sub(overhead)
-            .filter(|&n| n > 0)
-            .ok_or(TaskError::NoRoom(model.context))?
-            .min(MAX_TEXT_TOKENS);
+        let max_text = text_room(model.context, overhead)?;
         let settings = template.settings.clone();
         let label_vecs = shortlist_vectors(model.embedder.as_ref(), &settings, &labels)?;
         let mut this = Self {
