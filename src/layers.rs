@@ -12,6 +12,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("learn", 0),
     ("remote", 0),
     ("formats", 1),
+    ("rules", 1),
     ("tasks", 1),
     ("store", 2),
     ("quality", 3),

@@ -14,6 +14,7 @@ mod layers;
 pub mod learn;
 pub mod quality;
 pub mod remote;
+pub mod rules;
 pub mod store;
 pub mod tasks;
 pub mod web;

@@ -4,6 +4,7 @@
 //! render the answer; nothing here knows about HTTP.
 pub mod jobs;
 pub mod quality;
+pub mod rules;
 
 use crate::jobs::JobRunner;
 use crate::store::{Store, StoreError};

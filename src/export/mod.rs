@@ -251,7 +251,8 @@ struct Settled {
 }
 
 /// A reviewer's adjudication wins; then the annotators' latest answers (an import counts as one
-/// annotator): the most common value, ties to the latest; then an auto-accepted prediction.
+/// annotator): the most common value, ties to the latest; then an auto-accepted prediction
+/// (source `rules` when the project's rules made it).
 fn settle(rows: &[Answered]) -> Option<Settled> {
     let mut latest: Vec<(&Option<String>, &serde_json::Value)> = Vec::new();
     for r in rows.iter().rev() {
@@ -295,9 +296,10 @@ fn settle(rows: &[Answered]) -> Option<Settled> {
             });
         }
     }
+    let by_rules = rows.first().is_some_and(|r| r.resolved_by_rules);
     resolution.map(|(_, v)| Settled {
         value: v.clone(),
-        source: "model",
+        source: if by_rules { "rules" } else { "model" },
         agreement: None,
         annotators: Vec::new(),
     })
@@ -337,7 +339,7 @@ pub fn labels(
             };
             let left_out = if filter.human_only && settled.source == "import" {
                 Some(&mut summary.import_only)
-            } else if filter.human_only && settled.source == "model" {
+            } else if filter.human_only && matches!(settled.source, "model" | "rules") {
                 Some(&mut summary.model_only)
             } else if filter.min_agreement > 0.0
                 && settled.agreement.unwrap_or(0.0) < filter.min_agreement

@@ -1,9 +1,10 @@
 //! Background jobs, each lane on a thread of its own: the model lane pre-labels items (or writes
-//! a preference project's responses), the learning lane retrains. A job is resumed after a
+//! a preference project's responses), the learning lane retrains and applies rules. A job is resumed after a
 //! restart from its row: the items still without a prediction are what is left.
 mod generate;
 mod prelabel;
 pub mod retrain;
+pub mod rules;
 pub(crate) mod task;
 
 pub use task::{labels_hash, task_spec, RunError};
@@ -51,6 +52,7 @@ impl JobRunner {
                     Ok(Some(job)) => {
                         let ran = match lane {
                             Lane::Model => prelabel::run(&store, model.as_ref(), &job),
+                            Lane::Learning if job.kind == "rules" => rules::run(&store, &job),
                             Lane::Learning => retrain::run(&store, model.as_ref(), &job),
                         };
                         if let Err(e) = ran {

@@ -4,6 +4,7 @@
 //! hand in embeddings, label indices and the language model's distributions.
 mod error;
 pub mod features;
+pub mod label_model;
 pub mod learner;
 pub mod logistic;
 pub mod mix;

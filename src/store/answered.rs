@@ -14,6 +14,8 @@ pub struct Answered {
     pub model: Option<String>,
     pub prompt_version: Option<String>,
     pub resolution: Option<(String, serde_json::Value)>,
+    /// The resolution is a prediction of the project's rules (auto-accepted), not of a model.
+    pub resolved_by_rules: bool,
     /// Instruction projects: the record under review.
     pub record: Option<String>,
 }
@@ -26,12 +28,14 @@ pub fn for_each_item(
     mut each: impl FnMut(&[Answered]) -> Result<()>,
 ) -> Result<()> {
     let mut stmt = c.prepare(
-        "SELECT i.id, i.ext_id, i.text, u.name, a.value, p.model_id, p.prompt_version, r.source, r.value, i.prompt
+        "SELECT i.id, i.ext_id, i.text, u.name, a.value, p.model_id, p.prompt_version, r.source, r.value, i.prompt,
+           substr(rp.model_id, 1, 6) = 'rules@'
          FROM items i
          LEFT JOIN annotations a ON a.item_id = i.id
          LEFT JOIN users u ON u.id = a.user_id
          LEFT JOIN predictions p ON p.id = (SELECT MAX(id) FROM predictions WHERE item_id = i.id)
          LEFT JOIN resolutions r ON r.id = (SELECT MAX(id) FROM resolutions WHERE item_id = i.id)
+         LEFT JOIN predictions rp ON rp.id = r.prediction_id
          WHERE i.project_id = ?1 AND i.gold IS NULL AND (a.id IS NOT NULL OR r.id IS NOT NULL)
          ORDER BY i.id, a.id",
     )?;
@@ -56,6 +60,7 @@ pub fn for_each_item(
             prompt_version: r.get(6)?,
             resolution,
             record: r.get(9)?,
+            resolved_by_rules: r.get::<_, Option<bool>>(10)?.unwrap_or(false),
         };
         if group.first().is_some_and(|g| g.item != row.item) {
             each(&group)?;

@@ -110,7 +110,7 @@ pub fn create(tx: &Transaction, actor: &Actor, project_id: i64) -> Result<Job> {
     };
     let active: Option<i64> = tx
         .query_row(
-            "SELECT id FROM jobs WHERE project_id = ?1 AND kind != 'retrain' AND status IN ('queued', 'running')",
+            "SELECT id FROM jobs WHERE project_id = ?1 AND kind IN ('prelabel', 'generate') AND status IN ('queued', 'running')",
             [project_id],
             |r| r.get(0),
         )
@@ -180,7 +180,7 @@ pub fn for_project(conn: &Connection, project_id: i64) -> Result<Vec<Job>> {
 }
 
 /// Which runner thread takes a job: the model's jobs (pre-labeling, generation) take minutes
-/// to hours, so retraining runs beside them instead of waiting behind them.
+/// to hours, so retraining and applying rules run beside them instead of waiting behind them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lane {
     Model,
@@ -191,7 +191,7 @@ impl Lane {
     fn kinds(self) -> &'static str {
         match self {
             Lane::Model => r#"["prelabel","generate"]"#,
-            Lane::Learning => r#"["retrain"]"#,
+            Lane::Learning => r#"["retrain","rules"]"#,
         }
     }
 }

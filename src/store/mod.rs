@@ -17,6 +17,7 @@ pub mod projects;
 pub mod quality;
 pub mod queue;
 pub mod review;
+pub mod rules;
 mod schema;
 pub mod users;
 

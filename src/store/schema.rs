@@ -325,4 +325,42 @@ CREATE TABLE span_candidates (
     data BLOB NOT NULL
 );
 "#,
+    // 9: labeling functions. A rule is versioned by name like the guidelines: every change adds
+    // a row, a deletion is a row without a spec. Applying a rule set is a job (its `params`:
+    // the combining method), so the jobs table is rebuilt to widen its CHECK.
+    r#"
+CREATE TABLE rules (
+    id INTEGER PRIMARY KEY,
+    project_id INTEGER NOT NULL REFERENCES projects(id),
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    -- rules::RuleSpec as JSON; NULL: deleted in this version
+    spec TEXT,
+    user_id INTEGER REFERENCES users(id),
+    created_at INTEGER NOT NULL,
+    UNIQUE (project_id, name, version)
+);
+CREATE TABLE jobs_new (
+    id INTEGER PRIMARY KEY,
+    project_id INTEGER NOT NULL REFERENCES projects(id),
+    kind TEXT NOT NULL CHECK (kind IN ('prelabel', 'generate', 'retrain', 'rules')),
+    status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'cancelled', 'failed')),
+    model_id TEXT,
+    prompt_version TEXT,
+    total INTEGER NOT NULL DEFAULT 0,
+    done INTEGER NOT NULL DEFAULT 0,
+    run_started_at INTEGER,
+    run_done_at_start INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    user_id INTEGER REFERENCES users(id),
+    created_at INTEGER NOT NULL,
+    finished_at INTEGER,
+    since_annotation INTEGER,
+    -- rules jobs: what to apply, as JSON
+    params TEXT
+);
+INSERT INTO jobs_new SELECT *, NULL FROM jobs;
+DROP TABLE jobs;
+ALTER TABLE jobs_new RENAME TO jobs;
+"#,
 ];

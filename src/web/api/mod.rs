@@ -8,6 +8,7 @@ mod pairs;
 mod projects;
 pub(crate) mod quality;
 mod queue;
+mod rules;
 mod users;
 
 use actix_web::web;
@@ -50,6 +51,20 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/projects/{id}/jobs", web::get().to(jobs::list))
         .route("/projects/{id}/retrain", web::post().to(learning::retrain))
         .route("/projects/{id}/learning", web::get().to(learning::get))
+        .route("/projects/{id}/rules", web::get().to(rules::table))
+        .route("/projects/{id}/rules", web::post().to(rules::add))
+        .route("/projects/{id}/rules/preview", web::post().to(rules::preview))
+        .route("/projects/{id}/rules/apply", web::post().to(rules::apply))
+        .route("/projects/{id}/rules/{name}", web::put().to(rules::update))
+        .route("/projects/{id}/rules/{name}", web::delete().to(rules::delete))
+        .route(
+            "/projects/{id}/rules/{name}/history",
+            web::get().to(rules::history),
+        )
+        .route(
+            "/projects/{id}/rules/{name}/examples",
+            web::get().to(rules::examples),
+        )
         .route("/items/{id}", web::get().to(items::get))
         .route("/items/{id}/annotations", web::post().to(items::annotate))
         .route("/items/{id}/skip", web::post().to(items::skip))
