@@ -71,7 +71,12 @@ fn figures_row(f: RuleFigures, items: u64) -> (Option<f64>, Option<f64>, Option<
     (f.coverage(items), f.model_agreement(), f.accuracy(), f)
 }
 
-fn table(project_rules: Vec<StoredRule>, set: &RuleSet, a: Analysis, applied: Option<serde_json::Value>) -> RulesTable {
+fn table(
+    project_rules: Vec<StoredRule>,
+    set: &RuleSet,
+    a: Analysis,
+    applied: Option<serde_json::Value>,
+) -> RulesTable {
     // The set is compiled from the rules in the store's order, so figures line up by position.
     let rules = project_rules
         .into_iter()
@@ -168,7 +173,11 @@ pub fn preview(store: &Store, project_id: i64, spec: RuleSpec) -> Result<Preview
 
 /// Checks a rule against the project and compiles it (a similarity rule's examples must have
 /// embeddings), so what is stored can be applied.
-fn checked(store: &Store, project: &Project, spec: RuleSpec) -> Result<crate::rules::Rule, StoreError> {
+fn checked(
+    store: &Store,
+    project: &Project,
+    spec: RuleSpec,
+) -> Result<crate::rules::Rule, StoreError> {
     let rule = spec.validated(project.task, &project.labels)?;
     apply::compile_rules(store, project, vec![rule.clone()])?;
     Ok(rule)
@@ -183,8 +192,13 @@ impl App {
         .await
     }
 
-    pub async fn rule_history(&self, project_id: i64, name: String) -> Result<Vec<RuleVersion>, AppError> {
-        self.read(move |c| stored::history(c, project_id, &name)).await
+    pub async fn rule_history(
+        &self,
+        project_id: i64,
+        name: String,
+    ) -> Result<Vec<RuleVersion>, AppError> {
+        self.read(move |c| stored::history(c, project_id, &name))
+            .await
     }
 
     pub async fn save_rule(
@@ -204,7 +218,12 @@ impl App {
             .await
     }
 
-    pub async fn delete_rule(&self, actor: Actor, project_id: i64, name: String) -> Result<(), AppError> {
+    pub async fn delete_rule(
+        &self,
+        actor: Actor,
+        project_id: i64,
+        name: String,
+    ) -> Result<(), AppError> {
         self.write(move |tx| stored::delete(tx, &actor, project_id, &name))
             .await
     }
@@ -246,7 +265,12 @@ impl App {
     }
 
     /// Queues applying the project's rules, combined by `method`.
-    pub async fn apply_rules(&self, actor: Actor, project_id: i64, method: Method) -> Result<Job, AppError> {
+    pub async fn apply_rules(
+        &self,
+        actor: Actor,
+        project_id: i64,
+        method: Method,
+    ) -> Result<Job, AppError> {
         let store = self.store.clone();
         super::blocking(move || -> Result<(), StoreError> {
             let project = store.read(|c| projects::get(c, project_id))?;
@@ -257,7 +281,10 @@ impl App {
                 ));
             }
             if apply::compile(&store, &project)?.is_empty() {
-                return Err(StoreError::invalid("rules", "the project has no rules to apply"));
+                return Err(StoreError::invalid(
+                    "rules",
+                    "the project has no rules to apply",
+                ));
             }
             Ok(())
         })

@@ -20,7 +20,7 @@ pub struct DbArg {
 }
 
 impl DbArg {
-    fn open(&self) -> Result<Store> {
+    pub(super) fn open(&self) -> Result<Store> {
         Store::open(&self.db).with_context(|| format!("opening {}", self.db.display()))
     }
 }

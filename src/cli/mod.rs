@@ -4,6 +4,7 @@ mod eval;
 mod label;
 mod learn;
 mod learn_spans;
+mod rules;
 mod serve;
 
 use anyhow::{Context, Result};
@@ -55,6 +56,9 @@ enum Command {
     Prelabel(admin::PrelabelArgs),
     /// Export a project (labels, spans, instructions or preference votes) in a trainer's format, streamed.
     Export(admin::ExportArgs),
+    /// Labeling functions: add, list, measure and apply a project's rules, or label a file.
+    #[command(subcommand)]
+    Rules(rules::RulesCommand),
 }
 
 #[derive(Subcommand)]
@@ -76,6 +80,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Project(cmd) => admin::project(cmd),
         Command::Prelabel(args) => admin::prelabel(args),
         Command::Export(args) => admin::export(args),
+        Command::Rules(cmd) => rules::run(cmd),
     }
 }
 

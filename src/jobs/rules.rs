@@ -62,7 +62,11 @@ pub fn compile(store: &Store, project: &Project) -> Result<RuleSet, StoreError> 
 
 /// Compiles `rules` for the project, reading the stored embeddings of the items its
 /// similarity rules name.
-pub fn compile_rules(store: &Store, project: &Project, rules: Vec<Rule>) -> Result<RuleSet, StoreError> {
+pub fn compile_rules(
+    store: &Store,
+    project: &Project,
+    rules: Vec<Rule>,
+) -> Result<RuleSet, StoreError> {
     let mut examples: Vec<String> = Vec::new();
     for r in &rules {
         if let crate::rules::Matcher::Similar { examples: e, .. } = r.matcher() {
@@ -127,8 +131,16 @@ pub fn evaluate(
     let label_of = |r: usize| set.label_of(r);
     scan(store, project.id, &wants, |page| {
         for row in page {
-            set.fired(&row.text, row.embedding.as_deref(), &mut scratch, &mut fired);
-            let model = row.model_label.as_deref().and_then(|l| index.get(l).copied());
+            set.fired(
+                &row.text,
+                row.embedding.as_deref(),
+                &mut scratch,
+                &mut fired,
+            );
+            let model = row
+                .model_label
+                .as_deref()
+                .and_then(|l| index.get(l).copied());
             let human = humans.get(&row.item_id).copied();
             analysis.add(&ItemVotes {
                 fired: &fired,
@@ -181,7 +193,11 @@ fn example(
 }
 
 fn label_index(labels: &[String]) -> HashMap<&str, usize> {
-    labels.iter().enumerate().map(|(i, l)| (l.as_str(), i)).collect()
+    labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.as_str(), i))
+        .collect()
 }
 
 /// What people settled on for each answered item, as label indices.
@@ -263,7 +279,7 @@ impl Voters {
     }
 }
 
-pub(crate) fn run(store: &Store, job: &Job) -> Result<(), RunError> {
+pub fn run(store: &Store, job: &Job) -> Result<(), RunError> {
     let project = store.read(|c| projects::get(c, job.project_id))?;
     if project.task != TaskKind::Classification {
         return Err(RunError::Model(
@@ -271,8 +287,13 @@ pub(crate) fn run(store: &Store, job: &Job) -> Result<(), RunError> {
         ));
     }
     let params = store.read(|c| stored::job_params(c, job.id))?;
-    let method: Method = serde_json::from_value(params.get("method").cloned().unwrap_or(json!("label_model")))
-        .map_err(|e| RunError::Model(format!("method: {e}")))?;
+    let method: Method = serde_json::from_value(
+        params
+            .get("method")
+            .cloned()
+            .unwrap_or(json!("label_model")),
+    )
+    .map_err(|e| RunError::Model(format!("method: {e}")))?;
     let set = compile(store, &project)?;
     if set.is_empty() {
         return Err(RunError::Model("the project has no rules to apply".into()));
@@ -311,7 +332,12 @@ pub(crate) fn run(store: &Store, job: &Job) -> Result<(), RunError> {
             return Ok(false);
         }
         for row in page {
-            set.fired(&row.text, row.embedding.as_deref(), &mut scratch, &mut fired);
+            set.fired(
+                &row.text,
+                row.embedding.as_deref(),
+                &mut scratch,
+                &mut fired,
+            );
             row_votes.clear();
             row_votes.extend(fired.iter().map(|&r| (r, set.label_of(r))));
             if let Some(m) = row.model_label.as_deref().and_then(|l| index.get(l)) {
@@ -342,7 +368,7 @@ pub(crate) fn run(store: &Store, job: &Job) -> Result<(), RunError> {
     let names = voters.names(&set);
     let fitted = match method {
         Method::LabelModel => Some(
-            LabelModel::fit(&all, &FitOptions::default())
+            LabelModel::fit(&all, &FitOptions::shrunk())
                 .map_err(|e| RunError::Model(e.to_string()))?,
         ),
         Method::Majority => None,
@@ -354,7 +380,11 @@ pub(crate) fn run(store: &Store, job: &Job) -> Result<(), RunError> {
                 .unwrap_or_else(|| vec![1.0 / project.labels.len() as f64; project.labels.len()]),
         }
     };
-    let voter_names: Vec<&str> = names.iter().skip(set.len()).map(|(n, _)| n.as_str()).collect();
+    let voter_names: Vec<&str> = names
+        .iter()
+        .skip(set.len())
+        .map(|(n, _)| n.as_str())
+        .collect();
     let model_id = if voter_names.is_empty() {
         model_id_prefix.clone()
     } else {
@@ -401,7 +431,12 @@ pub(crate) fn run(store: &Store, job: &Job) -> Result<(), RunError> {
         stored::set_job_params(tx, job.id, &summary)?;
         jobs::finish(tx, job.id, JobStatus::Done, None)
     })?;
-    tracing::info!(job = job.id, project = project.id, predicted = rows.len(), "rules applied");
+    tracing::info!(
+        job = job.id,
+        project = project.id,
+        predicted = rows.len(),
+        "rules applied"
+    );
     Ok(())
 }
 
@@ -426,7 +461,8 @@ fn prediction_row(
         .iter()
         .map(|&(v, l)| (names[v as usize].0.clone(), json!(labels[l as usize])))
         .collect();
-    row.output.insert("votes".into(), serde_json::Value::Object(votes));
+    row.output
+        .insert("votes".into(), serde_json::Value::Object(votes));
     row
 }
 
@@ -436,10 +472,14 @@ fn drop_voter(votes: &Votes, gone: usize, voters: usize) -> Result<Votes, RunErr
     let mut row = Vec::new();
     for item in votes.items() {
         row.clear();
-        row.extend(item.iter().filter(|(v, _)| *v as usize != gone).map(|&(v, l)| {
-            let v = v as usize;
-            (if v > gone { v - 1 } else { v }, l as usize)
-        }));
+        row.extend(
+            item.iter()
+                .filter(|(v, _)| *v as usize != gone)
+                .map(|&(v, l)| {
+                    let v = v as usize;
+                    (if v > gone { v - 1 } else { v }, l as usize)
+                }),
+        );
         out.push(&row).map_err(|e| RunError::Model(e.to_string()))?;
     }
     Ok(out)

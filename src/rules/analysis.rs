@@ -139,7 +139,12 @@ mod tests {
             (&[2], Some(1), Some(1)),
         ];
         for (fired, model, human) in items {
-            a.add(&ItemVotes { fired, label_of: &label_of, model, human });
+            a.add(&ItemVotes {
+                fired,
+                label_of: &label_of,
+                model,
+                human,
+            });
         }
         assert_eq!((a.items, a.covered, a.conflicted), (5, 4, 1));
         assert_eq!((a.annotated, a.annotated_covered), (4, 3));
@@ -148,11 +153,21 @@ mod tests {
         assert_eq!((r0.with_model, r0.agrees_with_model), (2, 1));
         assert_eq!((r0.annotated, r0.correct), (2, 1));
         assert_eq!(r0.accuracy(), Some(0.5));
-        assert_eq!(a.rules[1].conflicts, 0, "it overlapped a rule of its own label only");
+        assert_eq!(
+            a.rules[1].conflicts, 0,
+            "it overlapped a rule of its own label only"
+        );
         let r2 = &a.rules[2];
-        assert_eq!((r2.hits, r2.conflicts, r2.correct, r2.annotated), (2, 1, 2, 2));
+        assert_eq!(
+            (r2.hits, r2.conflicts, r2.correct, r2.annotated),
+            (2, 1, 2, 2)
+        );
         assert_eq!(r2.coverage(a.items), Some(0.4));
-        assert_eq!(RuleFigures::default().accuracy(), None, "no answers: no figure, not 0");
+        assert_eq!(
+            RuleFigures::default().accuracy(),
+            None,
+            "no answers: no figure, not 0"
+        );
 
         let mut twice = a.clone();
         twice.merge(&a);

@@ -70,6 +70,9 @@ mod tests {
     fn many_bad_lines_are_counted() {
         let e = parse(&"a\tb\n".repeat(9)).unwrap_err();
         assert!(e.message.ends_with("and 4 more bad lines"), "{e}");
-        assert!(parse("# only a comment\n\n").unwrap_err().message.contains("no terms"));
+        assert!(parse("# only a comment\n\n")
+            .unwrap_err()
+            .message
+            .contains("no terms"));
     }
 }

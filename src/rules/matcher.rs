@@ -66,7 +66,11 @@ impl RuleSet {
             let i = labels.iter().position(|l| l == r.label()).ok_or_else(|| {
                 Invalid::new(
                     "label",
-                    format!("rule {}: {:?} is not a label of the project", r.name(), r.label()),
+                    format!(
+                        "rule {}: {:?} is not a label of the project",
+                        r.name(),
+                        r.label()
+                    ),
                 )
             })?;
             label_of.push(i);
@@ -88,7 +92,11 @@ impl RuleSet {
                     whole_word,
                     ..
                 } => {
-                    let into = if *case_sensitive { &mut exact } else { &mut folded };
+                    let into = if *case_sensitive {
+                        &mut exact
+                    } else {
+                        &mut folded
+                    };
                     for t in terms {
                         let t = if *case_sensitive { t.clone() } else { fold(t) };
                         into.0.push(t);
@@ -363,7 +371,9 @@ mod tests {
     use crate::rules::RuleSpec;
 
     fn labels() -> Vec<String> {
-        ["refund", "card", "LOC", "other"].map(String::from).to_vec()
+        ["refund", "card", "LOC", "other"]
+            .map(String::from)
+            .to_vec()
     }
 
     fn set(rules: serde_json::Value, task: TaskKind) -> RuleSet {
@@ -401,7 +411,11 @@ mod tests {
         assert_eq!(fired(&s, "refunded", None), [2], "whole words only");
         assert_eq!(fired(&s, "my card, my Card!", None), [1]);
         assert_eq!(fired(&s, "my card", None), Vec::<usize>::new());
-        assert_eq!(fired(&s, "ask@bank today", None), [3], "no edge needed on the symbol side");
+        assert_eq!(
+            fired(&s, "ask@bank today", None),
+            [3],
+            "no edge needed on the symbol side"
+        );
     }
 
     #[test]
@@ -431,8 +445,14 @@ mod tests {
             TaskKind::Classification,
         );
         assert_eq!(fired(&s, "When will my Card ARRIVE", None), [0, 1]);
-        assert_eq!(fired(&s, "when will my card arrive", Some(&[0.95, 0.31])), [0, 2]);
-        assert_eq!(fired(&s, "nothing", Some(&[0.5, 0.86])), Vec::<usize>::new());
+        assert_eq!(
+            fired(&s, "when will my card arrive", Some(&[0.95, 0.31])),
+            [0, 2]
+        );
+        assert_eq!(
+            fired(&s, "nothing", Some(&[0.5, 0.86])),
+            Vec::<usize>::new()
+        );
         assert_eq!(s.label_of(2), 0);
     }
 
@@ -450,16 +470,29 @@ mod tests {
         assert_eq!(
             spans,
             [
-                SpanMatch { rule: 0, start: 7, end: 15 },
-                SpanMatch { rule: 0, start: 11, end: 15 },
-                SpanMatch { rule: 1, start: 16, end: 23 },
+                SpanMatch {
+                    rule: 0,
+                    start: 7,
+                    end: 15
+                },
+                SpanMatch {
+                    rule: 0,
+                    start: 11,
+                    end: 15
+                },
+                SpanMatch {
+                    rule: 1,
+                    start: 16,
+                    end: 23
+                },
             ]
         );
     }
 
     #[test]
     fn the_hash_names_the_content_not_the_order() {
-        let a = serde_json::json!({"name": "a", "label": "card", "kind": "keywords", "terms": ["x"]});
+        let a =
+            serde_json::json!({"name": "a", "label": "card", "kind": "keywords", "terms": ["x"]});
         let b = serde_json::json!({"name": "b", "label": "card", "kind": "regex", "pattern": "y"});
         let one = set(serde_json::json!([a, b]), TaskKind::Classification);
         let two = set(serde_json::json!([b, a]), TaskKind::Classification);
@@ -479,8 +512,13 @@ mod tests {
             .into_iter()
             .map(|s| s.validated(TaskKind::Classification, &labels()).unwrap())
             .collect();
-        let e = RuleSet::compile(rules, &labels(), &HashMap::new()).err().unwrap();
+        let e = RuleSet::compile(rules, &labels(), &HashMap::new())
+            .err()
+            .unwrap();
         assert_eq!(e.field, "examples");
-        assert!(e.message.contains("\"missing\" is not in the project"), "{e}");
+        assert!(
+            e.message.contains("\"missing\" is not in the project"),
+            "{e}"
+        );
     }
 }

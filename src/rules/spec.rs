@@ -42,7 +42,10 @@ pub enum Matcher {
         whole_word: bool,
     },
     /// Items whose embedding is within `threshold` cosine of any of these items (by id).
-    Similar { examples: Vec<String>, threshold: f32 },
+    Similar {
+        examples: Vec<String>,
+        threshold: f32,
+    },
 }
 
 fn yes() -> bool {
@@ -100,7 +103,7 @@ impl RuleSpec {
                 "rules label classification and NER projects",
             ));
         }
-        if !labels.iter().any(|l| *l == self.label) {
+        if !labels.contains(&self.label) {
             return Err(Invalid::new(
                 "label",
                 format!(
@@ -200,7 +203,10 @@ fn check_terms(field: &str, terms: &[String]) -> Result<Vec<String>, Invalid> {
 /// (the compiled set would report it against the combined patterns).
 fn check_pattern(pattern: &str) -> Result<(), Invalid> {
     if pattern.is_empty() {
-        return Err(Invalid::new("pattern", "an empty pattern matches everything"));
+        return Err(Invalid::new(
+            "pattern",
+            "an empty pattern matches everything",
+        ));
     }
     if let Err(e) = regex_syntax::ast::parse::Parser::new().parse(pattern) {
         let at = pattern[..e.span().start.offset].chars().count() + 1;
@@ -235,7 +241,15 @@ pub(crate) fn compile_one(pattern: &str, case_sensitive: bool) -> Result<regex::
                 ),
             ),
             // The AST parse passed, so this is a later check (e.g. an unknown Unicode class).
-            e => Invalid::new("pattern", e.to_string().lines().last().unwrap_or("").trim().to_string()),
+            e => Invalid::new(
+                "pattern",
+                e.to_string()
+                    .lines()
+                    .last()
+                    .unwrap_or("")
+                    .trim()
+                    .to_string(),
+            ),
         })
 }
 
@@ -253,16 +267,26 @@ mod tests {
 
     #[test]
     fn keywords_are_trimmed_and_deduplicated() {
-        let r = spec(serde_json::json!({"name": " refund_kw ", "label": "refund", "kind": "keywords",
-            "terms": [" refund", "money back", "refund", ""]}))
+        let r = spec(
+            serde_json::json!({"name": " refund_kw ", "label": "refund", "kind": "keywords",
+            "terms": [" refund", "money back", "refund", ""]}),
+        )
         .validated(TaskKind::Classification, &labels())
         .unwrap();
         assert_eq!(r.name(), "refund_kw");
-        let Matcher::Keywords { terms, whole_word, case_sensitive } = r.matcher() else {
+        let Matcher::Keywords {
+            terms,
+            whole_word,
+            case_sensitive,
+        } = r.matcher()
+        else {
             panic!("kind changed")
         };
         assert_eq!(terms, &["refund", "money back"]);
-        assert!(*whole_word && !*case_sensitive, "defaults: whole words, any case");
+        assert!(
+            *whole_word && !*case_sensitive,
+            "defaults: whole words, any case"
+        );
     }
 
     #[test]
@@ -272,19 +296,37 @@ mod tests {
                 .validated(TaskKind::Classification, &labels())
                 .unwrap_err()
         };
-        let e = check(serde_json::json!({"name": "r", "label": "nope", "kind": "keywords", "terms": ["x"]}));
+        let e = check(
+            serde_json::json!({"name": "r", "label": "nope", "kind": "keywords", "terms": ["x"]}),
+        );
         assert_eq!(e.field, "label");
         assert!(e.message.contains("\"nope\" is not one of"), "{e}");
-        let e = check(serde_json::json!({"name": "r", "label": "card", "kind": "keywords", "terms": [" "]}));
-        assert_eq!((e.field.as_str(), e.message.as_str()), ("terms", "give at least one term"));
-        let e = check(serde_json::json!({"name": "a b", "label": "card", "kind": "regex", "pattern": "x"}));
+        let e = check(
+            serde_json::json!({"name": "r", "label": "card", "kind": "keywords", "terms": [" "]}),
+        );
+        assert_eq!(
+            (e.field.as_str(), e.message.as_str()),
+            ("terms", "give at least one term")
+        );
+        let e = check(
+            serde_json::json!({"name": "a b", "label": "card", "kind": "regex", "pattern": "x"}),
+        );
         assert_eq!(e.field, "name");
-        let e = check(serde_json::json!({"name": "r", "label": "card", "kind": "regex", "pattern": ""}));
+        let e = check(
+            serde_json::json!({"name": "r", "label": "card", "kind": "regex", "pattern": ""}),
+        );
         assert_eq!(e.field, "pattern");
-        let e = check(serde_json::json!({"name": "r", "label": "card", "kind": "similar", "examples": ["1"], "threshold": 1.5}));
+        let e = check(
+            serde_json::json!({"name": "r", "label": "card", "kind": "similar", "examples": ["1"], "threshold": 1.5}),
+        );
         assert_eq!(e.field, "threshold");
-        let e = check(serde_json::json!({"name": "r", "label": "card", "kind": "lookup", "file": "ok\nbad\tline\n"}));
-        assert_eq!(e.to_string(), "file: line 2: holds a tab or control character (one term per line)");
+        let e = check(
+            serde_json::json!({"name": "r", "label": "card", "kind": "lookup", "file": "ok\nbad\tline\n"}),
+        );
+        assert_eq!(
+            e.to_string(),
+            "file: line 2: holds a tab or control character (one term per line)"
+        );
     }
 
     #[test]
@@ -294,10 +336,16 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.field, "pattern");
         assert_eq!(e.message, "at character 6: unclosed group");
-        let e = spec(serde_json::json!({"name": "r", "label": "card", "kind": "regex", "pattern": "é[z-a]"}))
-            .validated(TaskKind::Classification, &labels())
-            .unwrap_err();
-        assert!(e.message.starts_with("at character 3: invalid character class range"), "{e}");
+        let e = spec(
+            serde_json::json!({"name": "r", "label": "card", "kind": "regex", "pattern": "é[z-a]"}),
+        )
+        .validated(TaskKind::Classification, &labels())
+        .unwrap_err();
+        assert!(
+            e.message
+                .starts_with("at character 3: invalid character class range"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -306,13 +354,18 @@ mod tests {
             .validated(TaskKind::Classification, &labels())
             .unwrap_err();
         assert_eq!(e.field, "pattern");
-        assert!(e.message.starts_with("compiles to more than 1024 kB"), "{e}");
+        assert!(
+            e.message.starts_with("compiles to more than 1024 kB"),
+            "{e}"
+        );
     }
 
     #[test]
     fn lookup_files_become_terms_and_ner_has_no_similarity_rules() {
-        let r = spec(serde_json::json!({"name": "cities", "label": "card", "kind": "lookup",
-            "file_name": "cities.txt", "file": "# c\nLondon\nParis\n"}))
+        let r = spec(
+            serde_json::json!({"name": "cities", "label": "card", "kind": "lookup",
+            "file_name": "cities.txt", "file": "# c\nLondon\nParis\n"}),
+        )
         .validated(TaskKind::Ner, &labels())
         .unwrap();
         let stored = serde_json::to_value(r.spec()).unwrap();

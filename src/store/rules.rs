@@ -41,7 +41,10 @@ fn parse_spec(name: &str, json: Option<String>) -> Result<Option<RuleSpec>> {
 const VERSIONS: &str = "SELECT r.name, r.version, r.spec, u.name, r.created_at
     FROM rules r LEFT JOIN users u ON u.id = r.user_id";
 
-fn version_row(r: &rusqlite::Row) -> rusqlite::Result<(String, i64, Option<String>, Option<String>, i64)> {
+/// (name, version, spec JSON, author, created_at) as `VERSIONS` selects them.
+type VersionRow = (String, i64, Option<String>, Option<String>, i64);
+
+fn version_row(r: &rusqlite::Row) -> rusqlite::Result<VersionRow> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
 }
 
@@ -121,7 +124,9 @@ pub fn save(
     let spec = serde_json::to_string(rule.spec())
         .map_err(|e| StoreError::Corrupt(format!("rule does not serialise: {e}")))?;
     let latest = latest(tx, project_id, rule.name())?;
-    let live = latest.as_ref().and_then(|(v, s)| s.as_ref().map(|s| (*v, s)));
+    let live = latest
+        .as_ref()
+        .and_then(|(v, s)| s.as_ref().map(|s| (*v, s)));
     let version = match (how, live) {
         (Save::Add, Some(_)) => {
             return Err(StoreError::Conflict(format!(
@@ -129,7 +134,9 @@ pub fn save(
                 rule.name()
             )))
         }
-        (Save::Update, None) => return Err(StoreError::NotFound(format!("rule {:?}", rule.name()))),
+        (Save::Update, None) => {
+            return Err(StoreError::NotFound(format!("rule {:?}", rule.name())))
+        }
         (Save::Update, Some((v, old))) if *old == spec => {
             return current_one(tx, project_id, rule.name(), v);
         }
@@ -142,7 +149,11 @@ pub fn save(
     audit::record(
         tx,
         actor,
-        if version == 1 || how == Save::Add { "rule.add" } else { "rule.update" },
+        if version == 1 || how == Save::Add {
+            "rule.add"
+        } else {
+            "rule.update"
+        },
         &format!("project:{project_id}"),
         &serde_json::json!({"rule": rule.name(), "version": version, "spec": rule.spec()}),
     )?;
@@ -155,7 +166,8 @@ fn current_one(tx: &Transaction, project_id: i64, name: &str, version: i64) -> R
             "{VERSIONS} WHERE r.project_id = ?1 AND r.name = ?2 AND r.version = ?3"
         ))?
         .query_row(params![project_id, name, version], version_row)?;
-    let spec = parse_spec(name, spec)?.ok_or_else(|| StoreError::NotFound(format!("rule {name:?}")))?;
+    let spec =
+        parse_spec(name, spec)?.ok_or_else(|| StoreError::NotFound(format!("rule {name:?}")))?;
     Ok(StoredRule {
         version,
         spec,
@@ -226,7 +238,9 @@ pub fn scan(
          ORDER BY i.id LIMIT ?3",
     )?;
     let blob = |r: &rusqlite::Row, i| -> rusqlite::Result<Option<Vec<f32>>> {
-        Ok(r.get_ref(i)?.as_blob_or_null()?.map(super::learning::from_blob))
+        Ok(r.get_ref(i)?
+            .as_blob_or_null()?
+            .map(super::learning::from_blob))
     };
     let rows = stmt.query_map(
         params![
@@ -264,7 +278,10 @@ pub fn embeddings_by_ext_id(
     )?;
     let ids = serde_json::to_string(ext_ids).unwrap_or_else(|_| "[]".into());
     let rows = stmt.query_map(params![project_id, ids], |r| {
-        Ok((r.get(0)?, super::learning::from_blob(r.get_ref(1)?.as_blob()?)))
+        Ok((
+            r.get(0)?,
+            super::learning::from_blob(r.get_ref(1)?.as_blob()?),
+        ))
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
@@ -325,7 +342,10 @@ pub fn set_job_params(tx: &Transaction, job_id: i64, params: &serde_json::Value)
 }
 
 /// The params of the project's last rules job that finished, and its id.
-pub fn last_applied(conn: &Connection, project_id: i64) -> Result<Option<(i64, serde_json::Value)>> {
+pub fn last_applied(
+    conn: &Connection,
+    project_id: i64,
+) -> Result<Option<(i64, serde_json::Value)>> {
     let row: Option<(i64, Option<String>)> = conn
         .query_row(
             "SELECT id, params FROM jobs WHERE project_id = ?1 AND kind = 'rules' AND status = 'done'

@@ -43,6 +43,11 @@ const FILES: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../static/project.js"),
     ),
+    (
+        "rules.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/rules.js"),
+    ),
 ];
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

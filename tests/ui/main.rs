@@ -11,4 +11,5 @@ mod end_to_end;
 mod learning;
 mod learning_ner;
 mod quality;
+mod rules;
 mod vote;

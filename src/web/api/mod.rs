@@ -53,10 +53,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/projects/{id}/learning", web::get().to(learning::get))
         .route("/projects/{id}/rules", web::get().to(rules::table))
         .route("/projects/{id}/rules", web::post().to(rules::add))
-        .route("/projects/{id}/rules/preview", web::post().to(rules::preview))
+        .route(
+            "/projects/{id}/rules/preview",
+            web::post().to(rules::preview),
+        )
         .route("/projects/{id}/rules/apply", web::post().to(rules::apply))
         .route("/projects/{id}/rules/{name}", web::put().to(rules::update))
-        .route("/projects/{id}/rules/{name}", web::delete().to(rules::delete))
+        .route(
+            "/projects/{id}/rules/{name}",
+            web::delete().to(rules::delete),
+        )
         .route(
             "/projects/{id}/rules/{name}/history",
             web::get().to(rules::history),

@@ -14,7 +14,9 @@ use serde_json::json;
 
 async fn visible(caller: &Caller, state: &AppState, id: i64) -> Result<(), ApiError> {
     let user = caller.user.clone();
-    state.read(move |c| projects::visible(c, &user, id).map(drop)).await?;
+    state
+        .read(move |c| projects::visible(c, &user, id).map(drop))
+        .await?;
     Ok(())
 }
 
@@ -38,7 +40,12 @@ pub async fn add(
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
     let rule = state
-        .save_rule(caller.actor(), id.into_inner(), body.into_inner(), Save::Add)
+        .save_rule(
+            caller.actor(),
+            id.into_inner(),
+            body.into_inner(),
+            Save::Add,
+        )
         .await?;
     Ok(HttpResponse::Created().json(rule))
 }
@@ -59,7 +66,9 @@ pub async fn update(
             "name: a rule keeps its name; add a new rule for another one",
         ));
     }
-    let rule = state.save_rule(caller.actor(), id, spec, Save::Update).await?;
+    let rule = state
+        .save_rule(caller.actor(), id, spec, Save::Update)
+        .await?;
     Ok(HttpResponse::Ok().json(rule))
 }
 
@@ -118,7 +127,9 @@ pub async fn preview(
     body: web::Json<RuleSpec>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin()?;
-    let preview = state.preview_rule(id.into_inner(), body.into_inner()).await?;
+    let preview = state
+        .preview_rule(id.into_inner(), body.into_inner())
+        .await?;
     Ok(HttpResponse::Ok().json(preview))
 }
 

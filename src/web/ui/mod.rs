@@ -7,6 +7,7 @@ mod login;
 mod pairs;
 mod projects;
 mod quality;
+mod rules;
 mod users;
 
 use super::auth::{self, Caller};
@@ -55,6 +56,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(quality::auto_accept),
         )
         .route("/projects/{id}/review", web::get().to(quality::review))
+        .route("/projects/{id}/rules", web::get().to(rules::page))
         .route("/items/{id}", web::get().to(items::item))
         .route("/users", web::get().to(users::users))
         .route("/users", web::post().to(users::create_user))
