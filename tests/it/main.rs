@@ -16,5 +16,6 @@ mod near_duplicates;
 mod preference;
 mod quality;
 mod remote;
+mod rules;
 mod server_api;
 mod shortlist;
