@@ -91,6 +91,10 @@ pub struct ApplyArgs {
     /// File mode: rules alone, no model voter.
     #[arg(long)]
     no_model: bool,
+    /// File mode: the "label" field of the first N rows is taken as people's answers, which
+    /// anchor the label model's fit (as answered items do in a project).
+    #[arg(long, default_value_t = 0)]
+    known_labels: usize,
     /// File mode: JSONL rows with a "text" field.
     input: Option<PathBuf>,
     /// File mode: output JSONL (default: stdout).
@@ -314,6 +318,7 @@ fn apply_file(args: &ApplyArgs, rules: &Path, input: &Path) -> Result<ExitCode> 
     let reader =
         BufReader::new(File::open(input).with_context(|| format!("opening {}", input.display()))?);
     let mut chunk: Vec<TextRow> = Vec::new();
+    let known_labels = args.known_labels;
     let mut flush = |chunk: &mut Vec<TextRow>, votes: &mut Votes| -> Result<()> {
         let predicted = match &labeler {
             Some(l) => l
@@ -336,6 +341,12 @@ fn apply_file(args: &ApplyArgs, rules: &Path, input: &Path) -> Result<ExitCode> 
                 _ => None,
             };
             votes.push(&v)?;
+            if kept.len() < known_labels {
+                let gold = row.fields.get("label").and_then(Value::as_str);
+                if let Some(i) = gold.and_then(|g| labels.iter().position(|l| l == g)) {
+                    votes.know_last(i)?;
+                }
+            }
             model_scores.push(model_json);
             kept.push(row);
         }

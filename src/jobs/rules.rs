@@ -300,7 +300,7 @@ pub fn run(store: &Store, job: &Job) -> Result<(), RunError> {
     }
     let learner = latest_learner(store, &project)?;
     let features_source = learner.as_ref().map(|(_, s)| s.clone());
-    let mut voters = Voters {
+    let voters = Voters {
         rules: set.len(),
         model: true,
         learner: learner.map(|(l, _)| {
@@ -313,6 +313,9 @@ pub fn run(store: &Store, job: &Job) -> Result<(), RunError> {
     store.write(|tx| jobs::start_run(tx, job.id, &model_id_prefix, "", items, 0))?;
 
     let index = label_index(&project.labels);
+    // People's answers anchor the label model's fit (its votes alone cannot tell which of two
+    // disagreeing voters is right); they are never written over.
+    let humans = human_labels(store, &project)?;
     let wants = Wants {
         embeddings: set.needs_embeddings() || voters.learner.is_some(),
         lm_features: features_source.as_deref(),
@@ -321,7 +324,6 @@ pub fn run(store: &Store, job: &Job) -> Result<(), RunError> {
     // Every item's votes (the fit needs them all); the ids of those to predict.
     let mut all = Votes::new(voters.count(), project.labels.len());
     let mut predict: Vec<(i64, usize)> = Vec::new();
-    let mut model_votes = 0usize;
     let mut scratch = Scratch::default();
     let mut fired = Vec::new();
     let mut cancelled = false;
@@ -342,7 +344,6 @@ pub fn run(store: &Store, job: &Job) -> Result<(), RunError> {
             row_votes.extend(fired.iter().map(|&r| (r, set.label_of(r))));
             if let Some(m) = row.model_label.as_deref().and_then(|l| index.get(l)) {
                 row_votes.push((set.len(), *m));
-                model_votes += 1;
             }
             if let (Some((learner, dim)), Some(e)) = (&voters.learner, &row.embedding) {
                 let x = features::join(*dim, e, row.lm_features.as_deref());
@@ -353,17 +354,16 @@ pub fn run(store: &Store, job: &Job) -> Result<(), RunError> {
             }
             all.push(&row_votes)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            if let Some(&h) = humans.get(&row.item_id) {
+                all.know_last(h)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            }
         }
         store.write(|tx| jobs::add_done(tx, job.id, page.len() as i64))?;
         Ok(true)
     })?;
     if cancelled {
         return Ok(());
-    }
-    if model_votes == 0 {
-        // Without a pre-labeling run the model voter would be a column of abstentions.
-        voters.model = false;
-        all = drop_voter(&all, set.len(), voters.count())?;
     }
     let names = voters.names(&set);
     let fitted = match method {
@@ -380,10 +380,14 @@ pub fn run(store: &Store, job: &Job) -> Result<(), RunError> {
                 .unwrap_or_else(|| vec![1.0 / project.labels.len() as f64; project.labels.len()]),
         }
     };
+    // A voter that never voted (no pre-labeling run) is left out of the name.
+    let coverage = all.coverage();
     let voter_names: Vec<&str> = names
         .iter()
+        .enumerate()
         .skip(set.len())
-        .map(|(n, _)| n.as_str())
+        .filter(|(i, _)| coverage.get(*i).is_some_and(|&c| c > 0))
+        .map(|(_, (n, _))| n.as_str())
         .collect();
     let model_id = if voter_names.is_empty() {
         model_id_prefix.clone()
@@ -398,7 +402,6 @@ pub fn run(store: &Store, job: &Job) -> Result<(), RunError> {
             prediction_row(item, &project.labels, &p, votes, &names)
         })
         .collect();
-    let coverage = all.coverage();
     let summary = json!({
         "method": method,
         "rules_hash": set.hash(),
@@ -464,25 +467,6 @@ fn prediction_row(
     row.output
         .insert("votes".into(), serde_json::Value::Object(votes));
     row
-}
-
-/// The votes without voter `gone` (the later voters shift down one).
-fn drop_voter(votes: &Votes, gone: usize, voters: usize) -> Result<Votes, RunError> {
-    let mut out = Votes::new(voters, votes.n_classes());
-    let mut row = Vec::new();
-    for item in votes.items() {
-        row.clear();
-        row.extend(
-            item.iter()
-                .filter(|(v, _)| *v as usize != gone)
-                .map(|&(v, l)| {
-                    let v = v as usize;
-                    (if v > gone { v - 1 } else { v }, l as usize)
-                }),
-        );
-        out.push(&row).map_err(|e| RunError::Model(e.to_string()))?;
-    }
-    Ok(out)
 }
 
 /// The project's latest learner and the `feature_source` of the features it reads.

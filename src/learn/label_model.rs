@@ -57,6 +57,8 @@ pub enum LabelModelError {
     },
     #[error("voter {voter} voted more than once on one item")]
     DuplicateVoter { voter: usize },
+    #[error("known class {class} is outside the {classes} classes")]
+    KnownOutOfRange { class: usize, classes: usize },
     #[error("no items to fit the label model on")]
     NoItems,
     #[error("none of the {items} items has a vote: every voter abstained on all of them")]
@@ -78,6 +80,8 @@ pub struct Votes {
     /// Item `i`'s votes are `entries[offsets[i]..offsets[i + 1]]`.
     offsets: Vec<usize>,
     entries: Vec<(u16, u16)>,
+    /// (item, class) of the items whose class people settled, in item order.
+    known: Vec<(usize, u16)>,
 }
 
 impl Votes {
@@ -89,7 +93,43 @@ impl Votes {
             n_classes,
             offsets: vec![0],
             entries: Vec::new(),
+            known: Vec::new(),
         }
+    }
+
+    /// Marks the item pushed last as of class `class`, because people answered it: the fit
+    /// takes it as fact. With a single voter beside each rule (the language model), who is
+    /// right when they disagree cannot be read from the votes alone; the answered items anchor
+    /// every voter's accuracy where the agreements leave it open.
+    pub fn know_last(&mut self, class: usize) -> Result<(), LabelModelError> {
+        let Some(item) = self.len().checked_sub(1) else {
+            return Err(LabelModelError::NoItems);
+        };
+        if class >= self.n_classes.min(MAX_INDEX) {
+            return Err(LabelModelError::KnownOutOfRange {
+                class,
+                classes: self.n_classes,
+            });
+        }
+        match self.known.last_mut() {
+            Some(last) if last.0 == item => last.1 = class as u16,
+            _ => self.known.push((item, class as u16)),
+        }
+        Ok(())
+    }
+
+    /// Items whose class is known.
+    pub fn known(&self) -> usize {
+        self.known.len()
+    }
+
+    /// Each item's votes with its known class, if any.
+    fn items_known(&self) -> impl Iterator<Item = (&[(u16, u16)], Option<u16>)> + '_ {
+        let mut known = self.known.iter().peekable();
+        self.items().enumerate().map(move |(i, votes)| {
+            let class = known.next_if(|(k, _)| *k == i).map(|(_, c)| *c);
+            (votes, class)
+        })
     }
 
     /// One item's non-abstaining votes (voter, class); every voter not listed abstained.
@@ -326,8 +366,15 @@ impl Counts {
     fn from_majority(votes: &Votes) -> Self {
         let mut counts = Counts::new(votes.n_voters, votes.n_classes);
         let mut q = vec![0.0; votes.n_classes];
-        for item in votes.items() {
-            if majority_into(item, &mut q) {
+        // Where people answered, the first M-step reads only those items: EM moves slowly along
+        // what single votes leave open, so it must start near the answer, not at "the majority
+        // is right" (with 10% answered: the always-voter at 0.86 instead of 0.80).
+        let anchored = !votes.known.is_empty();
+        for (item, known) in votes.items_known() {
+            if let Some(c) = known {
+                one_hot(&mut q, c);
+                counts.add(item, &q);
+            } else if !anchored && majority_into(item, &mut q) {
                 counts.add(item, &q);
             }
         }
@@ -451,8 +498,11 @@ impl LabelModel {
         let mut counts = Counts::new(self.n_voters, self.n_classes);
         let mut q = vec![0.0; self.n_classes];
         let mut log_likelihood = 0.0;
-        for item in votes.items() {
+        for (item, known) in votes.items_known() {
             log_likelihood += self.posterior_into(item, &mut q);
+            if let Some(c) = known {
+                one_hot(&mut q, c);
+            }
             counts.add(item, &q);
         }
         (counts, log_likelihood + self.log_prior(options))
@@ -567,6 +617,11 @@ impl LabelModel {
     pub fn n_classes(&self) -> usize {
         self.n_classes
     }
+}
+
+fn one_hot(q: &mut [f64], class: u16) {
+    q.fill(0.0);
+    q[usize::from(class)] = 1.0;
 }
 
 /// Voter `j`'s "one coin" rows, from the expected counts: one accuracy, one abstain rate
@@ -949,6 +1004,107 @@ mod tests {
         let mv = hit_rate(&sim, |item| majority(item, k).map_or(0, |p| argmax(&p)));
         println!("shrunk {one_coin:.4}, majority {mv:.4}");
         assert!(one_coin > mv, "shrunk {one_coin:.4} vs majority {mv:.4}");
+    }
+
+    #[test]
+    fn known_classes_anchor_two_voters_the_votes_cannot_tell_apart() {
+        // One voter always votes (0.8 right), one fires on a third of the items (0.5 right): with
+        // two voters per item, their agreement alone cannot say which of them is the better one.
+        // Known classes on 10% of the items can.
+        let mut rng = Rng(7);
+        let (n, k) = (3000, 5);
+        let mut votes = Votes::new(2, k);
+        let mut truth = Vec::new();
+        for i in 0..n {
+            let y = rng.below(k);
+            let a = if rng.chance(0.8) {
+                y
+            } else {
+                wrong(&mut rng, y, k)
+            };
+            let mut v = vec![(0, a)];
+            if rng.chance(0.33) {
+                v.push((
+                    1,
+                    if rng.chance(0.5) {
+                        y
+                    } else {
+                        wrong(&mut rng, y, k)
+                    },
+                ));
+            }
+            votes.push(&v).unwrap();
+            if i % 10 == 0 {
+                votes.know_last(y).unwrap();
+            }
+            truth.push(y);
+        }
+        assert_eq!(votes.known(), 300);
+        let empirical = |j: usize| {
+            let voted: Vec<usize> = (0..n)
+                .filter(|&i| votes.item(i).iter().any(|v| v.0 == j as u16))
+                .collect();
+            let right = voted
+                .iter()
+                .filter(|&&i| {
+                    votes
+                        .item(i)
+                        .iter()
+                        .any(|v| v.0 == j as u16 && usize::from(v.1) == truth[i])
+                })
+                .count();
+            right as f64 / voted.len() as f64
+        };
+        let model = LabelModel::fit(&votes, &FitOptions::shrunk()).unwrap();
+        for (j, tolerance) in [(0, 0.03), (1, 0.05)] {
+            let (got, want) = (model.accuracy(j), empirical(j));
+            assert!(
+                (got - want).abs() <= tolerance,
+                "voter {j}: estimated {got:.3}, empirical {want:.3}"
+            );
+        }
+        // The same votes without the answers: the fit has only "the majority is right" to go by.
+        let mut blind = Votes::new(2, k);
+        for i in 0..n {
+            let v: Vec<(usize, usize)> = votes
+                .item(i)
+                .iter()
+                .map(|&(j, c)| (usize::from(j), usize::from(c)))
+                .collect();
+            blind.push(&v).unwrap();
+        }
+        let unanchored = LabelModel::fit(&blind, &FitOptions::shrunk()).unwrap();
+        println!(
+            "anchored {:.3} {:.3}, unanchored {:.3} {:.3}, empirical {:.3} {:.3}",
+            model.accuracy(0),
+            model.accuracy(1),
+            unanchored.accuracy(0),
+            unanchored.accuracy(1),
+            empirical(0),
+            empirical(1)
+        );
+        // Where they disagree, the better voter wins.
+        let disagree: Vec<usize> = (0..n)
+            .filter(|&i| votes.item(i).len() == 2 && votes.item(i)[0].1 != votes.item(i)[1].1)
+            .collect();
+        let follows_first = disagree
+            .iter()
+            .filter(|&&i| {
+                argmax(&model.posterior(votes.item(i))) == usize::from(votes.item(i)[0].1)
+            })
+            .count();
+        assert!(
+            follows_first * 10 >= disagree.len() * 9,
+            "{follows_first} of {}",
+            disagree.len()
+        );
+        assert_eq!(
+            votes.know_last(k).unwrap_err(),
+            LabelModelError::KnownOutOfRange {
+                class: k,
+                classes: k
+            }
+        );
     }
 
     fn ds_and_majority(sim: &Simulation) -> (f64, f64) {
