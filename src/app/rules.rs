@@ -274,10 +274,13 @@ impl App {
         let store = self.store.clone();
         super::blocking(move || -> Result<(), StoreError> {
             let project = store.read(|c| projects::get(c, project_id))?;
-            if project.task != crate::domain::TaskKind::Classification {
+            if !matches!(
+                project.task,
+                crate::domain::TaskKind::Classification | crate::domain::TaskKind::Ner
+            ) {
                 return Err(StoreError::invalid(
                     "project",
-                    "applying rules combines class votes: it is for classification projects",
+                    "rules label classification and NER projects",
                 ));
             }
             if apply::compile(&store, &project)?.is_empty() {

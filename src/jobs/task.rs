@@ -6,6 +6,7 @@ use crate::store::predictions::{NewPrediction, Output};
 use crate::store::{Store, StoreError};
 use crate::tasks::classify::TaskError;
 use crate::tasks::labeler::{Prediction, Task};
+use crate::tasks::ner::Entity;
 use crate::tasks::worker::{TaskSpec, WorkerError};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -127,35 +128,39 @@ pub(crate) fn to_row(item_id: i64, p: &Prediction) -> NewPrediction {
             entities,
             truncated,
             ..
-        } => {
-            let confidence = entities
-                .iter()
-                .map(|e| e.confidence)
-                .fold(None, |m: Option<f64>, c| Some(m.map_or(c, |m| m.min(c))));
-            let binary = |p: f64| {
-                if p <= 0.0 || p >= 1.0 {
-                    0.0
-                } else {
-                    -(p * p.ln() + (1.0 - p) * (1.0 - p).ln())
-                }
-            };
-            let entropy = if entities.is_empty() {
-                0.0
-            } else {
-                entities.iter().map(|e| binary(e.confidence)).sum::<f64>() / entities.len() as f64
-            };
-            let confidence = confidence.unwrap_or(EMPTY_NER_CONFIDENCE);
-            let mut output = Output::new();
-            output.insert("entities".into(), json!(entities));
-            NewPrediction {
-                item_id,
-                label: None,
-                output,
-                confidence,
-                margin: confidence,
-                entropy,
-                truncated: *truncated,
-            }
+        } => entities_row(item_id, entities, *truncated),
+    }
+}
+
+/// The prediction row of a sentence's spans: its confidence is the least sure span's (the
+/// queue serves the sentence by its weakest span), its entropy the spans' mean.
+pub(crate) fn entities_row(item_id: i64, entities: &[Entity], truncated: bool) -> NewPrediction {
+    let confidence = entities
+        .iter()
+        .map(|e| e.confidence)
+        .fold(None, |m: Option<f64>, c| Some(m.map_or(c, |m| m.min(c))));
+    let binary = |p: f64| {
+        if p <= 0.0 || p >= 1.0 {
+            0.0
+        } else {
+            -(p * p.ln() + (1.0 - p) * (1.0 - p).ln())
         }
+    };
+    let entropy = if entities.is_empty() {
+        0.0
+    } else {
+        entities.iter().map(|e| binary(e.confidence)).sum::<f64>() / entities.len() as f64
+    };
+    let confidence = confidence.unwrap_or(EMPTY_NER_CONFIDENCE);
+    let mut output = Output::new();
+    output.insert("entities".into(), json!(entities));
+    NewPrediction {
+        item_id,
+        label: None,
+        output,
+        confidence,
+        margin: confidence,
+        entropy,
+        truncated,
     }
 }

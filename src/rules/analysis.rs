@@ -2,6 +2,12 @@
 //! summary give them: for each rule its coverage, overlaps (it fired with another rule),
 //! conflicts (another rule voted a different label), agreement with the model's prediction
 //! and accuracy against people's current answers, each with the count it is a share of.
+//!
+//! In an NER project a rule proposes spans, and its figures count spans: `hits` are the spans it
+//! proposed, an overlap is a span crossing another rule's, a conflict one crossing another
+//! rule's span of another type, agreement with the model an exact match (offsets and type) of
+//! one of the model's spans, and accuracy the share of its spans in answered sentences that
+//! people marked exactly so (precision). `covered` counts sentences with a proposed span.
 use serde::Serialize;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -109,6 +115,54 @@ impl Analysis {
         }
     }
 
+    /// Adds one sentence of an NER project: the spans the rules proposed (`rule` indexes the
+    /// rules, whose type is `label_of`), the model's spans and people's, when there are any.
+    pub fn add_spans(
+        &mut self,
+        proposed: &[super::SpanMatch],
+        label_of: &dyn Fn(usize) -> usize,
+        model: Option<&[(usize, usize, usize)]>,
+        human: Option<&[(usize, usize, usize)]>,
+    ) {
+        self.items += 1;
+        self.annotated += u64::from(human.is_some());
+        if proposed.is_empty() {
+            return;
+        }
+        self.covered += 1;
+        self.annotated_covered += u64::from(human.is_some());
+        let crosses =
+            |a: &super::SpanMatch, b: &super::SpanMatch| a.start < b.end && b.start < a.end;
+        let mut split = false;
+        for (i, s) in proposed.iter().enumerate() {
+            let l = label_of(s.rule);
+            let others = proposed
+                .iter()
+                .enumerate()
+                .filter(|(j, o)| *j != i && o.rule != s.rule && crosses(s, o));
+            let (mut overlap, mut conflict) = (false, false);
+            for (_, o) in others {
+                overlap = true;
+                conflict |= label_of(o.rule) != l;
+            }
+            split |= conflict;
+            let exact = |spans: &[(usize, usize, usize)]| spans.contains(&(s.start, s.end, l));
+            let f = &mut self.rules[s.rule];
+            f.hits += 1;
+            f.overlaps += u64::from(overlap);
+            f.conflicts += u64::from(conflict);
+            if let Some(m) = model {
+                f.with_model += 1;
+                f.agrees_with_model += u64::from(exact(m));
+            }
+            if let Some(h) = human {
+                f.annotated += 1;
+                f.correct += u64::from(exact(h));
+            }
+        }
+        self.conflicted += u64::from(split);
+    }
+
     /// Adds the figures of another part of the same project (scanned on another thread).
     pub fn merge(&mut self, o: &Analysis) {
         self.items += o.items;
@@ -170,8 +224,56 @@ mod tests {
         );
 
         let mut twice = a.clone();
+        twice.merge(&Analysis::new(3));
+        assert_eq!(twice, a, "an empty part adds nothing");
         twice.merge(&a);
         assert_eq!(twice.rules[0].hits, 6);
         assert_eq!(twice.items, 10);
+    }
+
+    #[test]
+    fn span_figures_count_spans() {
+        use crate::rules::SpanMatch;
+        // Rules 0 and 1 propose type 0, rule 2 type 1.
+        let label_of = |r: usize| usize::from(r == 2);
+        let span = |rule, start, end| SpanMatch { rule, start, end };
+        let mut a = Analysis::new(3);
+        // "New York" by rule 0 (people agree), "York" by rule 1 (inside it), "York" by rule 2
+        // as the other type; the model found only "New York".
+        a.add_spans(
+            &[span(0, 0, 8), span(1, 4, 8), span(2, 4, 8)],
+            &label_of,
+            Some(&[(0, 8, 0)]),
+            Some(&[(0, 8, 0)]),
+        );
+        a.add_spans(&[], &label_of, None, Some(&[]));
+        a.add_spans(&[span(0, 3, 5)], &label_of, None, None);
+        assert_eq!(
+            (
+                a.items,
+                a.covered,
+                a.conflicted,
+                a.annotated,
+                a.annotated_covered
+            ),
+            (3, 2, 1, 2, 1)
+        );
+        let r0 = &a.rules[0];
+        assert_eq!((r0.hits, r0.overlaps, r0.conflicts), (2, 1, 1));
+        assert_eq!(
+            (
+                r0.with_model,
+                r0.agrees_with_model,
+                r0.annotated,
+                r0.correct
+            ),
+            (1, 1, 1, 1)
+        );
+        let r1 = &a.rules[1];
+        assert_eq!(
+            (r1.hits, r1.conflicts, r1.correct, r1.annotated),
+            (1, 1, 0, 1)
+        );
+        assert_eq!(a.rules[2].agrees_with_model, 0);
     }
 }

@@ -205,6 +205,18 @@ pub struct ScanRow {
     pub model_label: Option<String>,
     pub embedding: Option<Vec<f32>>,
     pub lm_features: Option<Vec<f32>>,
+    /// The spans of that prediction (NER), when asked.
+    pub model_spans: Option<Vec<ModelSpan>>,
+}
+
+/// A span of a stored NER prediction.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct ModelSpan {
+    pub start: usize,
+    pub end: usize,
+    pub label: String,
+    #[serde(default)]
+    pub confidence: Option<f64>,
 }
 
 /// What a scan reads beside the text: vectors cost a blob per item, so only when asked.
@@ -215,6 +227,8 @@ pub struct Wants<'a> {
     pub lm_features: Option<&'a str>,
     /// Read one item in `sample_every` (by a hash of the id), and every answered one; 1: all.
     pub sample_every: u32,
+    /// The language model's spans (NER).
+    pub model_spans: bool,
 }
 
 /// The project's items after `after`, in id order.
@@ -231,7 +245,10 @@ pub fn scan(
               AND substr(p.model_id, 1, 6) != 'rules@' ORDER BY p.id DESC LIMIT 1),
            CASE WHEN ?4 THEN (SELECT e.vector FROM embeddings e WHERE e.item_id = i.id) END,
            CASE WHEN ?5 IS NOT NULL THEN
-             (SELECT f.vector FROM lm_features f WHERE f.item_id = i.id AND f.source = ?5) END
+             (SELECT f.vector FROM lm_features f WHERE f.item_id = i.id AND f.source = ?5) END,
+           CASE WHEN ?7 THEN (SELECT json_extract(p.output, '$.entities') FROM predictions p
+              WHERE p.item_id = i.id AND p.learner_id IS NULL
+              AND substr(p.model_id, 1, 6) != 'rules@' ORDER BY p.id DESC LIMIT 1) END
          FROM items i INDEXED BY items_project
          WHERE i.project_id = ?1 AND i.id > ?2
            AND (?6 <= 1 OR (i.id * 2654435761) % ?6 = 0 OR i.annotators > 0)
@@ -249,7 +266,8 @@ pub fn scan(
             limit as i64,
             wants.embeddings,
             wants.lm_features,
-            wants.sample_every.max(1)
+            wants.sample_every.max(1),
+            wants.model_spans
         ],
         |r| {
             Ok(ScanRow {
@@ -260,6 +278,9 @@ pub fn scan(
                 model_label: r.get(4)?,
                 embedding: blob(r, 5)?,
                 lm_features: blob(r, 6)?,
+                model_spans: r
+                    .get::<_, Option<String>>(7)?
+                    .and_then(|j| serde_json::from_str(&j).ok()),
             })
         },
     )?;

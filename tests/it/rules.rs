@@ -85,7 +85,7 @@ fn latest(db: &Path) -> std::collections::HashMap<String, (String, String, f64, 
     let c = Connection::open(db).expect("db");
     let mut stmt = c
         .prepare(
-            "SELECT i.ext_id, p.model_id, p.label, p.confidence, p.margin, p.output FROM items i
+            "SELECT i.ext_id, p.model_id, COALESCE(p.label, ''), p.confidence, p.margin, p.output FROM items i
              JOIN predictions p ON p.id = (SELECT MAX(id) FROM predictions WHERE item_id = i.id)",
         )
         .expect("prepare");
@@ -538,4 +538,157 @@ fn a_cancelled_apply_writes_nothing() {
         })
         .expect("count");
     assert_eq!(written, 1);
+}
+
+#[test]
+fn ner_rules_propose_spans_measured_and_laid_over_the_model() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("wick.db");
+    let server = Server::start(&db, true);
+    let admin = server.client("admin");
+    let (status, p) = admin.post(
+        "/projects",
+        json!({"name": "Places", "task": "ner", "labels": ["LOC", "PER"], "retrain_every": 0}),
+    );
+    assert_eq!(status, 201, "{p}");
+    let id = p["id"].as_i64().expect("id");
+    let texts = [
+        "We flew from Köln to Lisbon on Monday.",
+        "Maria met Tom in Lisbon.",
+        "The office in Köln is closed.",
+        "Nothing happened today.",
+        "Lisbon and Porto are lovely in May.",
+    ];
+    let body: String = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!("{}\n", json!({"id": format!("s{i}"), "text": t})))
+        .collect();
+    let (status, report) = admin.post_raw(
+        &format!("/projects/{id}/items"),
+        "application/x-ndjson",
+        body.as_bytes(),
+    );
+    assert_eq!(status, 200, "{report}");
+    let (_, job) = admin.post(&format!("/projects/{id}/jobs"), json!({}));
+    assert_eq!(
+        wait_job(&admin, job["id"].as_i64().expect("id"))["status"],
+        "done"
+    );
+    let rules = format!("/projects/{id}/rules");
+    let (status, r) = admin.post(
+        &rules,
+        json!({"name": "cities", "label": "LOC", "kind": "lookup",
+        "file_name": "cities.txt", "file": "Köln\nLisbon\nPorto\n"}),
+    );
+    assert_eq!(status, 201, "{r}");
+    let bad = admin.post(&rules, json!({"name": "like", "label": "LOC", "kind": "similar", "examples": ["s0"], "threshold": 0.9}));
+    assert_eq!(
+        (
+            bad.0,
+            error_message(&bad).starts_with("kind: an NER rule proposes spans")
+        ),
+        (422, true),
+        "{}",
+        bad.1
+    );
+    // People mark s1: "Lisbon" as LOC (the rule is right) and s2 with "Köln" as PER (so it is wrong there).
+    let chars = |t: &str, word: &str| {
+        let at = t.find(word).expect("word");
+        (
+            t[..at].chars().count(),
+            t[..at].chars().count() + word.chars().count(),
+        )
+    };
+    for (ext, word, label) in [("s1", "Lisbon", "LOC"), ("s2", "Köln", "PER")] {
+        let i: usize = ext[1..].parse().expect("index");
+        let (start, end) = chars(texts[i], word);
+        let item = item_id(&db, ext);
+        let (status, body) = admin.post(
+            &format!("/items/{item}/annotations"),
+            json!({"entities": [{"start": start, "end": end, "label": label}]}),
+        );
+        assert_eq!(status, 201, "{body}");
+    }
+    let (_, table) = admin.get(&rules);
+    let row = &table["rules"][0];
+    // Köln, Lisbon (s0), Lisbon (s1), Köln (s2), Lisbon, Porto (s4): six spans in four sentences.
+    assert_eq!(
+        (row["hits"].as_u64(), table["covered"].as_u64()),
+        (Some(6), Some(4)),
+        "{table}"
+    );
+    assert_eq!(
+        (row["annotated"].as_u64(), row["correct"].as_u64()),
+        (Some(2), Some(1)),
+        "{row}"
+    );
+    assert_eq!(row["with_model"], 6, "every sentence was pre-labeled");
+    let (_, dis) = admin.get(&format!("{rules}/cities/examples?sample=disagreements"));
+    let first = &dis["items"].as_array().expect("items")[0];
+    assert!(
+        first["votes"][0][1]
+            .as_str()
+            .is_some_and(|v| v.starts_with("LOC: ")),
+        "{dis}"
+    );
+
+    let (_, job) = admin.post(&format!("{rules}/apply"), json!({}));
+    let job = wait_job(&admin, job["id"].as_i64().expect("id"));
+    assert_eq!(job["status"], "done", "{job}");
+    let after = latest(&db);
+    for ext in ["s0", "s4"] {
+        let (model_id, _, _, _, output) = &after[ext];
+        assert!(
+            model_id.starts_with("rules@") && model_id.ends_with("/spans+model"),
+            "{ext}: {model_id}"
+        );
+        let i: usize = ext[1..].parse().expect("index");
+        let (start, end) = chars(texts[i], "Lisbon");
+        let entities = output["entities"].as_array().expect("entities");
+        // The rule's spans compete with the model's at the rule's smoothed precision (1+1)/(2+2).
+        let lisbon = entities
+            .iter()
+            .find(|e| e["start"] == start && e["end"] == end);
+        let model_there = output["lm_entities"]
+            .as_array()
+            .expect("lm")
+            .iter()
+            .any(|e| {
+                e["start"].as_u64().is_some_and(|s| (s as usize) < end)
+                    && e["end"].as_u64().is_some_and(|e| (e as usize) > start)
+            });
+        assert!(
+            lisbon.is_some() || model_there,
+            "{ext}: Lisbon is a rule span unless a surer model span covers it: {output}"
+        );
+        assert_eq!(
+            output["votes"]["cities"].as_array().map(Vec::len),
+            Some(2),
+            "{output}"
+        );
+        // No two kept spans overlap.
+        let mut spans: Vec<(u64, u64)> = entities
+            .iter()
+            .map(|e| {
+                (
+                    e["start"].as_u64().unwrap_or(0),
+                    e["end"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect();
+        spans.sort();
+        assert!(
+            spans.windows(2).all(|w| w[0].1 <= w[1].0),
+            "{ext}: {spans:?}"
+        );
+    }
+    assert!(
+        !after["s3"].0.is_empty() && !after["s3"].0.starts_with("rules@"),
+        "no rule span: the model's stays"
+    );
+    assert!(
+        !after["s1"].0.starts_with("rules@"),
+        "answered sentences are not predicted over"
+    );
 }

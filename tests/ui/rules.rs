@@ -501,7 +501,7 @@ async fn steps(d: &WebDriver, server: &Server, admin: &Api) -> Result<()> {
     );
     assert_clean_console(d, base, &[]).await?;
 
-    // ---- an NER project's rules page says what it is for ----
+    // ---- an NER project's rules page measures spans ----
     let (status, ner) = admin.post(
         "/projects",
         json!({"name": "Entities", "task": "ner", "labels": ["PER"]}),
@@ -509,20 +509,21 @@ async fn steps(d: &WebDriver, server: &Server, admin: &Api) -> Result<()> {
     ensure!(status == 201, "create the NER project: {status} {ner}");
     d.goto(format!("{base}/projects/{}/rules", ner["id"]))
         .await?;
-    let note = wait_js(
+    let page = wait_js(
         d,
-        "the note on the NER project's rules page",
+        "the NER project's rules page",
         20,
-        "const n = document.getElementById('rules-unavailable');
-         return n && { text: n.textContent, editor: !!document.getElementById('rule-form') };",
+        "const e = document.getElementById('rule-form');
+         return e && { text: document.getElementById('rules').textContent,
+                       note: !!document.getElementById('rules-unavailable') };",
     )
     .await?;
     ensure!(
-        note["text"]
+        page["text"]
             .as_str()
-            .is_some_and(|t| t.contains("this one is a ner project"))
-            && note["editor"] == false,
-        "{note}"
+            .is_some_and(|t| t.contains("proposes spans of its type"))
+            && page["note"] == false,
+        "{page}"
     );
 
     // ---- an annotator sees the figures, not the editor ----

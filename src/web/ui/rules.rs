@@ -190,7 +190,9 @@ pub async fn page(
     let me = PageUser::from(&req, &state, &session).await?;
     let p = me.project(&state, id.into_inner()).await?;
     let t = match p.task {
-        TaskKind::Classification => Some(TableView::from(&state.rules_table(p.id).await?)),
+        TaskKind::Classification | TaskKind::Ner => {
+            Some(TableView::from(&state.rules_table(p.id).await?))
+        }
         _ => None,
     };
     html(RulesPage {

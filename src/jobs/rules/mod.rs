@@ -24,6 +24,9 @@ use std::collections::HashMap;
 /// Items read per page.
 const PAGE: usize = 5_000;
 
+mod spans;
+use spans::evaluate_spans;
+
 /// How the voters' labels become one distribution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -121,10 +124,14 @@ pub fn evaluate(
     let index = label_index(&project.labels);
     let mut analysis = Analysis::new(set.len());
     let mut examples = Vec::new();
+    if project.task == TaskKind::Ner {
+        return evaluate_spans(store, project, set, scope);
+    }
     let wants = Wants {
         embeddings: set.needs_embeddings(),
         lm_features: None,
         sample_every: scope.sample_every,
+        model_spans: false,
     };
     let mut scratch = Scratch::default();
     let mut fired = Vec::new();
@@ -281,9 +288,12 @@ impl Voters {
 
 pub fn run(store: &Store, job: &Job) -> Result<(), RunError> {
     let project = store.read(|c| projects::get(c, job.project_id))?;
+    if project.task == TaskKind::Ner {
+        return spans::run(store, job, &project);
+    }
     if project.task != TaskKind::Classification {
         return Err(RunError::Model(
-            "applying rules combines class votes: it is for classification projects".into(),
+            "rules label classification and NER projects".into(),
         ));
     }
     let params = store.read(|c| stored::job_params(c, job.id))?;
@@ -320,6 +330,7 @@ pub fn run(store: &Store, job: &Job) -> Result<(), RunError> {
         embeddings: set.needs_embeddings() || voters.learner.is_some(),
         lm_features: features_source.as_deref(),
         sample_every: 1,
+        model_spans: false,
     };
     // Every item's votes (the fit needs them all); the ids of those to predict.
     let mut all = Votes::new(voters.count(), project.labels.len());
@@ -408,7 +419,10 @@ pub fn run(store: &Store, job: &Job) -> Result<(), RunError> {
         "model_id": model_id,
         "items": all.len(),
         "predicted": rows.len(),
-        "voters": names.iter().enumerate().map(|(i, (name, kind))| json!({
+        // Every rule; the model and the learner where they voted.
+        "voters": names.iter().enumerate()
+            .filter(|(i, (_, kind))| *kind == "rule" || coverage.get(*i).is_some_and(|&c| c > 0))
+            .map(|(i, (name, kind))| json!({
             "name": name,
             "kind": kind,
             "votes": coverage.get(i).copied().unwrap_or(0),
