@@ -133,17 +133,9 @@ pub fn evaluate(
         sample_every: scope.sample_every,
         model_spans: false,
     };
-    let mut scratch = Scratch::default();
-    let mut fired = Vec::new();
     let label_of = |r: usize| set.label_of(r);
     scan(store, project.id, &wants, |page| {
-        for row in page {
-            set.fired(
-                &row.text,
-                row.embedding.as_deref(),
-                &mut scratch,
-                &mut fired,
-            );
+        for (row, fired) in page.iter().zip(fired_on(set, page)) {
             let model = row
                 .model_label
                 .as_deref()
@@ -197,6 +189,19 @@ fn example(
         model: model.map(name),
         human: human.map(name),
     }
+}
+
+/// The rules that fire on each row of a page, matched on every core: matching is most of a
+/// scan's work once the reader thread keeps pages coming (`scripts/bench-rules.sh`).
+fn fired_on(set: &RuleSet, page: &[ScanRow]) -> Vec<Vec<usize>> {
+    use rayon::prelude::*;
+    page.par_iter()
+        .map_init(Scratch::default, |scratch, row| {
+            let mut out = Vec::new();
+            set.fired(&row.text, row.embedding.as_deref(), scratch, &mut out);
+            out
+        })
+        .collect()
 }
 
 fn label_index(labels: &[String]) -> HashMap<&str, usize> {
@@ -335,8 +340,6 @@ pub fn run(store: &Store, job: &Job) -> Result<(), RunError> {
     // Every item's votes (the fit needs them all); the ids of those to predict.
     let mut all = Votes::new(voters.count(), project.labels.len());
     let mut predict: Vec<(i64, usize)> = Vec::new();
-    let mut scratch = Scratch::default();
-    let mut fired = Vec::new();
     let mut cancelled = false;
     let mut row_votes: Vec<(usize, usize)> = Vec::new();
     scan(store, project.id, &wants, |page| {
@@ -344,13 +347,7 @@ pub fn run(store: &Store, job: &Job) -> Result<(), RunError> {
             cancelled = true;
             return Ok(false);
         }
-        for row in page {
-            set.fired(
-                &row.text,
-                row.embedding.as_deref(),
-                &mut scratch,
-                &mut fired,
-            );
+        for (row, fired) in page.iter().zip(fired_on(&set, page)) {
             row_votes.clear();
             row_votes.extend(fired.iter().map(|&r| (r, set.label_of(r))));
             if let Some(m) = row.model_label.as_deref().and_then(|l| index.get(l)) {

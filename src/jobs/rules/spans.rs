@@ -59,11 +59,9 @@ pub(super) fn evaluate_spans(
         sample_every: scope.sample_every,
         model_spans: true,
     };
-    let mut scratch = Scratch::default();
     let label_of = |r: usize| set.label_of(r);
     scan(store, project.id, &wants, |page| {
-        for row in page {
-            let proposed = set.spans(&row.text, &mut scratch);
+        for (row, proposed) in page.iter().zip(spans_on(set, page)) {
             let model = row.model_spans.as_deref().map(|m| triples(m, &index));
             let human = humans.get(&row.item_id);
             analysis.add_spans(
@@ -152,6 +150,16 @@ fn span_example(
     }
 }
 
+/// The spans the rules propose in each row of a page, matched on every core.
+fn spans_on(set: &RuleSet, page: &[ScanRow]) -> Vec<Vec<SpanMatch>> {
+    use rayon::prelude::*;
+    page.par_iter()
+        .map_init(Scratch::default, |scratch, row| {
+            set.spans(&row.text, scratch)
+        })
+        .collect()
+}
+
 /// A span competing for a place in the sentence's prediction.
 struct Proposal {
     start: usize,
@@ -205,15 +213,13 @@ pub(super) fn run(store: &Store, job: &Job, project: &Project) -> Result<(), Run
         model_spans: true,
     };
     let mut rows: Vec<NewPrediction> = Vec::new();
-    let mut scratch = Scratch::default();
     let mut cancelled = false;
     scan(store, project.id, &wants, |page| {
         if store.read(|c| jobs::status(c, job.id))? != JobStatus::Running {
             cancelled = true;
             return Ok(false);
         }
-        for row in page {
-            let proposed = set.spans(&row.text, &mut scratch);
+        for (row, proposed) in page.iter().zip(spans_on(&set, page)) {
             if proposed.is_empty() || row.settled {
                 continue;
             }
