@@ -402,20 +402,18 @@ pub fn run(store: &Store, job: &Job) -> Result<(), RunError> {
     } else {
         format!("{model_id_prefix}+{}", voter_names.join("+"))
     };
-    let rows: Vec<_> = predict
-        .iter()
-        .map(|&(item, at)| {
-            let votes = all.item(at);
-            let p = distribution(votes);
-            prediction_row(item, &project.labels, &p, votes, &names)
-        })
-        .collect();
+    // Rows are made a page at a time inside the write: a JSON output per item held for a
+    // million items took 2.7 GB (BENCHMARKS.md, "Labeling functions: applying rules").
+    let row_of = |&(item, at): &(i64, usize)| {
+        let votes = all.item(at);
+        prediction_row(item, &project.labels, &distribution(votes), votes, &names)
+    };
     let summary = json!({
         "method": method,
         "rules_hash": set.hash(),
         "model_id": model_id,
         "items": all.len(),
-        "predicted": rows.len(),
+        "predicted": predict.len(),
         // Every rule; the model and the learner where they voted.
         "voters": names.iter().enumerate()
             .filter(|(i, (_, kind))| *kind == "rule" || coverage.get(*i).is_some_and(|&c| c > 0))
@@ -438,8 +436,9 @@ pub fn run(store: &Store, job: &Job) -> Result<(), RunError> {
             labels_hash: labels_hash(&project.labels),
             learner_id: None,
         };
-        for chunk in rows.chunks(PAGE) {
-            predictions::insert(tx, &by, project.queue_order, chunk)?;
+        for chunk in predict.chunks(PAGE) {
+            let batch: Vec<_> = chunk.iter().map(row_of).collect();
+            predictions::insert(tx, &by, project.queue_order, &batch)?;
         }
         auto_accept::after_predictions(tx, project.id, &ids)?;
         stored::set_job_params(tx, job.id, &summary)?;
@@ -448,7 +447,7 @@ pub fn run(store: &Store, job: &Job) -> Result<(), RunError> {
     tracing::info!(
         job = job.id,
         project = project.id,
-        predicted = rows.len(),
+        predicted = predict.len(),
         "rules applied"
     );
     Ok(())
