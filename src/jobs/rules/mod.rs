@@ -426,24 +426,10 @@ pub fn run(store: &Store, job: &Job) -> Result<(), RunError> {
         "iterations": fitted.as_ref().map(|m| m.iterations),
     });
     let ids: Vec<i64> = predict.iter().map(|(i, _)| *i).collect();
-    store.write(|tx| {
-        if jobs::status(tx, job.id)? != JobStatus::Running {
-            return Ok(());
-        }
-        let by = Provenance {
-            model_id: model_id.clone(),
-            prompt_version: String::new(),
-            labels_hash: labels_hash(&project.labels),
-            learner_id: None,
-        };
-        for chunk in predict.chunks(PAGE) {
-            let batch: Vec<_> = chunk.iter().map(row_of).collect();
-            predictions::insert(tx, &by, project.queue_order, &batch)?;
-        }
-        auto_accept::after_predictions(tx, project.id, &ids)?;
-        stored::set_job_params(tx, job.id, &summary)?;
-        jobs::finish(tx, job.id, JobStatus::Done, None)
-    })?;
+    let pages = predict
+        .chunks(PAGE)
+        .map(|chunk| chunk.iter().map(row_of).collect::<Vec<_>>());
+    commit(store, job, &project, &model_id, &ids, pages, &summary)?;
     tracing::info!(
         job = job.id,
         project = project.id,
@@ -451,6 +437,37 @@ pub fn run(store: &Store, job: &Job) -> Result<(), RunError> {
         "rules applied"
     );
     Ok(())
+}
+
+/// Writes an apply's predictions (`pages`, made one page at a time), auto-accepts those that
+/// qualify, records the summary and finishes the job: one transaction, and nothing when the
+/// job was cancelled meanwhile.
+fn commit(
+    store: &Store,
+    job: &Job,
+    project: &Project,
+    model_id: &str,
+    items: &[i64],
+    pages: impl Iterator<Item = Vec<crate::store::predictions::NewPrediction>>,
+    summary: &serde_json::Value,
+) -> Result<(), StoreError> {
+    store.write(|tx| {
+        if jobs::status(tx, job.id)? != JobStatus::Running {
+            return Ok(());
+        }
+        let by = Provenance {
+            model_id: model_id.to_string(),
+            prompt_version: String::new(),
+            labels_hash: labels_hash(&project.labels),
+            learner_id: None,
+        };
+        for batch in pages {
+            predictions::insert(tx, &by, project.queue_order, &batch)?;
+        }
+        auto_accept::after_predictions(tx, project.id, items)?;
+        stored::set_job_params(tx, job.id, summary)?;
+        jobs::finish(tx, job.id, JobStatus::Done, None)
+    })
 }
 
 /// The prediction of one covered item: the combined distribution, and the votes behind it.

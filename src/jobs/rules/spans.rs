@@ -6,13 +6,13 @@
 //! (`lm_entities`) and which rule proposed what (`votes`).
 use super::{label_index, scan, Example, Sample, Scope, PAGE};
 use crate::domain::Project;
-use crate::jobs::task::{entities_row, labels_hash, RunError};
+use crate::jobs::task::{entities_row, RunError};
 use crate::rules::matcher::Scratch;
 use crate::rules::{Analysis, RuleSet, SpanMatch};
 use crate::store::jobs::{self, Job, JobStatus};
-use crate::store::predictions::{self, NewPrediction, Provenance};
-use crate::store::rules::{self as stored, ModelSpan, ScanRow, Wants, MODEL_PREFIX};
-use crate::store::{auto_accept, learning, Store, StoreError};
+use crate::store::predictions::NewPrediction;
+use crate::store::rules::{ModelSpan, ScanRow, Wants, MODEL_PREFIX};
+use crate::store::{learning, Store, StoreError};
 use crate::tasks::ner::Entity;
 use serde_json::json;
 use std::collections::HashMap;
@@ -244,23 +244,8 @@ pub(super) fn run(store: &Store, job: &Job, project: &Project) -> Result<(), Run
         })).collect::<Vec<_>>(),
     });
     let ids: Vec<i64> = rows.iter().map(|r| r.item_id).collect();
-    store.write(|tx| {
-        if jobs::status(tx, job.id)? != JobStatus::Running {
-            return Ok(());
-        }
-        let by = Provenance {
-            model_id: model_id.clone(),
-            prompt_version: String::new(),
-            labels_hash: labels_hash(&project.labels),
-            learner_id: None,
-        };
-        for chunk in rows.chunks(PAGE) {
-            predictions::insert(tx, &by, project.queue_order, chunk)?;
-        }
-        auto_accept::after_predictions(tx, project.id, &ids)?;
-        stored::set_job_params(tx, job.id, &summary)?;
-        jobs::finish(tx, job.id, JobStatus::Done, None)
-    })?;
+    let pages = rows.chunks(PAGE).map(<[NewPrediction]>::to_vec);
+    super::commit(store, job, project, &model_id, &ids, pages, &summary)?;
     Ok(())
 }
 
