@@ -108,11 +108,13 @@ fn table(
 /// The project's rules table, computed over every item.
 pub fn rules_table(store: &Store, project_id: i64) -> Result<RulesTable, StoreError> {
     let project = store.read(|c| projects::get(c, project_id))?;
+    // One read of the rules: the table lines their rows up with the figures by position.
     let current = store.read(|c| stored::current(c, project_id))?;
-    let set = apply::compile(store, &project)?;
+    let set = apply::compile_rules(store, &project, apply::checked(&project, &current)?)?;
     let scope = Scope {
         sample_every: 1,
         examples: None,
+        examples_only: false,
     };
     let (analysis, _) = apply::evaluate(store, &project, &set, &scope)?;
     let applied = store
@@ -144,6 +146,7 @@ pub fn preview(store: &Store, project_id: i64, spec: RuleSpec) -> Result<Preview
     let scope = Scope {
         sample_every: every,
         examples: Some((at, Sample::Hits, PREVIEW_EXAMPLES)),
+        examples_only: false,
     };
     let (mut analysis, examples) = apply::evaluate(store, &project, &set, &scope)?;
     let mut scratch = Default::default();
@@ -258,6 +261,7 @@ impl App {
             let scope = Scope {
                 sample_every: 1,
                 examples: Some((at, sample, limit)),
+                examples_only: true,
             };
             apply::evaluate(&store, &project, &set, &scope).map(|(_, e)| e)
         })

@@ -17,6 +17,7 @@ use wick::rules::matcher::Scratch;
 use wick::rules::{Matcher, RuleSet, RuleSpec};
 use wick::store::rules::{self as stored, Save};
 use wick::store::{projects, Actor};
+use wick::tasks::classify::ClassPrediction;
 use wick::tasks::labeler::Prediction;
 
 #[derive(Subcommand)]
@@ -404,16 +405,8 @@ fn apply_file(args: &ApplyArgs, rules: &Path, input: &Path) -> Result<ExitCode> 
                 Some(m) => m.posterior(v),
                 None => majority(v, labels.len()).unwrap_or_default(),
             };
-            let best = wick::tasks::classify::argmax(&p);
-            let scores: serde_json::Map<String, Value> = labels
-                .iter()
-                .cloned()
-                .zip(p.iter().map(|s| json!(s)))
-                .collect();
-            fields.insert(
-                "prediction".into(),
-                json!({"label": labels[best], "confidence": p[best], "scores": scores}),
-            );
+            let combined = ClassPrediction::from_distribution(&labels, &p);
+            fields.insert("prediction".into(), Prediction::Class(combined).to_json());
             fields.insert("votes".into(), Value::Object(rule_votes));
             if let Some(m) = &model_scores[i] {
                 fields.insert("model_prediction".into(), m.clone());

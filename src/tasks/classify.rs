@@ -54,6 +54,21 @@ pub struct ClassPrediction {
     pub features: Option<Vec<f32>>,
 }
 
+impl ClassPrediction {
+    /// The prediction of a distribution `p` over `labels` that no model read the text for (a
+    /// learner's mix, the rules' combination): its argmax, with every label's probability.
+    pub fn from_distribution(labels: &[String], p: &[f64]) -> ClassPrediction {
+        let best = argmax(p);
+        ClassPrediction {
+            label: labels[best].clone(),
+            confidence: p[best],
+            scores: labels.iter().cloned().zip(p.iter().copied()).collect(),
+            truncated: false,
+            features: None,
+        }
+    }
+}
+
 /// Inputs that carry no content: the label distribution the model gives them is its bias,
 /// which calibration divides out. Several are averaged; one alone was noisy (the shared ENGINE-NOTES.md, outside this repository).
 pub(crate) const CONTENT_FREE: [&str; 3] = ["", "N/A", "[MASK]"];

@@ -285,14 +285,7 @@ pub(crate) fn mixed_row(
     p: &[f64],
     lm_label: usize,
 ) -> NewPrediction {
-    let best = argmax(p);
-    let class = ClassPrediction {
-        label: labels[best].clone(),
-        confidence: p[best],
-        scores: labels.iter().cloned().zip(p.iter().copied()).collect(),
-        truncated: false,
-        features: None,
-    };
+    let class = ClassPrediction::from_distribution(labels, p);
     let mut row = to_row(item_id, &Prediction::Class(class));
     row.output
         .insert("lm_label".into(), json!(labels[lm_label]));

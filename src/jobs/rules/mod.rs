@@ -13,7 +13,7 @@ use crate::rules::matcher::Scratch;
 use crate::rules::{Analysis, Rule, RuleSet};
 use crate::store::jobs::{self, Job, JobStatus};
 use crate::store::predictions::{self, Provenance};
-use crate::store::rules::{self as stored, ScanRow, Wants, MODEL_PREFIX};
+use crate::store::rules::{self as stored, ScanRow, StoredRule, Wants, MODEL_PREFIX};
 use crate::store::{auto_accept, learning, projects, Store, StoreError};
 use crate::tasks::classify::{argmax, ClassPrediction};
 use crate::tasks::labeler::Prediction;
@@ -50,17 +50,21 @@ impl Method {
 /// The project's current rules, checked against its label set now (a rule whose label was
 /// since removed is named) and compiled.
 pub fn compile(store: &Store, project: &Project) -> Result<RuleSet, StoreError> {
-    let specs = store.read(|c| stored::current(c, project.id))?;
-    let rules = specs
-        .into_iter()
+    let current = store.read(|c| stored::current(c, project.id))?;
+    compile_rules(store, project, checked(project, &current)?)
+}
+
+/// Stored rules checked against the project's label set now, in the order given.
+pub fn checked(project: &Project, stored: &[StoredRule]) -> Result<Vec<Rule>, StoreError> {
+    stored
+        .iter()
         .map(|s| {
-            let name = s.spec.name.clone();
             s.spec
+                .clone()
                 .validated(project.task, &project.labels)
-                .map_err(|e| StoreError::invalid("rules", format!("rule {name:?}: {e}")))
+                .map_err(|e| StoreError::invalid("rules", format!("rule {:?}: {e}", s.spec.name)))
         })
-        .collect::<Result<Vec<Rule>, _>>()?;
-    compile_rules(store, project, rules)
+        .collect()
 }
 
 /// Compiles `rules` for the project, reading the stored embeddings of the items its
@@ -111,6 +115,15 @@ pub struct Scope {
     pub sample_every: u32,
     /// Gather up to `limit` examples of this rule.
     pub examples: Option<(usize, Sample, usize)>,
+    /// Only the examples are wanted: the scan stops once they are gathered.
+    pub examples_only: bool,
+}
+
+impl Scope {
+    /// Whether a scan that gathered `found` examples may stop.
+    fn done(&self, found: usize) -> bool {
+        self.examples_only && self.examples.is_some_and(|(_, _, limit)| found >= limit)
+    }
 }
 
 /// The rule set's figures over the project (or a sample of it), with examples if asked.
@@ -120,13 +133,13 @@ pub fn evaluate(
     set: &RuleSet,
     scope: &Scope,
 ) -> Result<(Analysis, Vec<Example>), StoreError> {
+    if project.task == TaskKind::Ner {
+        return evaluate_spans(store, project, set, scope);
+    }
     let humans = human_labels(store, project)?;
     let index = label_index(&project.labels);
     let mut analysis = Analysis::new(set.len());
     let mut examples = Vec::new();
-    if project.task == TaskKind::Ner {
-        return evaluate_spans(store, project, set, scope);
-    }
     let wants = Wants {
         embeddings: set.needs_embeddings(),
         lm_features: None,
@@ -164,7 +177,7 @@ pub fn evaluate(
                 }
             }
         }
-        Ok(true)
+        Ok(!scope.done(examples.len()))
     })?;
     Ok((analysis, examples))
 }
@@ -478,14 +491,7 @@ fn prediction_row(
     votes: &[(u16, u16)],
     names: &[(String, &'static str)],
 ) -> crate::store::predictions::NewPrediction {
-    let best = argmax(p);
-    let class = ClassPrediction {
-        label: labels[best].clone(),
-        confidence: p[best],
-        scores: labels.iter().cloned().zip(p.iter().copied()).collect(),
-        truncated: false,
-        features: None,
-    };
+    let class = ClassPrediction::from_distribution(labels, p);
     let mut row = to_row(item_id, &Prediction::Class(class));
     let votes: serde_json::Map<String, serde_json::Value> = votes
         .iter()

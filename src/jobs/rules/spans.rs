@@ -104,7 +104,7 @@ pub(super) fn evaluate_spans(
                 ));
             }
         }
-        Ok(true)
+        Ok(!scope.done(examples.len()))
     })?;
     Ok((analysis, examples))
 }
@@ -198,6 +198,7 @@ pub(super) fn run(store: &Store, job: &Job, project: &Project) -> Result<(), Run
     let scope = Scope {
         sample_every: 1,
         examples: None,
+        examples_only: false,
     };
     let (analysis, _) = evaluate_spans(store, project, &set, &scope)?;
     let precision: Vec<f64> = analysis
