@@ -20,8 +20,8 @@
 //!    patterns alone, the ASCII and non-ASCII texts apart, and two variants of the patterns
 //!    tried here only (separate `Regex`es; the set with ASCII word boundaries).
 //! 2. The label model: `Votes` from those rules plus the model voter, `LabelModel::fit` with
-//!    `FitOptions::shrunk()` at N, with the answered items known (as the job fits) and
-//!    without; its accuracy against the generator's intent, what it does where no rule fired,
+//!    `FitOptions::balanced` at N, with the answered items known (as the job fits) and
+//!    without, and with the prior learned (`FitOptions::shrunk`, the fit before); its accuracy against the generator's intent, what it does where no rule fired,
 //!    and how many distinct vote patterns the N items have.
 //! 3. Through SQLite: a project of N items (imported through `store::import`, 0.2 % with a
 //!    label; one stored prediction per item with all 20 scores, as a pre-labeling job writes
@@ -1469,7 +1469,7 @@ fn label_model(
     for _ in 0..repeats.clamp(1, 2) {
         let reset = reset_peak();
         let t = Instant::now();
-        let m = LabelModel::fit(&anchored, &FitOptions::shrunk())?;
+        let m = LabelModel::fit(&anchored, &FitOptions::balanced(&anchored, Some(model_voter)))?;
         fit_s.push(t.elapsed().as_secs_f64());
         peak = self_mb("VmHWM:").filter(|_| reset);
         fitted = Some(m);
@@ -1481,8 +1481,12 @@ fn label_model(
     }
     let posterior_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let unanchored = LabelModel::fit(&plain, &FitOptions::shrunk())?;
+    let unanchored = LabelModel::fit(&plain, &FitOptions::balanced(&plain, Some(model_voter)))?;
     let plain_s = t.elapsed().as_secs_f64();
+    // The fit before the class balance was held: the prior learned by EM.
+    let t = Instant::now();
+    let learned = LabelModel::fit(&anchored, &FitOptions::shrunk())?;
+    let learned_s = t.elapsed().as_secs_f64();
     // Distinct vote patterns: what a fit over (pattern, count) pairs would iterate over.
     let mut patterns: HashMap<&[(u16, u16)], usize> = HashMap::new();
     for i in 0..n {
@@ -1490,6 +1494,7 @@ fn label_model(
     }
     let with = judge(&m, &anchored, items, fired, model_voter);
     let without = judge(&unanchored, &plain, items, fired, model_voter);
+    let with_learned = judge(&learned, &anchored, items, fired, model_voter);
     let fit = median(&fit_s);
     for (name, j, s) in [
         (
@@ -1501,6 +1506,11 @@ fn label_model(
             fit,
         ),
         ("no item known".to_string(), &without, plain_s),
+        (
+            "answered items known, prior learned (the fit before)".to_string(),
+            &with_learned,
+            learned_s,
+        ),
     ] {
         println!(
             "label model, {name}: fit {s:.2} s, {} iterations; accuracy on the covered items: model {}, majority {}, label model {}; on all items {}; the posterior keeps the model's vote on {} of the {} uncovered items; prior's largest class {} at {}; model voter's fitted accuracy {}",
@@ -1531,6 +1541,8 @@ fn label_model(
         "anchored": with,
         "unanchored_fit_seconds": round(plain_s, 3),
         "unanchored": without,
+        "learned_prior_fit_seconds": round(learned_s, 3),
+        "learned_prior": with_learned,
     }))
 }
 

@@ -369,7 +369,10 @@ fn apply_file(args: &ApplyArgs, rules: &Path, input: &Path) -> Result<ExitCode> 
     }
     flush(&mut chunk, &mut votes)?;
     let fitted = match (Method::from(args.method), votes.is_empty()) {
-        (Method::LabelModel, false) => Some(LabelModel::fit(&votes, &FitOptions::shrunk())?),
+        (Method::LabelModel, false) => Some(LabelModel::fit(
+            &votes,
+            &FitOptions::balanced(&votes, labeler.as_ref().map(|_| set.len())),
+        )?),
         _ => None,
     };
     let mut out: Box<dyn Write> = match &args.output {

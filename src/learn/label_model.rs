@@ -337,7 +337,23 @@ impl FitOptions {
             ..FitOptions::default()
         }
     }
+
+    /// [`FitOptions::shrunk`] with the class balance held at what the people's answers and
+    /// `voter`'s votes (the language model, which votes on every item) say, the voter counted
+    /// as [`VOTER_BALANCE_WEIGHT`] answers. A learned prior let EM make one class of the items
+    /// nothing fired on (0.39 of the mass on one of 77 classes in the 1M bench).
+    pub fn balanced(votes: &Votes, voter: Option<usize>) -> Self {
+        FitOptions {
+            class_balance: Some(votes.class_balance(voter, VOTER_BALANCE_WEIGHT)),
+            ..FitOptions::shrunk()
+        }
+    }
 }
+
+/// How many answers a voter's class shares count as in [`FitOptions::balanced`]: enough to
+/// shape the balance before anyone has answered, few enough that a few hundred answers outweigh
+/// a biased voter.
+pub const VOTER_BALANCE_WEIGHT: f64 = 100.0;
 
 impl FitOptions {
     fn check(&self) -> Result<(), LabelModelError> {

@@ -79,6 +79,9 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
 }
 
+/// The writer's page cache during [`Store::write_bulk`], in KiB.
+const BULK_CACHE_KIB: i64 = 256 * 1024;
+
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<Inner>,
@@ -144,6 +147,24 @@ impl Store {
         Ok(out)
     }
 
+    /// [`Store::write`] for a transaction that writes hundreds of megabytes (an apply's
+    /// predictions over a whole project): the writer's page cache is raised to
+    /// [`BULK_CACHE_KIB`] for it, so dirty pages are not spilled into the WAL and read back
+    /// mid-transaction, then given back.
+    pub fn write_bulk<T>(&self, f: impl FnOnce(&Transaction) -> Result<T>) -> Result<T> {
+        let mut conn = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let before: i64 = conn.query_row("PRAGMA cache_size", [], |r| r.get(0))?;
+        conn.pragma_update(None, "cache_size", -BULK_CACHE_KIB)?;
+        let out = (|| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        })();
+        conn.pragma_update(None, "cache_size", before)?;
+        out
+    }
+
     /// A setting kept in the database (e.g. the session key), created by `init` on first use.
     pub fn setting_or_init(&self, key: &str, init: impl FnOnce() -> Vec<u8>) -> Result<Vec<u8>> {
         self.write(|tx| {
@@ -166,6 +187,25 @@ impl Store {
             }
         })
     }
+}
+
+/// Runs `f` with index `name` dropped, then builds it again from its stored definition, in
+/// the caller's transaction (other connections never see it missing): for bulk updates of
+/// the indexed columns.
+pub(crate) fn without_index<T>(
+    tx: &Transaction,
+    name: &str,
+    f: impl FnOnce(&Transaction) -> Result<T>,
+) -> Result<T> {
+    let sql: String = tx.query_row(
+        "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?1",
+        [name],
+        |r| r.get(0),
+    )?;
+    tx.execute_batch(&format!("DROP INDEX \"{name}\""))?;
+    let out = f(tx)?;
+    tx.execute_batch(&sql)?;
+    Ok(out)
 }
 
 fn configure(conn: &Connection) -> Result<()> {

@@ -53,21 +53,87 @@ pub fn insert(
     order: QueueOrder,
     batch: &[NewPrediction],
 ) -> Result<()> {
+    let outputs: Vec<String> = batch
+        .iter()
+        .map(|p| serde_json::Value::Object(p.output.clone()).to_string())
+        .collect();
+    insert_rows(
+        tx,
+        by,
+        order,
+        batch.iter().zip(&outputs).map(|(p, output)| Row {
+            item_id: p.item_id,
+            label: p.label.as_deref(),
+            output,
+            confidence: p.confidence,
+            margin: p.margin,
+            entropy: p.entropy,
+            truncated: p.truncated,
+        }),
+    )
+}
+
+/// A prediction as it is written, its output already JSON: items that share one (a rules
+/// apply's items with the same votes) serialize it once.
+#[derive(Debug, Clone, Copy)]
+pub struct Row<'a> {
+    pub item_id: i64,
+    pub label: Option<&'a str>,
+    pub output: &'a str,
+    pub confidence: f64,
+    pub margin: f64,
+    pub entropy: f64,
+    pub truncated: bool,
+}
+
+/// [`insert`] for rows whose output is serialized already.
+pub fn insert_rows<'a, I>(tx: &Transaction, by: &Provenance, order: QueueOrder, rows: I) -> Result<()>
+where
+    I: IntoIterator<Item = Row<'a>>,
+    I::IntoIter: ExactSizeIterator,
+{
+    let rows = rows.into_iter();
+    if order == QueueOrder::Uncertainty && is_bulk(tx, rows.len())? {
+        super::without_index(tx, QUEUE_INDEX, |tx| write_rows(tx, by, order, rows))
+    } else {
+        write_rows(tx, by, order, rows)
+    }
+}
+
+/// The index the queue's priority update keeps in step.
+const QUEUE_INDEX: &str = "items_queue";
+
+/// Whether `rows` moves so much of the queue that dropping its index and building it again
+/// beats keeping it in step row by row: 667k of 1M items' priorities took 5.2 s with the
+/// index, 0.5 s without it plus 1.6 s to build it (sqlite3 3.40, BENCHMARKS.md).
+fn is_bulk(tx: &Transaction, rows: usize) -> Result<bool> {
+    if rows < 100_000 {
+        return Ok(false);
+    }
+    let items: Option<i64> = tx.query_row("SELECT MAX(id) FROM items", [], |r| r.get(0))?;
+    Ok(rows as i64 * 3 >= items.unwrap_or(0))
+}
+
+fn write_rows<'a>(
+    tx: &Transaction,
+    by: &Provenance,
+    order: QueueOrder,
+    rows: impl Iterator<Item = Row<'a>>,
+) -> Result<()> {
     let now = now_ms();
     let mut ins = tx.prepare_cached(
         "INSERT INTO predictions (item_id, model_id, prompt_version, labels_hash, label, output, confidence, margin, entropy, truncated, created_at, learner_id)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?;
     let mut prio = tx.prepare_cached("UPDATE items SET priority = ?2 WHERE id = ?1")?;
-    for p in batch {
-        let output = serde_json::Value::Object(p.output.clone()).to_string();
+    for p in rows {
         ins.execute(params![
             p.item_id,
             by.model_id,
             by.prompt_version,
             by.labels_hash,
             p.label,
-            output,
+            p.output,
             p.confidence,
             p.margin,
             p.entropy,

@@ -692,3 +692,105 @@ fn ner_rules_propose_spans_measured_and_laid_over_the_model() {
         "answered sentences are not predicted over"
     );
 }
+
+/// An apply that moves most of a big queue drops the queue's index and builds it again inside
+/// its transaction (`predictions::insert_rows`): the index must come back as it was, and the
+/// queue read through it must agree with the table.
+#[test]
+fn a_bulk_apply_rebuilds_the_queue_index_as_it_was() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = wick::store::Store::open(&dir.path().join("wick.db")).expect("store");
+    let actor = wick::store::Actor::system();
+    let new: wick::domain::NewProject = serde_json::from_value(json!({
+        "name": "P", "task": "classification", "labels": ["a", "b"], "queue_order": "uncertainty"
+    }))
+    .expect("project");
+    let project = store
+        .write(|tx| wick::store::projects::create(tx, &actor, &new))
+        .expect("create");
+    // 150,000 items; the rules cover two in three (past the bulk threshold of 100,000 rows).
+    let body: String = (0..150_000)
+        .map(|i| match i % 3 {
+            0 => format!("{{\"text\": \"gamma {i}\"}}\n"),
+            1 => format!("{{\"text\": \"alpha {i}\"}}\n"),
+            _ => format!("{{\"text\": \"alpha beta {i}\"}}\n"),
+        })
+        .collect();
+    wick::store::import::by_task(
+        &store,
+        &actor,
+        &project,
+        wick::formats::import::Format::Jsonl,
+        body.as_bytes(),
+        |_| {},
+    )
+    .expect("import");
+    for spec in [
+        json!({"name": "a", "label": "a", "kind": "keywords", "terms": ["alpha"]}),
+        json!({"name": "b", "label": "b", "kind": "keywords", "terms": ["beta"]}),
+    ] {
+        let spec: wick::rules::RuleSpec = serde_json::from_value(spec).expect("spec");
+        let rule = spec.validated(project.task, &project.labels).expect("rule");
+        store
+            .write(|tx| {
+                wick::store::rules::save(tx, &actor, project.id, &rule, wick::store::rules::Save::Add)
+            })
+            .expect("save");
+    }
+    let index_sql = |store: &wick::store::Store| -> String {
+        store
+            .read(|c| {
+                Ok(c.query_row(
+                    "SELECT sql FROM sqlite_master WHERE name = 'items_queue'",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+            .expect("index")
+    };
+    let before = index_sql(&store);
+    let job = store
+        .write(|tx| {
+            wick::store::rules::queue_apply(tx, &actor, project.id, &json!({"method": "majority"}))
+        })
+        .expect("queue");
+    wick::jobs::rules::run(&store, &job).expect("run");
+    assert_eq!(index_sql(&store), before);
+    let (written, moved, integrity): (i64, i64, String) = store
+        .read(|c| {
+            Ok(c.query_row(
+                "SELECT (SELECT COUNT(*) FROM predictions WHERE model_id LIKE 'rules@%'),
+                        (SELECT COUNT(*) FROM items i JOIN predictions p ON p.item_id = i.id
+                          WHERE p.model_id LIKE 'rules@%' AND i.priority = p.margin),
+                        (SELECT integrity_check FROM pragma_integrity_check)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?)
+        })
+        .expect("figures");
+    assert_eq!(written, 100_000);
+    assert_eq!(moved, 100_000, "every covered item's priority is its new margin");
+    assert_eq!(integrity, "ok");
+    // The queue's order read through the rebuilt index is the table's order.
+    let order = |sql: &str| -> Vec<i64> {
+        store
+            .read(|c| {
+                let mut stmt = c.prepare(sql)?;
+                let ids = stmt
+                    .query_map([project.id], |r| r.get(0))?
+                    .collect::<rusqlite::Result<Vec<i64>>>()?;
+                Ok(ids)
+            })
+            .expect("order")
+    };
+    let through_index = order(
+        "SELECT id FROM items INDEXED BY items_queue WHERE project_id = ?1 AND done = 0
+         ORDER BY priority, id LIMIT 50 OFFSET 49990",
+    );
+    let by_table = order(
+        "SELECT id FROM items NOT INDEXED WHERE project_id = ?1 AND done = 0
+         ORDER BY priority, id LIMIT 50 OFFSET 49990",
+    );
+    assert_eq!(through_index.len(), 50);
+    assert_eq!(through_index, by_table);
+}

@@ -10,7 +10,7 @@ use crate::jobs::task::{entities_row, RunError};
 use crate::rules::matcher::Scratch;
 use crate::rules::{Analysis, RuleSet, SpanMatch};
 use crate::store::jobs::{self, Job, JobStatus};
-use crate::store::predictions::NewPrediction;
+use crate::store::predictions::{self, NewPrediction, Provenance};
 use crate::store::rules::{ModelSpan, ScanRow, Wants, MODEL_PREFIX};
 use crate::store::{learning, Store, StoreError};
 use crate::tasks::ner::Entity;
@@ -245,8 +245,11 @@ pub(super) fn run(store: &Store, job: &Job, project: &Project) -> Result<(), Run
         })).collect::<Vec<_>>(),
     });
     let ids: Vec<i64> = rows.iter().map(|r| r.item_id).collect();
-    let pages = rows.chunks(PAGE).map(<[NewPrediction]>::to_vec);
-    super::commit(store, job, project, &model_id, &ids, pages, &summary)?;
+    let write = |tx: &rusqlite::Transaction, by: &Provenance| {
+        rows.chunks(PAGE)
+            .try_for_each(|page| predictions::insert(tx, by, project.queue_order, page))
+    };
+    super::commit(store, job, project, &model_id, &ids, write, &summary)?;
     Ok(())
 }
 
