@@ -165,6 +165,11 @@
       num('preview-coverage', pct(p.coverage)), ' · ' + count(p.overlaps, 'overlap') + ' · ' + count(p.conflicts, 'conflict'),
       ' · model agreement ' + pct(p.model_agreement) + ' (' + p.agrees_with_model + '/' + p.with_model + ')',
       ' · accuracy vs people ', num('preview-accuracy', pct(p.accuracy)), ' (' + p.correct + '/' + p.annotated + ')');
+    if (p.left_out.length) {
+      figures.append(h('br'), h('span', { id: 'preview-left-out' },
+        'Left out of these figures (no longer valid): ' +
+        p.left_out.map((r) => r.name + ' (' + r.field + ': ' + r.message + ')').join('; ')));
+    }
     $('preview-examples').replaceChildren(...p.examples.map((x) => exampleItem(x, x.spans)));
   }
 

@@ -57,6 +57,16 @@ pub struct Preview {
     pub model_agreement: Option<f64>,
     pub accuracy: Option<f64>,
     pub examples: Vec<PreviewExample>,
+    /// Stored rules the figures leave out because they no longer fit the project (their
+    /// label was removed, say), each with why: an overlap or conflict with them is not counted.
+    pub left_out: Vec<LeftOut>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LeftOut {
+    pub name: String,
+    pub field: String,
+    pub message: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -131,12 +141,22 @@ pub fn rules_table(store: &Store, project_id: i64) -> Result<RulesTable, StoreEr
 pub fn preview(store: &Store, project_id: i64, spec: RuleSpec) -> Result<Preview, StoreError> {
     let project = store.read(|c| projects::get(c, project_id))?;
     let rule = spec.validated(project.task, &project.labels)?;
-    let mut rules: Vec<_> = store
-        .read(|c| stored::current(c, project_id))?
-        .into_iter()
-        .filter(|r| r.spec.name != rule.name())
-        .filter_map(|r| r.spec.validated(project.task, &project.labels).ok())
-        .collect();
+    let mut rules = Vec::new();
+    let mut left_out = Vec::new();
+    for r in store.read(|c| stored::current(c, project_id))? {
+        if r.spec.name == rule.name() {
+            continue;
+        }
+        let name = r.spec.name.clone();
+        match r.spec.validated(project.task, &project.labels) {
+            Ok(valid) => rules.push(valid),
+            Err(e) => left_out.push(LeftOut {
+                name,
+                field: e.field,
+                message: e.message,
+            }),
+        }
+    }
     rules.push(rule.clone());
     let at = rules.len() - 1;
     let set = apply::compile_rules(store, &project, rules)?;
@@ -171,6 +191,7 @@ pub fn preview(store: &Store, project_id: i64, spec: RuleSpec) -> Result<Preview
         model_agreement,
         accuracy,
         examples,
+        left_out,
     })
 }
 

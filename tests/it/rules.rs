@@ -470,19 +470,24 @@ fn rules_are_measured_previewed_applied_accepted_and_exported() {
     assert_eq!(table["rules"].as_array().map(Vec::len), Some(2));
 }
 
-#[test]
-fn a_cancelled_apply_writes_nothing() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = wick::store::Store::open(&dir.path().join("wick.db")).expect("store");
+/// A project in a store of its own under `dir`: `extra` (JSON) added to its settings, `body`
+/// imported as JSONL, `rules` saved.
+fn stored_project(
+    dir: &Path,
+    extra: Value,
+    body: &str,
+    rules: &[Value],
+) -> (wick::store::Store, wick::domain::Project) {
+    let store = wick::store::Store::open(&dir.join("wick.db")).expect("store");
     let actor = wick::store::Actor::system();
-    let new: wick::domain::NewProject = serde_json::from_value(
-        json!({"name": "P", "task": "classification", "labels": ["a", "b"]}),
-    )
-    .expect("project");
+    let mut settings = json!({"name": "P", "task": "classification", "labels": ["a", "b"]});
+    if let (Some(s), Some(e)) = (settings.as_object_mut(), extra.as_object()) {
+        s.extend(e.clone());
+    }
+    let new: wick::domain::NewProject = serde_json::from_value(settings).expect("project");
     let project = store
         .write(|tx| wick::store::projects::create(tx, &actor, &new))
         .expect("create");
-    let body = "{\"text\": \"alpha one\"}\n{\"text\": \"beta two\"}\n";
     wick::store::import::by_task(
         &store,
         &actor,
@@ -492,16 +497,28 @@ fn a_cancelled_apply_writes_nothing() {
         |_| {},
     )
     .expect("import");
-    let spec: wick::rules::RuleSpec = serde_json::from_value(
-        json!({"name": "a", "label": "a", "kind": "keywords", "terms": ["alpha"]}),
-    )
-    .expect("spec");
-    let rule = spec.validated(project.task, &project.labels).expect("rule");
-    store
-        .write(|tx| {
-            wick::store::rules::save(tx, &actor, project.id, &rule, wick::store::rules::Save::Add)
-        })
-        .expect("save");
+    for spec in rules {
+        let spec: wick::rules::RuleSpec = serde_json::from_value(spec.clone()).expect("spec");
+        let rule = spec.validated(project.task, &project.labels).expect("rule");
+        store
+            .write(|tx| {
+                wick::store::rules::save(tx, &actor, project.id, &rule, wick::store::rules::Save::Add)
+            })
+            .expect("save");
+    }
+    (store, project)
+}
+
+#[test]
+fn a_cancelled_apply_writes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, project) = stored_project(
+        dir.path(),
+        json!({}),
+        "{\"text\": \"alpha one\"}\n{\"text\": \"beta two\"}\n",
+        &[json!({"name": "a", "label": "a", "kind": "keywords", "terms": ["alpha"]})],
+    );
+    let actor = wick::store::Actor::system();
     let job = store
         .write(|tx| {
             wick::store::rules::queue_apply(tx, &actor, project.id, &json!({"method": "majority"}))
@@ -699,15 +716,6 @@ fn ner_rules_propose_spans_measured_and_laid_over_the_model() {
 #[test]
 fn a_bulk_apply_rebuilds_the_queue_index_as_it_was() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = wick::store::Store::open(&dir.path().join("wick.db")).expect("store");
-    let actor = wick::store::Actor::system();
-    let new: wick::domain::NewProject = serde_json::from_value(json!({
-        "name": "P", "task": "classification", "labels": ["a", "b"], "queue_order": "uncertainty"
-    }))
-    .expect("project");
-    let project = store
-        .write(|tx| wick::store::projects::create(tx, &actor, &new))
-        .expect("create");
     // 150,000 items; the rules cover two in three (past the bulk threshold of 100,000 rows).
     let body: String = (0..150_000)
         .map(|i| match i % 3 {
@@ -716,27 +724,16 @@ fn a_bulk_apply_rebuilds_the_queue_index_as_it_was() {
             _ => format!("{{\"text\": \"alpha beta {i}\"}}\n"),
         })
         .collect();
-    wick::store::import::by_task(
-        &store,
-        &actor,
-        &project,
-        wick::formats::import::Format::Jsonl,
-        body.as_bytes(),
-        |_| {},
-    )
-    .expect("import");
-    for spec in [
-        json!({"name": "a", "label": "a", "kind": "keywords", "terms": ["alpha"]}),
-        json!({"name": "b", "label": "b", "kind": "keywords", "terms": ["beta"]}),
-    ] {
-        let spec: wick::rules::RuleSpec = serde_json::from_value(spec).expect("spec");
-        let rule = spec.validated(project.task, &project.labels).expect("rule");
-        store
-            .write(|tx| {
-                wick::store::rules::save(tx, &actor, project.id, &rule, wick::store::rules::Save::Add)
-            })
-            .expect("save");
-    }
+    let (store, project) = stored_project(
+        dir.path(),
+        json!({"queue_order": "uncertainty"}),
+        &body,
+        &[
+            json!({"name": "a", "label": "a", "kind": "keywords", "terms": ["alpha"]}),
+            json!({"name": "b", "label": "b", "kind": "keywords", "terms": ["beta"]}),
+        ],
+    );
+    let actor = wick::store::Actor::system();
     let index_sql = |store: &wick::store::Store| -> String {
         store
             .read(|c| {
@@ -793,4 +790,45 @@ fn a_bulk_apply_rebuilds_the_queue_index_as_it_was() {
     );
     assert_eq!(through_index.len(), 50);
     assert_eq!(through_index, by_table);
+}
+
+/// A stored rule that no longer validates is named in the preview, not silently dropped from
+/// its overlap and conflict figures.
+#[test]
+fn the_preview_names_the_stored_rules_it_leaves_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, project) = stored_project(
+        dir.path(),
+        json!({}),
+        "{\"text\": \"alpha one\"}\n{\"text\": \"beta two\"}\n",
+        &[
+            json!({"name": "old", "label": "a", "kind": "keywords", "terms": ["alpha"]}),
+            json!({"name": "fine", "label": "a", "kind": "keywords", "terms": ["one"]}),
+        ],
+    );
+    // As if the rule had been stored under a label set it no longer fits.
+    store
+        .write(|tx| {
+            tx.execute(
+                "UPDATE rules SET spec = json_set(spec, '$.label', 'gone') WHERE name = 'old'",
+                [],
+            )?;
+            Ok(())
+        })
+        .expect("edit");
+    let draft: wick::rules::RuleSpec = serde_json::from_value(
+        json!({"name": "draft", "label": "b", "kind": "keywords", "terms": ["beta", "one"]}),
+    )
+    .expect("spec");
+    let preview = wick::app::rules::preview(&store, project.id, draft).expect("preview");
+    let left: Vec<(&str, &str)> = preview
+        .left_out
+        .iter()
+        .map(|r| (r.name.as_str(), r.field.as_str()))
+        .collect();
+    assert_eq!(left, [("old", "label")]);
+    assert!(preview.left_out[0].message.contains("gone"), "{:?}", preview.left_out);
+    // The valid rule still counts: "alpha one" is hit by the draft and by `fine`.
+    assert_eq!(preview.figures.hits, 2);
+    assert_eq!(preview.figures.conflicts, 1);
 }

@@ -185,7 +185,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ep(
         "post",
         "/projects/{id}/rules/preview",
-        "Measure a rule being typed beside the other rules, on a sample of the project (20,000 items and every answered one), with a few matches and their spans",
+        "Measure a rule being typed beside the other rules, on a sample of the project (20,000 items and every answered one), with a few matches and their spans, and the stored rules left out as no longer valid (`left_out`)",
         true,
         Some("Rule"),
         200,
