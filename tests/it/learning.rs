@@ -545,3 +545,63 @@ fn a_retrain_that_fails_half_way_leaves_the_old_predictions_in_force() {
         jobs::JobStatus::Done
     );
 }
+
+/// The learner is a voter of the rules' apply once it exists: its argmax joins the rules'
+/// and the model's votes, the apply's model id and summary name it, and where it and the
+/// model outvote a rule the combination follows them.
+#[test]
+fn the_learner_votes_in_the_rules_apply() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("wick.db");
+    let (store, project) = seeded(&db, 400, 40);
+    let names = vec![vec![1.0f32, 0.0, 0.0], vec![0.0f32, 1.0, 0.0]];
+    let job = store
+        .write(|tx| {
+            let job = learning::queue_retrain(tx, &Actor::system(), project.id)?;
+            jobs::start_run(tx, job.id, "lm", "v1", 0, 0)?;
+            jobs::get(tx, job.id)
+        })
+        .expect("job");
+    wick::jobs::retrain::train_and_rescore(&store, &job, &project, "emb", &names).expect("retrain");
+    // One rule says "a" for every row; on the odd rows the model and the learner say "b".
+    let spec: wick::rules::RuleSpec = serde_json::from_value(
+        json!({"name": "all-a", "label": "a", "kind": "keywords", "terms": ["row"]}),
+    )
+    .expect("spec");
+    let rule = spec.validated(project.task, &project.labels).expect("rule");
+    let apply = store
+        .write(|tx| {
+            wick::store::rules::save(tx, &Actor::system(), project.id, &rule, wick::store::rules::Save::Add)?;
+            wick::store::rules::queue_apply(tx, &Actor::system(), project.id, &json!({"method": "majority"}))
+        })
+        .expect("queue apply");
+    wick::jobs::rules::run(&store, &apply).expect("apply");
+    let summary = store
+        .read(|c| wick::store::rules::job_params(c, apply.id))
+        .expect("summary");
+    let model_id = summary["model_id"].as_str().unwrap_or_default();
+    assert!(model_id.ends_with("+model+learner"), "{summary}");
+    let learner = summary["voters"]
+        .as_array()
+        .and_then(|v| v.iter().find(|v| v["kind"] == "learner"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(learner["votes"], 400, "{summary}");
+    // Row 1 (odd): rule a against model b and learner b.
+    let (output, label): (String, String) = Connection::open(&db)
+        .expect("open db")
+        .query_row(
+            "SELECT p.output, p.label FROM predictions p JOIN items i ON i.id = p.item_id
+             WHERE i.ext_id = 'r41' AND p.model_id = ?1",
+            [model_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("prediction of r41");
+    let output: Value = serde_json::from_str(&output).expect("output");
+    assert_eq!(
+        output["votes"],
+        json!({"all-a": "a", "model": "b", "learner": "b"}),
+        "{output}"
+    );
+    assert_eq!(label, "b");
+}
