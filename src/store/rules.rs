@@ -343,6 +343,40 @@ pub fn queue_apply(
     jobs::get(tx, id)
 }
 
+/// After a retrain: the learner's new predictions are now the latest of every item they
+/// cover, so a project whose rules were applied gets an apply again (same method as the last
+/// one), which puts the rules' combination, with the new learner's votes, back on top. Nothing
+/// when the rules were never applied, are all deleted, or an apply is queued or running.
+pub fn reapply_after_retrain(tx: &Transaction, project_id: i64) -> Result<Option<Job>> {
+    let last: Option<Option<String>> = tx
+        .query_row(
+            "SELECT params FROM jobs WHERE project_id = ?1 AND kind = 'rules' AND status = 'done'
+             ORDER BY id DESC LIMIT 1",
+            [project_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(params) = last else {
+        return Ok(None);
+    };
+    if current(tx, project_id)?.is_empty() {
+        return Ok(None);
+    }
+    let method = params
+        .and_then(|p| serde_json::from_str::<serde_json::Value>(&p).ok())
+        .and_then(|p| p.get("method").cloned())
+        .unwrap_or(serde_json::Value::Null);
+    let params = match method {
+        serde_json::Value::Null => serde_json::json!({}),
+        m => serde_json::json!({ "method": m }),
+    };
+    match queue_apply(tx, &Actor::system(), project_id, &params) {
+        Ok(job) => Ok(Some(job)),
+        Err(StoreError::Conflict(_)) => Ok(None), // one is on its way already
+        Err(e) => Err(e),
+    }
+}
+
 /// A job's params (rules jobs), as JSON; `{}` when it has none.
 pub fn job_params(conn: &Connection, job_id: i64) -> Result<serde_json::Value> {
     let text: Option<String> = conn

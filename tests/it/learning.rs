@@ -604,4 +604,37 @@ fn the_learner_votes_in_the_rules_apply() {
         "{output}"
     );
     assert_eq!(label, "b");
+
+    // A retrain puts the learner's own predictions on top; it queues the apply again, with the
+    // last apply's method, so the rules' combination comes back over them.
+    let retrain = store
+        .write(|tx| {
+            let job = learning::queue_retrain(tx, &Actor::system(), project.id)?;
+            jobs::start_run(tx, job.id, "lm", "v1", 0, 0)?;
+            jobs::get(tx, job.id)
+        })
+        .expect("job");
+    wick::jobs::retrain::train_and_rescore(&store, &retrain, &project, "emb", &names)
+        .expect("retrain");
+    let (again, params): (i64, String) = Connection::open(&db)
+        .expect("open db")
+        .query_row(
+            "SELECT id, params FROM jobs WHERE kind = 'rules' AND status = 'queued'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("a queued apply");
+    assert_eq!(serde_json::from_str::<Value>(&params).ok(), Some(json!({"method": "majority"})));
+    let again = store.read(|c| jobs::get(c, again)).expect("job");
+    wick::jobs::rules::run(&store, &again).expect("apply again");
+    let latest: String = Connection::open(&db)
+        .expect("open db")
+        .query_row(
+            "SELECT p.model_id FROM predictions p JOIN items i ON i.id = p.item_id
+             WHERE i.ext_id = 'r41' ORDER BY p.id DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .expect("latest of r41");
+    assert!(latest.starts_with("rules@"), "{latest}");
 }

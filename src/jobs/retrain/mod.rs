@@ -222,6 +222,7 @@ fn commit(
             learner_id: Some(learner_id),
         };
         predictions(tx, &by)?;
+        crate::store::rules::reapply_after_retrain(tx, job.project_id)?;
         jobs::finish(tx, job.id, JobStatus::Done, None)
     })?;
     Ok(())
