@@ -1467,7 +1467,10 @@ fn label_model(
     for _ in 0..repeats.clamp(1, 2) {
         let reset = reset_peak();
         let t = Instant::now();
-        let m = LabelModel::fit(&anchored, &FitOptions::balanced(&anchored, Some(model_voter)))?;
+        let m = LabelModel::fit(
+            &anchored,
+            &FitOptions::balanced(&anchored, Some(model_voter)),
+        )?;
         fit_s.push(t.elapsed().as_secs_f64());
         peak = self_mb("VmHWM:").filter(|_| reset);
         fitted = Some(m);

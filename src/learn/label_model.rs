@@ -1149,7 +1149,9 @@ mod tests {
     /// model's vote.
     fn topic_simulation(n: usize, seed: u64) -> (Simulation, Vec<f64>) {
         const K: usize = 20;
-        let raw: Vec<f64> = (0..K).map(|c| 1.0 + 3.5 * ((c * 7) % K) as f64 / K as f64).collect();
+        let raw: Vec<f64> = (0..K)
+            .map(|c| 1.0 + 3.5 * ((c * 7) % K) as f64 / K as f64)
+            .collect();
         let total: f64 = raw.iter().sum();
         let prior: Vec<f64> = raw.iter().map(|p| p / total).collect();
         let mut rng = Rng(seed);
@@ -1174,7 +1176,11 @@ mod tests {
             }
             item.sort_unstable();
             item.dedup_by_key(|v| v.0);
-            let m = if rng.chance(0.65) { y } else { wrong(&mut rng, y, K) };
+            let m = if rng.chance(0.65) {
+                y
+            } else {
+                wrong(&mut rng, y, K)
+            };
             item.push((model, m));
             votes.push(&item).unwrap();
             truth.push(y);
@@ -1223,7 +1229,12 @@ mod tests {
         // One item evenly, the known item's class 1, and 3 items as voter 0 votes (2/3 on 0).
         let b = votes.class_balance(Some(0), 3.0);
         assert_close(&b, &[2.5 / 5.0, 2.5 / 5.0], 1e-12, "balance");
-        assert_close(&votes.class_balance(None, 3.0), &[0.5 / 2.0, 1.5 / 2.0], 1e-12, "no voter");
+        assert_close(
+            &votes.class_balance(None, 3.0),
+            &[0.5 / 2.0, 1.5 / 2.0],
+            1e-12,
+            "no voter",
+        );
         let bad = FitOptions {
             class_balance: Some(vec![1.0]),
             ..FitOptions::default()

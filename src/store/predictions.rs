@@ -87,7 +87,12 @@ pub struct Row<'a> {
 }
 
 /// [`insert`] for rows whose output is serialized already.
-pub fn insert_rows<'a, I>(tx: &Transaction, by: &Provenance, order: QueueOrder, rows: I) -> Result<()>
+pub fn insert_rows<'a, I>(
+    tx: &Transaction,
+    by: &Provenance,
+    order: QueueOrder,
+    rows: I,
+) -> Result<()>
 where
     I: IntoIterator<Item = Row<'a>>,
     I::IntoIter: ExactSizeIterator,

@@ -571,8 +571,19 @@ fn the_learner_votes_in_the_rules_apply() {
     let rule = spec.validated(project.task, &project.labels).expect("rule");
     let apply = store
         .write(|tx| {
-            wick::store::rules::save(tx, &Actor::system(), project.id, &rule, wick::store::rules::Save::Add)?;
-            wick::store::rules::queue_apply(tx, &Actor::system(), project.id, &json!({"method": "majority"}))
+            wick::store::rules::save(
+                tx,
+                &Actor::system(),
+                project.id,
+                &rule,
+                wick::store::rules::Save::Add,
+            )?;
+            wick::store::rules::queue_apply(
+                tx,
+                &Actor::system(),
+                project.id,
+                &json!({"method": "majority"}),
+            )
         })
         .expect("queue apply");
     wick::jobs::rules::run(&store, &apply).expect("apply");
@@ -624,7 +635,10 @@ fn the_learner_votes_in_the_rules_apply() {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .expect("a queued apply");
-    assert_eq!(serde_json::from_str::<Value>(&params).ok(), Some(json!({"method": "majority"})));
+    assert_eq!(
+        serde_json::from_str::<Value>(&params).ok(),
+        Some(json!({"method": "majority"}))
+    );
     let again = store.read(|c| jobs::get(c, again)).expect("job");
     wick::jobs::rules::run(&store, &again).expect("apply again");
     let latest: String = Connection::open(&db)

@@ -502,7 +502,13 @@ fn stored_project(
         let rule = spec.validated(project.task, &project.labels).expect("rule");
         store
             .write(|tx| {
-                wick::store::rules::save(tx, &actor, project.id, &rule, wick::store::rules::Save::Add)
+                wick::store::rules::save(
+                    tx,
+                    &actor,
+                    project.id,
+                    &rule,
+                    wick::store::rules::Save::Add,
+                )
             })
             .expect("save");
     }
@@ -766,7 +772,10 @@ fn a_bulk_apply_rebuilds_the_queue_index_as_it_was() {
         })
         .expect("figures");
     assert_eq!(written, 100_000);
-    assert_eq!(moved, 100_000, "every covered item's priority is its new margin");
+    assert_eq!(
+        moved, 100_000,
+        "every covered item's priority is its new margin"
+    );
     assert_eq!(integrity, "ok");
     // The queue's order read through the rebuilt index is the table's order.
     let order = |sql: &str| -> Vec<i64> {
@@ -827,7 +836,11 @@ fn the_preview_names_the_stored_rules_it_leaves_out() {
         .map(|r| (r.name.as_str(), r.field.as_str()))
         .collect();
     assert_eq!(left, [("old", "label")]);
-    assert!(preview.left_out[0].message.contains("gone"), "{:?}", preview.left_out);
+    assert!(
+        preview.left_out[0].message.contains("gone"),
+        "{:?}",
+        preview.left_out
+    );
     // The valid rule still counts: "alpha one" is hit by the draft and by `fine`.
     assert_eq!(preview.figures.hits, 2);
     assert_eq!(preview.figures.conflicts, 1);

@@ -425,7 +425,12 @@ pub fn run(store: &Store, job: &Job) -> Result<(), RunError> {
         let next = shared.len();
         let p = *pattern_of.entry(votes).or_insert(next);
         if p == next {
-            shared.push(Shared::of(&project.labels, &distribution(votes), votes, &names));
+            shared.push(Shared::of(
+                &project.labels,
+                &distribution(votes),
+                votes,
+                &names,
+            ));
         }
         rows.push((item, p));
     }
