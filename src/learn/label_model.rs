@@ -466,10 +466,12 @@ struct Patterns {
     count: Vec<f64>,
 }
 
+/// A pattern's known class and votes, in voter order.
+type PatternKey = (Option<u16>, Vec<(u16, u16)>);
+
 impl Patterns {
     fn of(votes: &Votes) -> Patterns {
-        let mut at: std::collections::HashMap<(Option<u16>, Vec<(u16, u16)>), usize> =
-            std::collections::HashMap::new();
+        let mut at: std::collections::HashMap<PatternKey, usize> = std::collections::HashMap::new();
         let mut patterns = Patterns {
             offsets: vec![0],
             entries: Vec::new(),

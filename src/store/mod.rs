@@ -141,10 +141,7 @@ impl Store {
     /// Runs `f` in one immediate transaction on the writer; commits if it returns Ok.
     pub fn write<T>(&self, f: impl FnOnce(&Transaction) -> Result<T>) -> Result<T> {
         let mut conn = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let out = f(&tx)?;
-        tx.commit()?;
-        Ok(out)
+        immediate(&mut conn, f)
     }
 
     /// [`Store::write`] for a transaction that writes hundreds of megabytes (an apply's
@@ -155,12 +152,7 @@ impl Store {
         let mut conn = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
         let before: i64 = conn.query_row("PRAGMA cache_size", [], |r| r.get(0))?;
         conn.pragma_update(None, "cache_size", -BULK_CACHE_KIB)?;
-        let out = (|| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let out = f(&tx)?;
-            tx.commit()?;
-            Ok(out)
-        })();
+        let out = immediate(&mut conn, f);
         conn.pragma_update(None, "cache_size", before)?;
         out
     }
@@ -187,6 +179,14 @@ impl Store {
             }
         })
     }
+}
+
+/// Runs `f` in one immediate transaction on `conn`; commits if it returns Ok.
+fn immediate<T>(conn: &mut Connection, f: impl FnOnce(&Transaction) -> Result<T>) -> Result<T> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let out = f(&tx)?;
+    tx.commit()?;
+    Ok(out)
 }
 
 /// Runs `f` with index `name` dropped, then builds it again from its stored definition, in

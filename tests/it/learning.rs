@@ -466,6 +466,18 @@ fn seeded(db: &Path, n: usize, labeled: usize) -> (store::Store, wick::domain::P
     (store, project)
 }
 
+/// A retrain of `project` queued and started, as the job runner would, over the seeded "lm"
+/// predictions.
+fn running_retrain(store: &store::Store, project: i64) -> jobs::Job {
+    store
+        .write(|tx| {
+            let job = learning::queue_retrain(tx, &Actor::system(), project)?;
+            jobs::start_run(tx, job.id, "lm", "v1", 0, 0)?;
+            jobs::get(tx, job.id)
+        })
+        .expect("job")
+}
+
 fn counts(db: &Path) -> (i64, i64, String) {
     let c = Connection::open(db).expect("open db");
     let one = |sql: &str| -> i64 { c.query_row(sql, [], |r| r.get(0)).expect(sql) };
@@ -489,17 +501,8 @@ fn a_retrain_that_fails_half_way_leaves_the_old_predictions_in_force() {
     let db = dir.path().join("wick.db");
     let (store, project) = seeded(&db, 3_000, 40);
     let names = vec![vec![1.0f32, 0.0, 0.0], vec![0.0f32, 1.0, 0.0]];
-    let start = |store: &store::Store| {
-        store
-            .write(|tx| {
-                let job = learning::queue_retrain(tx, &Actor::system(), project.id)?;
-                jobs::start_run(tx, job.id, "lm", "v1", 0, 0)?;
-                jobs::get(tx, job.id)
-            })
-            .expect("job")
-    };
     // A second retrain of the project is refused while the first is active.
-    let job = start(&store);
+    let job = running_retrain(&store, project.id);
     let twice = store.write(|tx| learning::queue_retrain(tx, &Actor::system(), project.id));
     assert!(
         matches!(twice, Err(store::StoreError::Conflict(ref m)) if m.contains(&format!("job {}", job.id))),
@@ -555,13 +558,7 @@ fn the_learner_votes_in_the_rules_apply() {
     let db = dir.path().join("wick.db");
     let (store, project) = seeded(&db, 400, 40);
     let names = vec![vec![1.0f32, 0.0, 0.0], vec![0.0f32, 1.0, 0.0]];
-    let job = store
-        .write(|tx| {
-            let job = learning::queue_retrain(tx, &Actor::system(), project.id)?;
-            jobs::start_run(tx, job.id, "lm", "v1", 0, 0)?;
-            jobs::get(tx, job.id)
-        })
-        .expect("job");
+    let job = running_retrain(&store, project.id);
     wick::jobs::retrain::train_and_rescore(&store, &job, &project, "emb", &names).expect("retrain");
     // One rule says "a" for every row; on the odd rows the model and the learner say "b".
     let spec: wick::rules::RuleSpec = serde_json::from_value(
@@ -618,13 +615,7 @@ fn the_learner_votes_in_the_rules_apply() {
 
     // A retrain puts the learner's own predictions on top; it queues the apply again, with the
     // last apply's method, so the rules' combination comes back over them.
-    let retrain = store
-        .write(|tx| {
-            let job = learning::queue_retrain(tx, &Actor::system(), project.id)?;
-            jobs::start_run(tx, job.id, "lm", "v1", 0, 0)?;
-            jobs::get(tx, job.id)
-        })
-        .expect("job");
+    let retrain = running_retrain(&store, project.id);
     wick::jobs::retrain::train_and_rescore(&store, &retrain, &project, "emb", &names)
         .expect("retrain");
     let (again, params): (i64, String) = Connection::open(&db)
