@@ -50,6 +50,10 @@ pub struct EvalArgs {
     /// examples in the prompt (the few-shot retrieval experiment in BENCHMARKS.md).
     #[arg(long, hide = true, requires = "train")]
     few_shot: Option<usize>,
+    /// Cross-validate the learner on the file itself: K folds (row i in fold i mod K), each
+    /// predicted by a learner trained on the others, the language model read once per row.
+    #[arg(long, conflicts_with = "train")]
+    folds: Option<usize>,
 }
 
 enum Gold {
@@ -97,6 +101,40 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
             ExitCode::SUCCESS
         });
     }
+    let curve_options = |sizes: Vec<usize>| super::learn::CurveOptions {
+        sizes,
+        single: args.curve.is_none(),
+        json: args.json,
+        names: !args.learner_without_names,
+        lm_features: !args.learner_without_lm_features,
+        few_shot: args.few_shot,
+    };
+    if let Some(k) = args.folds {
+        anyhow::ensure!(!is_ner, "--folds applies to classification");
+        let rows = super::learn::Labeled {
+            texts: items.iter().map(|(r, _)| r.text.clone()).collect(),
+            gold: items
+                .iter()
+                .filter_map(|(_, g)| match g {
+                    Gold::Label(l) => Some(*l),
+                    Gold::Spans(_) => None,
+                })
+                .collect(),
+        };
+        super::learn::folds(
+            &model,
+            &labeler,
+            &labels,
+            &rows,
+            k,
+            &curve_options(Vec::new()),
+        )?;
+        return Ok(if bad > 0 {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        });
+    }
     if let Some(train) = &args.train {
         let gold: Vec<usize> = items
             .iter()
@@ -115,14 +153,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
             &labels,
             &train_rows,
             &test,
-            &super::learn::CurveOptions {
-                sizes,
-                single: args.curve.is_none(),
-                json: args.json,
-                names: !args.learner_without_names,
-                lm_features: !args.learner_without_lm_features,
-                few_shot: args.few_shot,
-            },
+            &curve_options(sizes),
         )?;
         return Ok(if bad + train_bad > 0 {
             ExitCode::from(2)

@@ -59,31 +59,20 @@ pub fn curve(
         .unwrap_or(0)
         .min(train.texts.len());
     let bar = super::progress((most + test.texts.len()) as u64);
-    let (lm_train, f_train) = distributions(labeler, &train.texts[..most], &bar)?;
-    let (lm_test, f_test) = distributions(labeler, &test.texts, &bar)?;
-    bar.finish_and_clear();
-    // What the learner reads: the embedding, then the language model's features.
-    let read = |texts: &[String], features: Vec<Vec<f32>>| -> Result<Vec<Vec<f32>>> {
-        let mut x = embed(embedder, texts)?;
-        if *lm_features {
-            x.iter_mut().zip(features).for_each(|(x, f)| x.extend(f));
-        }
-        Ok(x)
+    let read = Reader {
+        labeler,
+        embedder,
+        lm_features: *lm_features,
     };
-    let emb_train = read(&train.texts[..most], f_train)?;
-    let emb_test = read(&test.texts, f_test)?;
+    let (lm_train, emb_train) = read.rows(&train.texts[..most], &bar)?;
+    let (lm_test, emb_test) = read.rows(&test.texts, &bar)?;
+    bar.finish_and_clear();
     let dim = emb_test.first().map_or(0, Vec::len);
     let names = match names {
-        // The phrases go through the language model only when its features are read.
-        true => {
-            let features = match *lm_features {
-                true => {
-                    distributions(labeler, &labels.phrases, &indicatif::ProgressBar::hidden())?.1
-                }
-                false => Vec::new(),
-            };
-            Some(read(&labels.phrases, features)?)
-        }
+        true => Some(
+            read.rows(&labels.phrases, &indicatif::ProgressBar::hidden())?
+                .1,
+        ),
         false => None,
     };
     let lm_figures = figures(&test.gold, &lm_test, labels.len());
@@ -233,6 +222,110 @@ fn few_shot_text(
 
 /// The language model's features of each text, in order.
 type Features = Vec<Vec<f32>>;
+
+/// Reads texts as the learner sees them: the language model's calibrated distribution, and the
+/// learner's input (the embedding, then the language model's features when asked).
+struct Reader<'a> {
+    labeler: &'a Labeler<'a>,
+    embedder: &'a SentenceEmbedder,
+    lm_features: bool,
+}
+
+impl Reader<'_> {
+    fn rows(
+        &self,
+        texts: &[String],
+        bar: &indicatif::ProgressBar,
+    ) -> Result<(Vec<Vec<f64>>, Vec<Vec<f32>>)> {
+        let (lm, features) = distributions(self.labeler, texts, bar)?;
+        let mut x = embed(self.embedder, texts)?;
+        if self.lm_features {
+            x.iter_mut().zip(features).for_each(|(x, f)| x.extend(f));
+        }
+        Ok((lm, x))
+    }
+}
+
+/// `wick eval --folds K`: every row of `rows` predicted by a learner trained on the other
+/// folds (row i in fold i mod K), the language model read once per row. Prints the pooled
+/// figures of the language model alone, the learner alone and the mix, and each fold's weight.
+pub fn folds(
+    model: &wick::tasks::backend::Backend,
+    labeler: &Labeler,
+    labels: &LabelSet,
+    rows: &Labeled,
+    k: usize,
+    opts: &CurveOptions,
+) -> Result<()> {
+    anyhow::ensure!(
+        k >= 2 && k <= rows.texts.len(),
+        "--folds needs 2 to {} folds (one row at least in each)",
+        rows.texts.len()
+    );
+    let embedder = model.embedder().context(
+        "--folds needs the sentence embedder (all-MiniLM-L6-v2 next to the model, or --embedder DIR)",
+    )?;
+    let read = Reader {
+        labeler,
+        embedder,
+        lm_features: opts.lm_features,
+    };
+    let bar = super::progress((rows.texts.len() + labels.len()) as u64);
+    let (lm, x) = read.rows(&rows.texts, &bar)?;
+    let names = match opts.names {
+        true => Some(read.rows(&labels.phrases, &bar)?.1),
+        false => None,
+    };
+    bar.finish_and_clear();
+    let dim = x.first().map_or(0, Vec::len);
+    let n = rows.texts.len();
+    let (mut alone, mut mixed) = (vec![Vec::new(); n], vec![Vec::new(); n]);
+    let mut weights = Vec::with_capacity(k);
+    for fold in 0..k {
+        let mut set = TrainingSet::new(dim, labels.len());
+        if let Some(names) = &names {
+            set = set.with_label_names(names)?;
+        }
+        for i in (0..n).filter(|i| i % k != fold) {
+            set.push(&x[i], rows.gold[i], Some(&lm[i]))?;
+        }
+        let learner = Learner::train(&set).with_context(|| format!("fold {fold}"))?;
+        let seen = learner.seen();
+        for i in (0..n).filter(|i| i % k == fold) {
+            alone[i] = learner.alone(&x[i]);
+            mixed[i] = learner.predict(&x[i], &lm[i], &seen);
+        }
+        weights.push(learner.mix.weight);
+    }
+    let mut row = Map::new();
+    row.insert("folds".into(), json!(k));
+    row.insert("n".into(), json!(n));
+    row.insert("train_n".into(), json!(n - n.div_ceil(k)));
+    for (key, dists) in [("lm", &lm), ("learner", &alone), ("mix", &mixed)] {
+        row.insert(
+            key.into(),
+            report(&figures(&rows.gold, dists, labels.len())),
+        );
+    }
+    row.insert("weights".into(), json!(weights));
+    match opts.json {
+        true => println!("{}", Value::Object(row)),
+        false => {
+            println!("{k} folds of {n} rows, every row predicted by the other folds' learner");
+            for key in ["lm", "learner", "mix"] {
+                let m = &row[key];
+                println!(
+                    "{key:>8}  accuracy {:.3}  macro-F1 {:.3}  ECE {:.3}",
+                    m["accuracy"].as_f64().unwrap_or(0.0),
+                    m["macro_f1"].as_f64().unwrap_or(0.0),
+                    m["ece"].as_f64().unwrap_or(0.0)
+                );
+            }
+            println!("  weights {weights:.2?}");
+        }
+    }
+    Ok(())
+}
 
 /// The language model's calibrated distribution of each text, in label-set order, and its
 /// features of the text.

@@ -346,3 +346,93 @@ fn a_model_from_the_hugging_face_cache_labels_like_the_local_file() {
     );
     assert!(row["model"].as_str().unwrap().ends_with("@b179c9523d0e"));
 }
+
+#[test]
+fn eval_trains_the_learner_on_a_curve_and_across_folds() {
+    let data = common::shared_data("sentiment_sst2_dev.jsonl");
+    let dir = tempfile::tempdir().unwrap();
+    let lines: Vec<String> = std::fs::read_to_string(data)
+        .unwrap()
+        .lines()
+        .take(36)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let train = write(dir.path(), "train.jsonl", &lines[..24].concat());
+    let test = write(dir.path(), "test.jsonl", &lines[24..].concat());
+    let all = write(dir.path(), "all.jsonl", &lines.concat());
+    let ok = |out: &Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+
+    let zero_shot = wick(&["eval", "--task", "sentiment", &all, "--json"]);
+    ok(&zero_shot);
+    let zero_shot: Value = serde_json::from_slice(&zero_shot.stdout).unwrap();
+
+    let out = wick(&[
+        "eval",
+        "--task",
+        "sentiment",
+        "--train",
+        &train,
+        "--curve",
+        "0,12,24",
+        "--json",
+        &test,
+    ]);
+    ok(&out);
+    let rows = json_lines(&out.stdout);
+    let sizes: Vec<u64> = rows.iter().filter_map(|r| r["train_n"].as_u64()).collect();
+    assert_eq!(sizes, [0, 12, 24]);
+    for r in &rows {
+        assert_eq!(r["n"], 12);
+        assert_eq!(r["lm"], rows[0]["lm"], "the language model is read once");
+        let mix = r["mix"]["accuracy"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&mix), "{r}");
+    }
+    let trained = &rows[2];
+    assert!(trained["learner"].is_object(), "{trained}");
+    let w = trained["weight"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&w), "{trained}");
+
+    let out = wick(&[
+        "eval",
+        "--task",
+        "sentiment",
+        "--folds",
+        "3",
+        "--json",
+        &all,
+    ]);
+    ok(&out);
+    let folds: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (folds["folds"].as_u64(), folds["n"].as_u64()),
+        (Some(3), Some(36))
+    );
+    assert_eq!(folds["train_n"], 24);
+    assert_eq!(folds["weights"].as_array().map(Vec::len), Some(3));
+    // Every row is predicted once, so the language model's pooled figure is the zero-shot one.
+    let close = |a: &Value, b: &Value| (a.as_f64().unwrap() - b.as_f64().unwrap()).abs() < 1e-9;
+    assert!(
+        close(&folds["lm"]["accuracy"], &zero_shot["accuracy"]),
+        "{folds}"
+    );
+    assert!(close(&folds["lm"]["ece"], &zero_shot["ece"]), "{folds}");
+    for key in ["learner", "mix"] {
+        let acc = folds[key]["accuracy"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&acc), "{folds}");
+    }
+
+    // Too many folds for the rows is a clear error, not a panic.
+    let out = wick(&["eval", "--task", "sentiment", "--folds", "99", &test]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--folds needs 2 to 12 folds"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
