@@ -11,6 +11,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("engine", 0),
     ("learn", 0),
     ("remote", 0),
+    ("vectors", 0),
     ("formats", 1),
     ("rules", 1),
     ("tasks", 1),

@@ -17,4 +17,5 @@ pub mod remote;
 pub mod rules;
 pub mod store;
 pub mod tasks;
+pub mod vectors;
 pub mod web;

@@ -5,6 +5,7 @@
 pub mod jobs;
 pub mod quality;
 pub mod rules;
+pub mod similar;
 
 use crate::jobs::JobRunner;
 use crate::store::{Store, StoreError};
@@ -20,6 +21,8 @@ pub enum AppError {
     /// A thread the service relies on is gone or panicked mid-request.
     #[error("{0}")]
     Stopped(&'static str),
+    #[error(transparent)]
+    Worker(#[from] crate::tasks::worker::WorkerError),
 }
 
 /// The running server's parts: the store (with its writer thread), the job runner and the
@@ -28,6 +31,8 @@ pub struct App {
     pub store: Store,
     pub jobs: JobRunner,
     pub model: Option<ModelHandle>,
+    /// In-memory indexes of the projects' embeddings, for similar items.
+    pub similar: similar::SimilarIndexes,
     writer: Writer,
 }
 
@@ -38,6 +43,7 @@ impl App {
             store,
             jobs,
             model,
+            similar: similar::SimilarIndexes::default(),
         }
     }
 

@@ -53,6 +53,31 @@ pub fn project_of(conn: &Connection, id: i64) -> Result<i64> {
         .ok_or_else(|| StoreError::NotFound(format!("item {id}")))
 }
 
+/// An item as a list of neighbours shows it (the text's first 500 characters).
+#[derive(Debug, Serialize)]
+pub struct ItemText {
+    pub id: i64,
+    pub ext_id: String,
+    pub text: String,
+}
+
+/// `ids` that exist, in no particular order.
+pub fn texts(conn: &Connection, ids: &[i64]) -> Result<Vec<ItemText>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, ext_id, substr(text, 1, 500) FROM items
+         WHERE id IN (SELECT value FROM json_each(?1))",
+    )?;
+    let ids = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
+    let rows = stmt.query_map([ids], |r| {
+        Ok(ItemText {
+            id: r.get(0)?,
+            ext_id: r.get(1)?,
+            text: r.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 /// The item's project and text, what checking an answer against it needs.
 pub fn project_and_text(conn: &Connection, id: i64) -> Result<(i64, String)> {
     conn.prepare_cached("SELECT project_id, text FROM items WHERE id = ?1")?

@@ -122,16 +122,96 @@ pub fn lm_features_of(
     vectors_of(conn, Vectors::LmFeatures, items, Some(source))
 }
 
-/// Stores (or replaces) item embeddings made by `embedder`.
+/// Stores (or replaces) item embeddings made by `embedder`, each with the next `seq`.
 pub fn put_embeddings(tx: &Transaction, embedder: &str, rows: &[(i64, Vec<f32>)]) -> Result<()> {
     let mut stmt = tx.prepare_cached(
-        "INSERT INTO embeddings (item_id, embedder, vector) VALUES (?1, ?2, ?3)
-         ON CONFLICT (item_id) DO UPDATE SET embedder = excluded.embedder, vector = excluded.vector",
+        "INSERT INTO embeddings (item_id, embedder, vector, seq)
+         VALUES (?1, ?2, ?3, (SELECT COALESCE(MAX(seq), 0) + 1 FROM embeddings))
+         ON CONFLICT (item_id) DO UPDATE
+           SET embedder = excluded.embedder, vector = excluded.vector, seq = excluded.seq",
     )?;
     for (item, v) in rows {
         stmt.execute(params![item, embedder, to_blob(v)])?;
     }
     Ok(())
+}
+
+/// One stored embedding as the similar-items index reads it.
+pub struct EmbeddingRow {
+    pub seq: i64,
+    pub item_id: i64,
+    pub project_id: i64,
+    pub embedder: String,
+    pub vector: Vec<f32>,
+}
+
+/// Embeddings written after `seq` (of every project, so the caller's mark moves past other
+/// projects' rows too), in write order, at most `limit`.
+pub fn embeddings_since(conn: &Connection, seq: i64, limit: usize) -> Result<Vec<EmbeddingRow>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT e.seq, e.item_id, i.project_id, e.embedder, e.vector
+         FROM embeddings e INDEXED BY embeddings_seq JOIN items i ON i.id = e.item_id
+         WHERE e.seq > ?1 ORDER BY e.seq LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![seq, limit as i64], |r| {
+        Ok(EmbeddingRow {
+            seq: r.get(0)?,
+            item_id: r.get(1)?,
+            project_id: r.get(2)?,
+            embedder: r.get(3)?,
+            vector: from_blob(&r.get::<_, Vec<u8>>(4)?),
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The highest `seq` written so far (0: none).
+pub fn max_embedding_seq(conn: &Connection) -> Result<i64> {
+    Ok(conn
+        .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM embeddings")?
+        .query_row([], |r| r.get(0))?)
+}
+
+/// Every embedding of the project's items made by `embedder`, in item order.
+pub fn project_embeddings(
+    conn: &Connection,
+    project_id: i64,
+    embedder: &str,
+) -> Result<Vec<(i64, Vec<f32>)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT e.item_id, e.vector FROM items i INDEXED BY items_project
+         JOIN embeddings e ON e.item_id = i.id
+         WHERE i.project_id = ?1 AND e.embedder = ?2 ORDER BY i.id",
+    )?;
+    let rows = stmt.query_map(params![project_id, embedder], |r| {
+        Ok((r.get(0)?, from_blob(&r.get::<_, Vec<u8>>(1)?)))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The embedder and embedding of one item (only `embedder`'s, when given).
+pub fn embedding_of(
+    conn: &Connection,
+    item_id: i64,
+    embedder: Option<&str>,
+) -> Result<Option<(String, Vec<f32>)>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT embedder, vector FROM embeddings WHERE item_id = ?1 AND (?2 IS NULL OR embedder = ?2)",
+        )?
+        .query_row(params![item_id, embedder], |r| {
+            Ok((r.get(0)?, from_blob(&r.get::<_, Vec<u8>>(1)?)))
+        })
+        .optional()?)
+}
+
+/// The stored embeddings of `items` made by `embedder`.
+pub fn embeddings_from(
+    conn: &Connection,
+    items: &[i64],
+    embedder: &str,
+) -> Result<HashMap<i64, Vec<f32>>> {
+    vectors_of(conn, Vectors::Embeddings, items, Some(embedder))
 }
 
 pub fn to_blob(v: &[f32]) -> Vec<u8> {

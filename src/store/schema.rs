@@ -363,4 +363,12 @@ INSERT INTO jobs_new SELECT *, NULL FROM jobs;
 DROP TABLE jobs;
 ALTER TABLE jobs_new RENAME TO jobs;
 "#,
+    // 10: the order embeddings were written in (`seq`, a counter over the whole table), so the
+    // server's in-memory index of them (similar items) reads only what changed since it last
+    // looked. Rows written before get their item id, which keeps their order.
+    r#"
+ALTER TABLE embeddings ADD COLUMN seq INTEGER;
+UPDATE embeddings SET seq = item_id;
+CREATE INDEX embeddings_seq ON embeddings (seq);
+"#,
 ];

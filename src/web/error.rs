@@ -170,6 +170,7 @@ impl From<AppError> for ApiError {
             AppError::Store(s) => s.into(),
             AppError::NoModel(why) => Self::unavailable(why),
             AppError::Stopped(what) => Self::internal_msg(what),
+            AppError::Worker(e) => e.into(),
         }
     }
 }

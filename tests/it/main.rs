@@ -19,3 +19,4 @@ mod remote;
 mod rules;
 mod server_api;
 mod shortlist;
+mod similar;

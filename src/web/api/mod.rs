@@ -9,6 +9,7 @@ mod projects;
 pub(crate) mod quality;
 mod queue;
 mod rules;
+mod similar;
 mod users;
 
 use actix_web::web;
@@ -36,6 +37,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/projects/{id}/items", web::post().to(items::import))
         .route("/projects/{id}/items", web::get().to(items::list))
+        .route(
+            "/projects/{id}/items/{item}/similar",
+            web::get().to(similar::to_item),
+        )
+        .route("/projects/{id}/similar", web::get().to(similar::to_text))
         .route("/projects/{id}/next", web::post().to(queue::next))
         .route("/projects/{id}/stats", web::get().to(quality::stats))
         .route(

@@ -158,6 +158,22 @@ pub const ENDPOINTS: &[Endpoint] = &[
         200,
     ),
     ep(
+        "get",
+        "/projects/{id}/items/{item}/similar",
+        "The item's k nearest items in the project by their stored embeddings (query k, 1 to 200; 409 when the item has no embedding yet)",
+        false,
+        None,
+        200,
+    ),
+    ep(
+        "get",
+        "/projects/{id}/similar",
+        "The project's k items closest in meaning to the text q, embedded by the model's sentence embedder (query q and k)",
+        false,
+        None,
+        200,
+    ),
+    ep(
         "post",
         "/projects/{id}/retrain",
         "Queue a retrain of the project's learner (409 while one is queued or running)",
