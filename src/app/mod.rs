@@ -32,7 +32,7 @@ pub struct App {
     pub jobs: JobRunner,
     pub model: Option<ModelHandle>,
     /// In-memory indexes of the projects' embeddings, for similar items.
-    pub similar: similar::SimilarIndexes,
+    pub similar: std::sync::Arc<similar::SimilarIndexes>,
     writer: Writer,
 }
 
@@ -43,7 +43,7 @@ impl App {
             store,
             jobs,
             model,
-            similar: similar::SimilarIndexes::default(),
+            similar: Default::default(),
         }
     }
 

@@ -4,8 +4,8 @@
 //! Each project's embeddings are held in memory, int8-packed (`vectors`), one index per project
 //! and embedder: 384 bytes a vector, about 400 MB at a million items. An index loads on its
 //! first query and then reads only the rows written since (`embeddings.seq`), so items
-//! pre-labeled after the load are found on the next query. The int8 scores choose the
-//! neighbours; their similarity is then recomputed from the stored f32 vectors.
+//! pre-labeled after the load are found on the next query. The int8 scores choose 2k
+//! candidates; their similarity is recomputed from the stored f32 vectors and the best k kept.
 use super::{blocking, App, AppError};
 use crate::store::{items, learning, projects, users::User, StoreError};
 use crate::vectors::PackedVectors;
@@ -50,11 +50,8 @@ pub struct SimilarIndexes {
 }
 
 impl SimilarIndexes {
-    fn index(&self, project_id: i64, embedder: &str) -> Result<Arc<Index>, AppError> {
-        let mut by = self
-            .by
-            .lock()
-            .map_err(|_| AppError::Stopped("the similar-items index was poisoned"))?;
+    fn index(&self, project_id: i64, embedder: &str) -> Result<Arc<Index>, ()> {
+        let mut by = self.by.lock().map_err(drop)?;
         Ok(by
             .entry((project_id, embedder.to_string()))
             .or_insert_with(|| {
@@ -69,22 +66,54 @@ impl SimilarIndexes {
     }
 }
 
+fn poisoned() -> StoreError {
+    StoreError::Corrupt("the similar-items index was poisoned by a panic".into())
+}
+
+impl SimilarIndexes {
+    /// The `k` items of `project_id` nearest to `query` among `embedder`'s vectors, `skip`
+    /// left out; the index is loaded or caught up first.
+    pub fn search(
+        &self,
+        conn: &Connection,
+        project_id: i64,
+        embedder: &str,
+        query: &[f32],
+        k: usize,
+        skip: Option<i64>,
+    ) -> crate::store::Result<Similar> {
+        let index = self.index(project_id, embedder).map_err(|_| poisoned())?;
+        index.nearest(conn, query, k, skip)
+    }
+}
+
 impl Index {
     /// Reads what was written since the last look (everything, the first time).
     fn catch_up(&self, conn: &Connection) -> crate::store::Result<()> {
-        let mut mark = self
-            .mark
-            .lock()
-            .map_err(|_| StoreError::Corrupt("the similar-items index was poisoned".into()))?;
+        let mut mark = self.mark.lock().map_err(|_| poisoned())?;
         let mut fresh = Vec::new();
         let mut gone = Vec::new();
         let mut seq = match *mark {
             Some(seq) => seq,
             None => {
                 // The mark is read first: a row written during the load is read again next
-                // time, which replaces it with itself.
+                // time, which replaces it with itself. The load builds a new set, so queries
+                // already holding the old one are not blocked meanwhile.
                 let seq = learning::max_embedding_seq(conn)?;
-                fresh = learning::project_embeddings(conn, self.project_id, &self.embedder)?;
+                let mut loaded: Option<PackedVectors> = None;
+                learning::each_project_embedding(
+                    conn,
+                    self.project_id,
+                    &self.embedder,
+                    |id, v| {
+                        let set = loaded.get_or_insert_with(|| PackedVectors::new(v.len()));
+                        // A vector of another size is not this embedder's; it is left out.
+                        let _ = set.insert(id, v);
+                    },
+                )?;
+                if let Some(set) = loaded {
+                    *self.vectors.write().map_err(|_| poisoned())? = set;
+                }
                 seq
             }
         };
@@ -105,10 +134,7 @@ impl Index {
             }
         }
         if !fresh.is_empty() || !gone.is_empty() {
-            let mut vectors = self
-                .vectors
-                .write()
-                .map_err(|_| StoreError::Corrupt("the similar-items index was poisoned".into()))?;
+            let mut vectors = self.vectors.write().map_err(|_| poisoned())?;
             if vectors.is_empty() {
                 if let Some((_, v)) = fresh.first() {
                     *vectors = PackedVectors::new(v.len());
@@ -136,14 +162,13 @@ impl Index {
     ) -> crate::store::Result<Similar> {
         self.catch_up(conn)?;
         let (found, searched) = {
-            let vectors = self
-                .vectors
-                .read()
-                .map_err(|_| StoreError::Corrupt("the similar-items index was poisoned".into()))?;
+            let vectors = self.vectors.read().map_err(|_| poisoned())?;
             let found = match vectors.is_empty() {
                 true => Vec::new(),
+                // Twice as many candidates as asked for, re-scored below: what the int8 codes
+                // misrank at the edge of the top k comes back.
                 false => vectors
-                    .nearest(query, k, &|id| Some(id) == skip)
+                    .nearest(query, 2 * k, &|id| Some(id) == skip)
                     .map_err(|e| StoreError::invalid("q", e.to_string()))?,
             };
             (found, vectors.len())
@@ -168,6 +193,7 @@ impl Index {
             })
             .collect();
         out.sort_by(|a, b| b.similarity.total_cmp(&a.similarity).then(a.id.cmp(&b.id)));
+        out.truncate(k);
         Ok(Similar {
             items: out,
             searched,
@@ -210,8 +236,8 @@ impl App {
                 })
             })
             .await?;
-        let index = self.similar.index(project_id, &embedder)?;
-        self.read(move |c| index.nearest(c, &vector, k, Some(item_id)))
+        let similar = self.similar.clone();
+        self.read(move |c| similar.search(c, project_id, &embedder, &vector, k, Some(item_id)))
             .await
     }
 
@@ -238,7 +264,8 @@ impl App {
             .await??
             .pop()
             .ok_or(AppError::Stopped("the embedder returned nothing"))?;
-        let index = self.similar.index(project_id, &embedder)?;
-        self.read(move |c| index.nearest(c, &vector, k, None)).await
+        let similar = self.similar.clone();
+        self.read(move |c| similar.search(c, project_id, &embedder, &vector, k, None))
+            .await
     }
 }

@@ -172,21 +172,31 @@ pub fn max_embedding_seq(conn: &Connection) -> Result<i64> {
         .query_row([], |r| r.get(0))?)
 }
 
-/// Every embedding of the project's items made by `embedder`, in item order.
-pub fn project_embeddings(
+/// Hands every embedding of the project's items made by `embedder` to `each`, in item order,
+/// one row at a time (a million of them would be 1.5 GB as one list).
+pub fn each_project_embedding(
     conn: &Connection,
     project_id: i64,
     embedder: &str,
-) -> Result<Vec<(i64, Vec<f32>)>> {
+    mut each: impl FnMut(i64, &[f32]),
+) -> Result<()> {
     let mut stmt = conn.prepare_cached(
         "SELECT e.item_id, e.vector FROM items i INDEXED BY items_project
          JOIN embeddings e ON e.item_id = i.id
          WHERE i.project_id = ?1 AND e.embedder = ?2 ORDER BY i.id",
     )?;
-    let rows = stmt.query_map(params![project_id, embedder], |r| {
-        Ok((r.get(0)?, from_blob(&r.get::<_, Vec<u8>>(1)?)))
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let mut rows = stmt.query(params![project_id, embedder])?;
+    let mut v = Vec::new();
+    while let Some(row) = rows.next()? {
+        let blob = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+        v.clear();
+        v.extend(
+            blob.chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+        );
+        each(row.get(0)?, &v);
+    }
+    Ok(())
 }
 
 /// The embedder and embedding of one item (only `embedder`'s, when given).
