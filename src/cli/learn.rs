@@ -220,7 +220,7 @@ fn few_shot_text(
     out
 }
 
-/// The language model's features of each text, in order.
+/// Per text, in order: the language model's features, or the learner's whole input.
 type Features = Vec<Vec<f32>>;
 
 /// Reads texts as the learner sees them: the language model's calibrated distribution, and the
@@ -236,7 +236,7 @@ impl Reader<'_> {
         &self,
         texts: &[String],
         bar: &indicatif::ProgressBar,
-    ) -> Result<(Vec<Vec<f64>>, Vec<Vec<f32>>)> {
+    ) -> Result<(Vec<Vec<f64>>, Features)> {
         let (lm, features) = distributions(self.labeler, texts, bar)?;
         let mut x = embed(self.embedder, texts)?;
         if self.lm_features {

@@ -322,6 +322,43 @@ mod scenario {
                     .all(|m| m.starts_with("positive ") || m.starts_with("negative ")),
             "the items table shows predictions {models:?}"
         );
+
+        // Pre-labeling embedded every item: an item's page lists the other five by similarity,
+        // and a click opens one.
+        let r1 = item_ids(admin, cls)["r1"];
+        d.goto(format!("{base}/items/{r1}")).await?;
+        let rows = js(
+            d,
+            "return [...document.querySelectorAll('#similar tbody tr')].map((r) =>
+               [Number(r.cells[0].textContent), r.cells[1].textContent.trim()]);",
+            vec![],
+        )
+        .await?;
+        let rows: Vec<(f64, String)> = serde_json::from_value(rows)?;
+        ensure!(
+            rows.len() == 5
+                && rows.iter().all(|(_, ext)| ext != "r1")
+                && rows.windows(2).all(|w| w[0].0 >= w[1].0),
+            "the similar items are {rows:?}"
+        );
+        d.find(By::Css("#similar tbody tr a"))
+            .await?
+            .click()
+            .await?;
+        let heading = wait_js(
+            d,
+            "the similar item's page",
+            10,
+            &format!(
+                "return location.pathname.startsWith('/items/') && location.pathname !== '/items/{r1}'
+                   ? document.querySelector('h1').textContent : null;"
+            ),
+        )
+        .await?;
+        ensure!(
+            heading == json!(format!("Item {}", rows[0].1)),
+            "the first similar link opened {heading}"
+        );
         Ok(())
     }
 

@@ -95,7 +95,12 @@ struct ItemPage {
     /// Preference items: the responses and every vote on their pairs.
     responses: Vec<crate::store::pairs::ResponseRow>,
     votes: Vec<crate::store::pairs::VoteRow>,
+    /// The nearest items by stored embedding, or why there are none.
+    similar: Result<Vec<crate::app::similar::Neighbour>, String>,
 }
+
+/// Neighbours shown on an item's page.
+const SIMILAR_ON_PAGE: usize = 10;
 
 pub async fn item(
     req: HttpRequest,
@@ -148,7 +153,18 @@ pub async fn item(
     }));
     history.sort_by(|a, b| a.0.cmp(&b.0));
     let current = item.current.as_ref().map(answer_text);
+    // The page shows without its neighbours rather than fail over them.
+    // Preference items show their responses instead.
+    let similar = match responses.is_empty() {
+        true => state
+            .similar_to_item(me.caller.user.clone(), item.project_id, id, SIMILAR_ON_PAGE)
+            .await
+            .map(|s| s.items)
+            .map_err(|e| e.to_string()),
+        false => Ok(Vec::new()),
+    };
     html(ItemPage {
+        similar,
         nav: me.nav(),
         project_name: project.name,
         current,
