@@ -49,23 +49,6 @@ pub struct SimilarIndexes {
     by: Mutex<HashMap<(i64, String), Arc<Index>>>,
 }
 
-impl SimilarIndexes {
-    fn index(&self, project_id: i64, embedder: &str) -> Result<Arc<Index>, ()> {
-        let mut by = self.by.lock().map_err(drop)?;
-        Ok(by
-            .entry((project_id, embedder.to_string()))
-            .or_insert_with(|| {
-                Arc::new(Index {
-                    project_id,
-                    embedder: embedder.to_string(),
-                    mark: Mutex::new(None),
-                    vectors: RwLock::new(PackedVectors::new(0)),
-                })
-            })
-            .clone())
-    }
-}
-
 fn poisoned() -> StoreError {
     StoreError::Corrupt("the similar-items index was poisoned by a panic".into())
 }
@@ -82,7 +65,20 @@ impl SimilarIndexes {
         k: usize,
         skip: Option<i64>,
     ) -> crate::store::Result<Similar> {
-        let index = self.index(project_id, embedder).map_err(|_| poisoned())?;
+        let index = self
+            .by
+            .lock()
+            .map_err(|_| poisoned())?
+            .entry((project_id, embedder.to_string()))
+            .or_insert_with(|| {
+                Arc::new(Index {
+                    project_id,
+                    embedder: embedder.to_string(),
+                    mark: Mutex::new(None),
+                    vectors: RwLock::default(),
+                })
+            })
+            .clone();
         index.nearest(conn, query, k, skip)
     }
 }
@@ -91,8 +87,6 @@ impl Index {
     /// Reads what was written since the last look (everything, the first time).
     fn catch_up(&self, conn: &Connection) -> crate::store::Result<()> {
         let mut mark = self.mark.lock().map_err(|_| poisoned())?;
-        let mut fresh = Vec::new();
-        let mut gone = Vec::new();
         let mut seq = match *mark {
             Some(seq) => seq,
             None => {
@@ -100,46 +94,40 @@ impl Index {
                 // time, which replaces it with itself. The load builds a new set, so queries
                 // already holding the old one are not blocked meanwhile.
                 let seq = learning::max_embedding_seq(conn)?;
-                let mut loaded: Option<PackedVectors> = None;
+                let mut loaded = PackedVectors::default();
                 learning::each_project_embedding(
                     conn,
                     self.project_id,
                     &self.embedder,
                     |id, v| {
-                        let set = loaded.get_or_insert_with(|| PackedVectors::new(v.len()));
                         // A vector of another size is not this embedder's; it is left out.
-                        let _ = set.insert(id, v);
+                        let _ = loaded.insert(id, v);
                     },
                 )?;
-                if let Some(set) = loaded {
-                    *self.vectors.write().map_err(|_| poisoned())? = set;
-                }
+                *self.vectors.write().map_err(|_| poisoned())? = loaded;
                 seq
             }
         };
+        let (mut fresh, mut gone) = (Vec::new(), Vec::new());
         loop {
             let rows = learning::embeddings_since(conn, seq, PAGE)?;
-            for row in &rows {
+            let full = rows.len() == PAGE;
+            for row in rows {
                 seq = seq.max(row.seq);
                 if row.project_id != self.project_id {
                     continue;
                 }
                 match row.embedder == self.embedder {
-                    true => fresh.push((row.item_id, row.vector.clone())),
+                    true => fresh.push((row.item_id, row.vector)),
                     false => gone.push(row.item_id),
                 }
             }
-            if rows.len() < PAGE {
+            if !full {
                 break;
             }
         }
         if !fresh.is_empty() || !gone.is_empty() {
             let mut vectors = self.vectors.write().map_err(|_| poisoned())?;
-            if vectors.is_empty() {
-                if let Some((_, v)) = fresh.first() {
-                    *vectors = PackedVectors::new(v.len());
-                }
-            }
             for id in gone {
                 vectors.remove(id);
             }
@@ -163,14 +151,11 @@ impl Index {
         self.catch_up(conn)?;
         let (found, searched) = {
             let vectors = self.vectors.read().map_err(|_| poisoned())?;
-            let found = match vectors.is_empty() {
-                true => Vec::new(),
-                // Twice as many candidates as asked for, re-scored below: what the int8 codes
-                // misrank at the edge of the top k comes back.
-                false => vectors
-                    .nearest(query, 2 * k, &|id| Some(id) == skip)
-                    .map_err(|e| StoreError::invalid("q", e.to_string()))?,
-            };
+            // Twice as many candidates as asked for, re-scored below: what the int8 codes
+            // misrank at the edge of the top k comes back.
+            let found = vectors
+                .nearest(query, 2 * k, &|id| Some(id) == skip)
+                .map_err(|e| StoreError::Corrupt(format!("{}: {e}", self.embedder)))?;
             (found, vectors.len())
         };
         let ids: Vec<i64> = found.iter().map(|(id, _)| *id).collect();
@@ -203,8 +188,8 @@ impl Index {
 }
 
 impl App {
-    /// The embedder whose vectors are searched: the running model's, else (a server without a
-    /// model) the one that embedded `item`.
+    /// The embedder whose vectors are searched, if the server runs a model with one; without,
+    /// `similar_to_item` searches the vectors of the embedder that embedded the item.
     fn search_embedder(&self) -> Option<String> {
         self.model
             .as_ref()

@@ -88,10 +88,7 @@ pub fn curve(
     }
     for &size in sizes {
         let n = size.min(most);
-        let mut set = TrainingSet::new(dim, labels.len());
-        if let Some(names) = &names {
-            set = set.with_label_names(names)?;
-        }
+        let mut set = training_set(dim, labels.len(), names.as_deref())?;
         for i in 0..n {
             set.push(&emb_train[i], train.gold[i], Some(&lm_train[i]))?;
         }
@@ -220,6 +217,15 @@ fn few_shot_text(
     out
 }
 
+/// An empty training set of `dim` floats, each label's phrase as one answer when given.
+fn training_set(dim: usize, labels: usize, names: Option<&[Vec<f32>]>) -> Result<TrainingSet> {
+    let set = TrainingSet::new(dim, labels);
+    Ok(match names {
+        Some(names) => set.with_label_names(names)?,
+        None => set,
+    })
+}
+
 /// Per text, in order: the language model's features, or the learner's whole input.
 type Features = Vec<Vec<f32>>;
 
@@ -282,10 +288,7 @@ pub fn folds(
     let (mut alone, mut mixed) = (vec![Vec::new(); n], vec![Vec::new(); n]);
     let mut weights = Vec::with_capacity(k);
     for fold in 0..k {
-        let mut set = TrainingSet::new(dim, labels.len());
-        if let Some(names) = &names {
-            set = set.with_label_names(names)?;
-        }
+        let mut set = training_set(dim, labels.len(), names.as_deref())?;
         for i in (0..n).filter(|i| i % k != fold) {
             set.push(&x[i], rows.gold[i], Some(&lm[i]))?;
         }

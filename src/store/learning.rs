@@ -188,11 +188,10 @@ pub fn each_project_embedding(
     let mut rows = stmt.query(params![project_id, embedder])?;
     let mut v = Vec::new();
     while let Some(row) = rows.next()? {
-        let blob = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
         v.clear();
-        v.extend(
-            blob.chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+        floats_into(
+            row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?,
+            &mut v,
         );
         each(row.get(0)?, &v);
     }
@@ -229,9 +228,17 @@ pub fn to_blob(v: &[f32]) -> Vec<u8> {
 }
 
 pub fn from_blob(b: &[u8]) -> Vec<f32> {
-    b.chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
+    let mut v = Vec::with_capacity(b.len() / 4);
+    floats_into(b, &mut v);
+    v
+}
+
+/// Appends the little-endian f32s of `b` to `out`.
+fn floats_into(b: &[u8], out: &mut Vec<f32>) {
+    out.extend(
+        b.chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+    );
 }
 
 /// Items of the project without an embedding from `embedder`, after `after`.

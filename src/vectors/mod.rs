@@ -39,8 +39,9 @@ fn dot(a: &[i8], b: &[i8]) -> i32 {
         .sum()
 }
 
-/// A set of vectors of one dimension, each under an id; an id added again replaces its vector.
-#[derive(Debug, Clone)]
+/// A set of vectors of one dimension (the first vector's), each under an id; an id added again
+/// replaces its vector.
+#[derive(Debug, Clone, Default)]
 pub struct PackedVectors {
     dim: usize,
     ids: Vec<i64>,
@@ -50,20 +51,6 @@ pub struct PackedVectors {
 }
 
 impl PackedVectors {
-    pub fn new(dim: usize) -> Self {
-        PackedVectors {
-            dim,
-            ids: Vec::new(),
-            codes: Vec::new(),
-            scales: Vec::new(),
-            position: HashMap::new(),
-        }
-    }
-
-    pub fn dim(&self) -> usize {
-        self.dim
-    }
-
     pub fn len(&self) -> usize {
         self.ids.len()
     }
@@ -76,12 +63,10 @@ impl PackedVectors {
         self.position.contains_key(&id)
     }
 
-    /// Bytes held by the codes and scales (the id map aside).
-    pub fn bytes(&self) -> usize {
-        self.codes.len() + self.scales.len() * 4 + self.ids.len() * 8
-    }
-
     pub fn insert(&mut self, id: i64, v: &[f32]) -> Result<(), VectorError> {
+        if self.is_empty() {
+            self.dim = v.len();
+        }
         if v.len() != self.dim {
             return Err(VectorError::Dimension {
                 got: v.len(),
@@ -143,14 +128,14 @@ impl PackedVectors {
         k: usize,
         skip: &(dyn Fn(i64) -> bool + Sync),
     ) -> Result<Vec<(i64, f32)>, VectorError> {
+        if k == 0 || self.is_empty() {
+            return Ok(Vec::new());
+        }
         if query.len() != self.dim {
             return Err(VectorError::Dimension {
                 got: query.len(),
                 want: self.dim,
             });
-        }
-        if k == 0 || self.is_empty() {
-            return Ok(Vec::new());
         }
         let mut q = Vec::with_capacity(self.dim);
         let q_scale = quantize(query, &mut q);
@@ -264,7 +249,7 @@ mod tests {
     fn the_nearest_match_an_exact_search() {
         let (n, dim) = (20_000, 64);
         let data = vectors(n, dim, 7);
-        let mut index = PackedVectors::new(dim);
+        let mut index = PackedVectors::default();
         for (i, v) in data.iter().enumerate() {
             index.insert(i as i64 * 10, v).unwrap();
         }
@@ -291,7 +276,7 @@ mod tests {
     #[test]
     fn a_vector_finds_itself_first_unless_skipped() {
         let data = vectors(500, 32, 3);
-        let mut index = PackedVectors::new(32);
+        let mut index = PackedVectors::default();
         for (i, v) in data.iter().enumerate() {
             index.insert(i as i64, v).unwrap();
         }
@@ -306,7 +291,7 @@ mod tests {
     #[test]
     fn inserting_an_id_again_replaces_its_vector() {
         let data = vectors(3, 8, 5);
-        let mut index = PackedVectors::new(8);
+        let mut index = PackedVectors::default();
         index.insert(1, &data[0]).unwrap();
         index.insert(2, &data[1]).unwrap();
         index.insert(1, &data[2]).unwrap();
@@ -328,7 +313,7 @@ mod tests {
     #[test]
     fn fewer_vectors_than_asked_and_wrong_dimensions() {
         let data = vectors(4, 8, 1);
-        let mut index = PackedVectors::new(8);
+        let mut index = PackedVectors::default();
         assert!(index.nearest(&data[0], 5, &|_| false).unwrap().is_empty());
         for (i, v) in data.iter().enumerate() {
             index.insert(i as i64, v).unwrap();

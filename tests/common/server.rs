@@ -224,6 +224,25 @@ impl Api {
                 .send_bytes(body),
         )
     }
+
+    /// Imports (external id, text) rows into `project` as JSONL; panics unless it answers 200.
+    pub fn import_texts<'a>(
+        &self,
+        project: i64,
+        rows: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> serde_json::Value {
+        let body: String = rows
+            .into_iter()
+            .map(|(id, text)| format!("{}\n", serde_json::json!({"id": id, "text": text})))
+            .collect();
+        let (status, report) = self.post_raw(
+            &format!("/projects/{project}/items"),
+            "application/x-ndjson",
+            body.as_bytes(),
+        );
+        assert_eq!(status, 200, "{report}");
+        report
+    }
 }
 
 /// Polls a job until it leaves queued/running (at most five minutes).

@@ -79,16 +79,11 @@ fn span_answers_retrain_the_span_learner_and_change_the_next_pre_labels() {
     );
     assert_eq!(status, 201, "{p}");
     let id = p["id"].as_i64().expect("id");
-    let items: String = rows
-        .iter()
-        .map(|(ext, text, _)| format!("{}\n", json!({"id": ext, "text": text})))
-        .collect();
-    let (status, report) = admin.post_raw(
-        &format!("/projects/{id}/items"),
-        "application/x-ndjson",
-        items.as_bytes(),
+    admin.import_texts(
+        id,
+        rows.iter()
+            .map(|(ext, text, _)| (ext.as_str(), text.as_str())),
     );
-    assert_eq!(status, 200, "{report}");
     let (status, job) = admin.post(&format!("/projects/{id}/jobs"), json!({}));
     assert_eq!(status, 202, "{job}");
     assert_eq!(

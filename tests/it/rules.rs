@@ -51,16 +51,7 @@ fn project(admin: &Api) -> i64 {
     );
     assert_eq!(status, 201, "{p}");
     let id = p["id"].as_i64().expect("id");
-    let body: String = rows()
-        .iter()
-        .map(|(ext, text)| format!("{}\n", json!({"id": ext, "text": text})))
-        .collect();
-    let (status, report) = admin.post_raw(
-        &format!("/projects/{id}/items"),
-        "application/x-ndjson",
-        body.as_bytes(),
-    );
-    assert_eq!(status, 200, "{report}");
+    admin.import_texts(id, rows().iter().map(|(ext, text)| (ext.as_str(), *text)));
     id
 }
 

@@ -29,16 +29,7 @@ const WEATHER: &[&str] = &[
 ];
 
 fn import(api: &Api, project: i64, rows: &[(String, &str)]) {
-    let body: String = rows
-        .iter()
-        .map(|(id, text)| format!("{}\n", json!({"id": id, "text": text})))
-        .collect();
-    let (status, report) = api.post_raw(
-        &format!("/projects/{project}/items"),
-        "application/x-ndjson",
-        body.as_bytes(),
-    );
-    assert_eq!(status, 200, "{report}");
+    api.import_texts(project, rows.iter().map(|(id, text)| (id.as_str(), *text)));
 }
 
 fn prelabel(api: &Api, project: i64) {
